@@ -1,0 +1,40 @@
+"""The Airflow versions Amazon MWAA runs, with the Python each runs on: the one list the project keeps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class AirflowRelease:
+    """An Airflow version MWAA offers and the Python version of its image."""
+
+    version: str
+    python: str
+
+    @property
+    def major(self) -> int:
+        return int(self.version.split(".")[0])
+
+    @property
+    def constraints_url(self) -> str:
+        return (
+            "https://raw.githubusercontent.com/apache/airflow/"
+            f"constraints-{self.version}/constraints-{self.python}.txt"
+        )
+
+
+MWAA_AIRFLOW_RELEASES: dict[str, AirflowRelease] = {
+    release.version: release
+    for release in (
+        AirflowRelease("2.10.1", "3.11"),
+        AirflowRelease("2.10.3", "3.11"),
+        AirflowRelease("2.11.0", "3.11"),
+        AirflowRelease("3.0.6", "3.12"),
+    )
+}
+
+
+def airflow_release(version: str) -> AirflowRelease:
+    """The MWAA release for `version`; KeyError when MWAA does not offer it."""
+    return MWAA_AIRFLOW_RELEASES[version]
