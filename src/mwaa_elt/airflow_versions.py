@@ -1,4 +1,4 @@
-"""The Airflow versions Amazon MWAA runs, with the Python each runs on: the one list the project keeps."""
+"""The Airflow versions Amazon MWAA runs and the Python of each: the one list the project keeps."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The stage model: reads `stacks/Pulumi.<stage>.yaml` without the Pulumi engine and derives every name.
+"""The stage model: reads `stacks/Pulumi.<stage>.yaml` without Pulumi and derives every name.
 
 The Pulumi program, the DAG generator and the promotion all ask this module for a stage's
 names and ARNs; no other module spells one.
@@ -23,7 +23,14 @@ from mwaa_elt.errors import ConfigError
 
 NAMESPACE = "mwaa-elt"
 STAGE_NAME = re.compile(r"^[a-z][a-z0-9]{1,11}$")
-ENVIRONMENT_CLASSES = ("mw1.micro", "mw1.small", "mw1.medium", "mw1.large", "mw1.xlarge", "mw1.2xlarge")
+ENVIRONMENT_CLASSES = (
+    "mw1.micro",
+    "mw1.small",
+    "mw1.medium",
+    "mw1.large",
+    "mw1.xlarge",
+    "mw1.2xlarge",
+)
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 WEEKDAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
 MWAA_INTERFACE_ENDPOINTS = (
@@ -37,7 +44,13 @@ MWAA_INTERFACE_ENDPOINTS = (
     "airflow.env",
     "airflow.ops",
 )
-PULUMI_STACK_FILE_KEYS = {"config", "secretsprovider", "encryptedkey", "encryptionsalt", "environment"}
+PULUMI_STACK_FILE_KEYS = {
+    "config",
+    "secretsprovider",
+    "encryptedkey",
+    "encryptionsalt",
+    "environment",
+}
 GLUE_DATABASE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 S3_PREFIX = re.compile(r"^([a-z0-9][a-z0-9!_.*'()-]*/)+$")
 BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -211,7 +224,8 @@ class StageConfig(_Strict):
     def _environment_class(cls, value: str) -> str:
         if value not in ENVIRONMENT_CLASSES:
             raise ValueError(
-                f"'{value}' is not an MWAA environment class; allowed: {', '.join(ENVIRONMENT_CLASSES)}"
+                f"'{value}' is not an MWAA environment class; "
+                f"allowed: {', '.join(ENVIRONMENT_CLASSES)}"
             )
         return value
 
@@ -385,7 +399,9 @@ class Stage:
 
     @property
     def kms_key_alias(self) -> str | None:
-        return f"alias/{self.resource_prefix}" if self.config.encryption.customer_managed_key else None
+        return (
+            f"alias/{self.resource_prefix}" if self.config.encryption.customer_managed_key else None
+        )
 
     @property
     def security_group_name(self) -> str:
@@ -506,9 +522,7 @@ def stack_file(stacks_dir: Path, stage: str) -> Path:
 
 def available_stages(stacks_dir: Path) -> list[str]:
     """Stage names that have a stack file, in promotion order where one is known."""
-    names = sorted(
-        p.name[len("Pulumi.") : -len(".yaml")] for p in stacks_dir.glob("Pulumi.*.yaml")
-    )
+    names = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in stacks_dir.glob("Pulumi.*.yaml"))
     order = {"dev": 0, "staging": 1, "prod": 2}
     return sorted(names, key=lambda n: (order.get(n, 1), n))
 
@@ -582,9 +596,7 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
     return loader.construct_mapping(node, deep=deep)
 
 
-_UniqueKeyLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping
-)
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
 def _read_yaml(path: Path, shown: str) -> dict[str, Any]:
@@ -595,7 +607,7 @@ def _read_yaml(path: Path, shown: str) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"{shown}: cannot read: {exc.strerror}") from None
     try:
-        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""
@@ -612,7 +624,8 @@ def _split_config(raw: dict[str, Any], shown: str) -> tuple[dict[str, Any], str 
     for key in raw:
         if key not in PULUMI_STACK_FILE_KEYS:
             errors.append(
-                f"{shown}: {key}: unknown top-level key; allowed: {', '.join(sorted(PULUMI_STACK_FILE_KEYS))}"
+                f"{shown}: {key}: unknown top-level key; "
+                f"allowed: {', '.join(sorted(PULUMI_STACK_FILE_KEYS))}"
             )
     config = raw.get("config")
     if not isinstance(config, dict):
@@ -665,10 +678,8 @@ def _pydantic_messages(exc: ValidationError, values: dict[str, Any]) -> list[str
         elif kind in {"value_error", "assertion_error"}:
             messages.append(f"{key}: {error['msg'].removeprefix('Value error, ')}")
         elif kind == "literal_error":
-            expected = error.get("ctx", {}).get("expected", "")
-            messages.append(
-                f"{key}: {error['input']!r} is not allowed; allowed: {expected.replace(' or ', ', ')}"
-            )
+            expected = error.get("ctx", {}).get("expected", "").replace(" or ", ", ")
+            messages.append(f"{key}: {error['input']!r} is not allowed; allowed: {expected}")
         elif kind == "string_pattern_mismatch":
             messages.append(
                 f"{key}: {error['input']!r} does not match the expected form "
