@@ -1,0 +1,190 @@
+"""The `mwaa-elt` command line: parses arguments, calls the library, formats what it returns."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.tree import Tree
+
+from mwaa_elt.errors import EXIT_INVALID, MwaaEltError
+from mwaa_elt.project import Project, find_project
+from mwaa_elt.stage import Stage, load_stage
+
+app = typer.Typer(
+    name="mwaa-elt",
+    help="MWAA stages with Pulumi, ELT pipelines from YAML + SQL, promotion dev → staging → prod.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+stage_app = typer.Typer(help="What a stage is: its names, ARNs and settings.", no_args_is_help=True)
+infra_app = typer.Typer(help="The Pulumi program, offline.", no_args_is_help=True)
+app.add_typer(stage_app, name="stage")
+app.add_typer(infra_app, name="infra")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+ProjectDir = Annotated[
+    Path | None,
+    typer.Option("--project-dir", "-C", help="Project folder (default: found from the cwd)."),
+]
+StageOption = Annotated[str, typer.Option("--stage", "-s", help="Stage name: dev, staging, prod.")]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
+
+
+def _project(project_dir: Path | None) -> Project:
+    return find_project(project_dir)
+
+
+def _stage(project_dir: Path | None, name: str) -> Stage:
+    return load_stage(_project(project_dir).stacks_dir, name)
+
+
+def _print_json(data: Any) -> None:
+    # Plain print: rich would wrap long lines and break the JSON for machines reading a pipe.
+    print(json.dumps(data, indent=2))
+
+
+# -- stage -----------------------------------------------------------------------------------
+
+
+@stage_app.command("show")
+def stage_show(
+    stage: Annotated[str, typer.Argument(help="Stage name: dev, staging, prod.")],
+    json_: JsonFlag = False,
+    project_dir: ProjectDir = None,
+) -> None:
+    """Every name and ARN of a stage, derived from stacks/Pulumi.<stage>.yaml."""
+    summary = _stage(project_dir, stage).summary()
+    if json_:
+        _print_json(summary)
+        return
+    table = Table(title=f"stage {stage}", show_header=False, title_justify="left")
+    table.add_column("key", style="bold")
+    table.add_column("value")
+    for key, value in summary.items():
+        shown = json.dumps(value) if isinstance(value, dict | list) else str(value)
+        table.add_row(key, shown)
+    out.print(table)
+
+
+@stage_app.command("list")
+def stage_list(json_: JsonFlag = False, project_dir: ProjectDir = None) -> None:
+    """The project's stages in promotion order, validated."""
+    from mwaa_elt.stage import load_all_stages
+
+    stages = load_all_stages(_project(project_dir).stacks_dir)
+    rows = [
+        {
+            "stage": s.name,
+            "region": s.region,
+            "account_id": s.account_id,
+            "airflow_version": s.airflow.version,
+            "environment_class": s.config.environment_class,
+            "promotes_from": s.promotes_from,
+        }
+        for s in stages.values()
+    ]
+    if json_:
+        _print_json(rows)
+        return
+    table = Table(title="stages")
+    for column in rows[0] if rows else []:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(v) if v is not None else "-" for v in row.values()))
+    out.print(table)
+
+
+# -- infra -----------------------------------------------------------------------------------
+
+
+@infra_app.command("policies")
+def infra_policies(stage: StageOption, json_: JsonFlag = False, project_dir: ProjectDir = None):
+    """The execution role's IAM policies exactly as the Pulumi program deploys them."""
+    from mwaa_elt.iam_policies import execution_role_policies
+
+    resolved = _stage(project_dir, stage)
+    data = {
+        "role": resolved.execution_role_name,
+        "policies": [
+            {"name": p.name, "document": p.document} for p in execution_role_policies(resolved)
+        ],
+    }
+    if json_:
+        _print_json(data)
+        return
+    out.print(f"[bold]role[/bold] {data['role']}")
+    for policy in data["policies"]:
+        table = Table(title=f"policy {policy['name']}", title_justify="left")
+        for column in ("sid", "effect", "actions", "resources", "condition"):
+            table.add_column(column, overflow="fold")
+        for statement in policy["document"]["Statement"]:
+            actions = statement.get("Action")
+            resources = statement.get("Resource", statement.get("NotResource"))
+            prefix = "NOT " if "NotResource" in statement else ""
+            table.add_row(
+                statement.get("Sid", ""),
+                statement["Effect"],
+                "\n".join(actions) if isinstance(actions, list) else str(actions),
+                prefix + ("\n".join(resources) if isinstance(resources, list) else str(resources)),
+                json.dumps(statement["Condition"]) if "Condition" in statement else "",
+            )
+        out.print(table)
+
+
+@infra_app.command("preview")
+def infra_preview(stage: StageOption, json_: JsonFlag = False, project_dir: ProjectDir = None):
+    """What `pulumi up --stack <stage>` would create: the program run under Pulumi's mocks."""
+    from mwaa_elt.infra.preview import preview_stage
+
+    resolved = _stage(project_dir, stage)
+    with err.status(f"running the Pulumi program for {stage} under mocks…"):
+        resources = preview_stage(resolved)
+    if json_:
+        _print_json([resource.as_dict() for resource in resources])
+        return
+    out.print(_resource_tree(resolved, resources))
+    protected = sum(1 for r in resources if r.protected)
+    out.print(f"{len(resources)} resources, {protected} protected against deletion")
+
+
+def _resource_tree(stage: Stage, resources: list[Any]) -> Tree:
+    root = Tree(f"[bold]stack {stage.name}[/bold] ({stage.account_id}, {stage.region})")
+    nodes: dict[str, Tree] = {}
+    for resource in resources:
+        parent = nodes.get(resource.parent or "", root)
+        label = f"[cyan]{resource.type}[/cyan] {resource.name}"
+        if resource.protected:
+            label += " [red](protected)[/red]"
+        node = parent.add(label)
+        for key, value in resource.settings.items():
+            node.add(f"[dim]{key}[/dim] = {_short(value)}")
+        nodes[resource.name] = node
+    return root
+
+
+def _short(value: Any, limit: int = 110) -> str:
+    text = json.dumps(value, sort_keys=True) if not isinstance(value, str) else value
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def main() -> None:
+    """Console entry point: user errors become messages and exit codes, never tracebacks."""
+    try:
+        # Standalone mode: click reports usage errors itself, with exit code 2.
+        app()
+    except MwaaEltError as exc:
+        for message in exc.messages:
+            err.print(f"[red]error:[/red] {escape(message)}")
+        raise SystemExit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        raise SystemExit(EXIT_INVALID) from None
