@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from mwaa_elt.airflow_versions import MWAA_AIRFLOW_RELEASES, AirflowRelease, airflow_release
@@ -227,6 +235,28 @@ class StageConfig(_Strict):
                 f"'{value}' is not an MWAA environment class; "
                 f"allowed: {', '.join(ENVIRONMENT_CLASSES)}"
             )
+        return value
+
+    @field_validator("max_workers")
+    @classmethod
+    def _workers(cls, value: int, info: ValidationInfo) -> int:
+        minimum = info.data.get("min_workers")
+        if minimum is not None and minimum > value:
+            raise ValueError(
+                f"is {value}, less than minWorkers ({minimum}); minWorkers must be <= maxWorkers"
+            )
+        if info.data.get("environment_class") == "mw1.micro" and value != 1:
+            raise ValueError(f"is {value}; mw1.micro runs exactly 1 worker")
+        return value
+
+    @field_validator("schedulers")
+    @classmethod
+    def _schedulers(cls, value: int, info: ValidationInfo) -> int:
+        if info.data.get("environment_class") == "mw1.micro":
+            if value != 1:
+                raise ValueError(f"{value}: mw1.micro runs exactly 1 scheduler; set schedulers: 1")
+        elif not 2 <= value <= 5:
+            raise ValueError(f"{value} is outside the allowed range 2-5")
         return value
 
     @field_validator("glue_databases")
@@ -714,21 +744,6 @@ def _stage_rules(stage: str, config: StageConfig, stacks_dir: Path) -> list[str]
     """Rules across keys, and across stages, that a single field cannot check."""
     errors = []
     production = config.production if config.production is not None else stage == "prod"
-    if config.min_workers > config.max_workers:
-        errors.append(
-            f"{NAMESPACE}:minWorkers: {config.min_workers} is greater than maxWorkers "
-            f"({config.max_workers}); minWorkers must be <= maxWorkers"
-        )
-    if config.environment_class == "mw1.micro":
-        if config.schedulers != 1 or config.max_workers != 1:
-            errors.append(
-                f"{NAMESPACE}:environmentClass: mw1.micro runs exactly 1 scheduler and 1 worker; "
-                "set schedulers: 1 and maxWorkers: 1, or choose mw1.small or larger"
-            )
-    elif not 2 <= config.schedulers <= 5:
-        errors.append(
-            f"{NAMESPACE}:schedulers: {config.schedulers} is outside the allowed range 2-5"
-        )
     if production and config.webserver_access_mode != "PRIVATE_ONLY":
         errors.append(
             f"{NAMESPACE}:webserverAccessMode: a production stage must use PRIVATE_ONLY "
