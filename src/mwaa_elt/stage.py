@@ -437,6 +437,20 @@ class Stage:
     def security_group_name(self) -> str:
         return f"{self.resource_prefix}-mwaa"
 
+    # -- network ----------------------------------------------------------------------------
+    @property
+    def vpc_name(self) -> str:
+        """The Name tag of the stage's VPC, and the prefix of its subnets' and gateways'."""
+        return self.resource_prefix
+
+    @property
+    def availability_zones(self) -> list[str]:
+        """The two zones a created VPC spans: MWAA needs two private subnets in different zones."""
+        return [f"{self.region}a", f"{self.region}b"]
+
+    def endpoint_service_name(self, service: str) -> str:
+        return f"com.amazonaws.{self.region}.{service}"
+
     # -- Athena and Glue --------------------------------------------------------------------
     @property
     def athena_workgroup(self) -> str:
@@ -462,6 +476,13 @@ class Stage:
     @property
     def glue_catalog_arn(self) -> str:
         return self._arn("glue", "catalog")
+
+    @property
+    def glue_database_locations(self) -> dict[str, str]:
+        """Logical database name → its location in the stage's own prefix of the data lake."""
+        (own,) = self.data_lake_write_prefixes
+        lake = f"s3://{self.data_lake_bucket}/{own}"
+        return {name: f"{lake}{name}/" for name in self.config.glue_databases}
 
     # -- data lake --------------------------------------------------------------------------
     @property

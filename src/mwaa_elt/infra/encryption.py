@@ -1,0 +1,87 @@
+"""The stage's customer-managed KMS key, for its buckets, Athena results and MWAA's logs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from mwaa_elt.stage import Stage
+
+# What CloudWatch Logs needs to encrypt and read back a log group with a customer key.
+_LOGS_ACTIONS = [
+    "kms:Decrypt*",
+    "kms:Describe*",
+    "kms:Encrypt*",
+    "kms:GenerateDataKey*",
+    "kms:ReEncrypt*",
+]
+
+
+def key_policy(stage: Stage) -> dict[str, Any]:
+    """The key policy: the account administers the key; CloudWatch Logs uses it for MWAA's logs."""
+    p, region, account = stage.partition, stage.region, stage.account_id
+    log_groups = f"arn:{p}:logs:{region}:{account}:log-group:{stage.log_group_prefix}*"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                # Without it no IAM policy could grant use of the key, and it becomes unmanageable.
+                "Sid": "AccountAdministersKey",
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:{p}:iam::{account}:root"},
+                "Action": "kms:*",
+                "Resource": "*",
+            },
+            {
+                "Sid": "CloudWatchLogsEncryptsEnvironmentLogs",
+                "Effect": "Allow",
+                "Principal": {"Service": f"logs.{region}.{stage.dns_suffix}"},
+                "Action": _LOGS_ACTIONS,
+                "Resource": "*",
+                "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": log_groups}},
+            },
+        ],
+    }
+
+
+@dataclass(frozen=True)
+class EncryptionArgs:
+    """The stage, and whether its key is protected against deletion."""
+
+    stage: Stage
+    protect: bool = False
+
+
+class Encryption(pulumi.ComponentResource):
+    """A rotating KMS key with the stage's alias."""
+
+    key: aws.kms.Key
+    key_arn: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: EncryptionArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("mwaa-elt:encryption:Encryption", name, None, opts)
+        stage = args.stage
+        if stage.kms_key_alias is None:
+            raise ValueError(f"stage {stage.name} does not use a customer-managed key")
+        self.key = aws.kms.Key(
+            f"{name}-key",
+            description=f"MWAA environment {stage.environment_name}: S3, Athena, Airflow logs",
+            enable_key_rotation=True,
+            deletion_window_in_days=stage.config.encryption.key_deletion_window_days,
+            policy=json.dumps(key_policy(stage), sort_keys=True),
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+        )
+        aws.kms.Alias(
+            f"{name}-alias",
+            name=stage.kms_key_alias,
+            target_key_id=self.key.key_id,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.key_arn = self.key.arn
+        self.register_outputs({"key_arn": self.key_arn})

@@ -1,0 +1,58 @@
+"""The MWAA execution role: its trust and inline policies come from `mwaa_elt.iam_policies`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from mwaa_elt.iam_policies import NamedPolicy, execution_role_policies, execution_role_trust_policy
+from mwaa_elt.stage import Stage
+
+
+def attach_inline_policies(
+    name: str, role: aws.iam.Role, policies: list[NamedPolicy], parent: pulumi.Resource
+) -> list[aws.iam.RolePolicy]:
+    """One inline `RolePolicy` per document, named as the document names itself."""
+    return [
+        aws.iam.RolePolicy(
+            f"{name}-{policy.name}",
+            name=policy.name,
+            role=role.id,
+            policy=json.dumps(policy.document, sort_keys=True),
+            opts=pulumi.ResourceOptions(parent=parent),
+        )
+        for policy in policies
+    ]
+
+
+@dataclass(frozen=True)
+class ExecutionRoleArgs:
+    """The stage whose environment assumes the role."""
+
+    stage: Stage
+
+
+class ExecutionRole(pulumi.ComponentResource):
+    """The role MWAA's scheduler, workers and webserver act as."""
+
+    role: aws.iam.Role
+    arn: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: ExecutionRoleArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("mwaa-elt:iam:ExecutionRole", name, None, opts)
+        stage = args.stage
+        self.role = aws.iam.Role(
+            f"{name}-role",
+            name=stage.execution_role_name,
+            description=f"Execution role of MWAA environment {stage.environment_name}",
+            assume_role_policy=json.dumps(execution_role_trust_policy(stage), sort_keys=True),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        attach_inline_policies(name, self.role, execution_role_policies(stage), self)
+        self.arn = self.role.arn
+        self.register_outputs({"arn": self.arn})

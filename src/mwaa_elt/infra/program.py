@@ -1,0 +1,95 @@
+"""The whole Pulumi program of a stage: components composed, stack outputs returned."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from mwaa_elt.infra.analytics import Analytics, AnalyticsArgs
+from mwaa_elt.infra.emr import EmrRoles, EmrRolesArgs
+from mwaa_elt.infra.encryption import Encryption, EncryptionArgs
+from mwaa_elt.infra.environment import AirflowEnvironment, AirflowEnvironmentArgs
+from mwaa_elt.infra.environment_files import EnvironmentFiles, EnvironmentFilesArgs
+from mwaa_elt.infra.execution_role import ExecutionRole, ExecutionRoleArgs
+from mwaa_elt.infra.network import Network, NetworkArgs
+from mwaa_elt.infra.storage import Storage, StorageArgs
+from mwaa_elt.project import Project
+from mwaa_elt.stage import Stage
+
+PROVIDER_NAME = "aws"
+
+
+def default_environment_dir(stage: Stage) -> Path:
+    """The project's `infra/environment/` folder, found from the stage's stack file."""
+    return Project(stage.source_file.resolve().parent.parent).environment_dir
+
+
+def provision(stage: Stage, environment_dir: Path | None = None) -> dict[str, pulumi.Output[Any]]:
+    """Declare every resource of `stage` and return the stack outputs by name."""
+    provider = aws.Provider(
+        PROVIDER_NAME,
+        region=stage.region,
+        # Credentials for another account (another stage) make the program refuse to run.
+        allowed_account_ids=[stage.account_id],
+        default_tags={"tags": stage.tags},
+    )
+    with_provider = pulumi.ResourceOptions(providers=[provider])
+    protect = stage.production
+
+    encryption = (
+        Encryption("encryption", EncryptionArgs(stage, protect=protect), with_provider)
+        if stage.config.encryption.customer_managed_key
+        else None
+    )
+    key_arn = encryption.key_arn if encryption else None
+    network = Network("network", NetworkArgs(stage), with_provider)
+    storage = Storage("storage", StorageArgs(stage, key_arn, protect), with_provider)
+    execution_role = ExecutionRole("execution-role", ExecutionRoleArgs(stage), with_provider)
+    emr = EmrRoles("emr", EmrRolesArgs(stage), with_provider)
+    analytics = Analytics("analytics", AnalyticsArgs(stage, key_arn), with_provider)
+    files = EnvironmentFiles(
+        "environment-files",
+        EnvironmentFilesArgs(
+            stage, storage.source, environment_dir or default_environment_dir(stage)
+        ),
+        with_provider,
+    )
+    airflow = AirflowEnvironment(
+        "airflow",
+        AirflowEnvironmentArgs(
+            stage,
+            execution_role_arn=execution_role.arn,
+            source_bucket_arn=storage.source.arn,
+            security_group_id=network.security_group_id,
+            private_subnet_ids=network.private_subnet_ids,
+            requirements_object=files.requirements,
+            plugins_object=files.plugins,
+            startup_script_object=files.startup_script,
+            kms_key_arn=key_arn,
+            protect=protect,
+            depends_on=[execution_role, network, storage.source],
+        ),
+        with_provider,
+    )
+
+    outputs: dict[str, pulumi.Output[Any]] = {
+        "webserver_url": airflow.webserver_url,
+        "environment_name": airflow.environment.name,
+        "environment_arn": airflow.arn,
+        "source_bucket": storage.source.name,
+        "execution_role_arn": execution_role.arn,
+        "athena_workgroup": analytics.workgroup.name,
+        "glue_databases": pulumi.Output.from_input(
+            {logical: database.name for logical, database in analytics.databases.items()}
+        ),
+        "emr_service_role": emr.service_role.name,
+        "emr_instance_profile": emr.instance_profile.name,
+    }
+    if storage.data_lake is not None:
+        outputs["data_lake_bucket"] = storage.data_lake.name
+    if encryption is not None:
+        outputs["kms_key_arn"] = encryption.key_arn
+    return outputs
