@@ -4,7 +4,7 @@
 # variables (PATH, PYTHONPATH, AIRFLOW_HOME, ...); stage settings belong in the stack file.
 set -e
 
-# Private stages reach STS through a VPC interface endpoint; the global endpoint is unreachable.
+# Regional STS endpoints keep credential calls in the stage's region (and its NAT or endpoints).
 export AWS_STS_REGIONAL_ENDPOINTS=regional
 
 # One line per container in the startup log group, to tell which component a restart came from.
