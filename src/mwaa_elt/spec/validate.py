@@ -1,0 +1,588 @@
+"""Validate pipeline specs: every problem of every file, located at file:line:col.
+
+Returns data (`ValidationReport`) and never raises for user input; the CLI formats it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from pydantic import ValidationError
+
+from mwaa_elt.errors import ConfigError
+from mwaa_elt.spec.model import EMR_KINDS, TASK_KINDS, Cluster, Pipeline
+from mwaa_elt.spec.problems import FileReport, Problem, ValidationReport
+from mwaa_elt.spec.pydantic_errors import key_text, located_messages
+from mwaa_elt.spec.sql_check import Engine, condition_problems, sql_problems
+from mwaa_elt.spec.stage_vars import (
+    TextProblem,
+    hard_coded_problems,
+    jinja_syntax_problems,
+    stage_var_problems,
+)
+from mwaa_elt.spec.yaml_source import MAX_FILE_BYTES, Mark, YamlDocument, decode, load_yaml
+from mwaa_elt.stage import Stage
+
+YamlPath = tuple[str | int, ...]
+_TABLE = re.compile(r"^\{\{\s*db\.[a-z][a-z0-9_]*\s*\}\}\.[A-Za-z_][A-Za-z0-9_]{0,127}$")
+_SCRIPT_SUFFIXES = {"hive": (".hql", ".sql", ".q"), "spark": (".py",)}
+_NEEDED_APP = {"hive": "Hive", "spark": "Spark", "trino": "Trino"}
+_SQL_ENGINE: dict[str, Engine] = {
+    "athena": "athena",
+    "unload": "athena",
+    "check": "athena",
+    "trino": "trino",
+}
+
+
+def discover_specs(root: Path) -> list[Path]:
+    """Spec files under `root`: `<root>/<name>/<name>.yaml` and `<root>/<name>.yaml`."""
+    found = [p for p in root.glob("*/*.yaml") if p.stem == p.parent.name]
+    found += list(root.glob("*.yaml"))
+    return sorted(found)
+
+
+@dataclass
+class _File:
+    """What one spec contributes to the checks across specs."""
+
+    report: FileReport
+    doc: YamlDocument | None = None
+    name: str | None = None
+    produces: list[str] = field(default_factory=list)
+
+
+class _Collector:
+    """Collects the problems of one spec and the files it references."""
+
+    def __init__(self, path: Path, doc: YamlDocument | None) -> None:
+        self.path = path
+        self.doc = doc
+        self.problems: list[Problem] = []
+        self._lines: list[str] | None = None
+
+    def at(self, where: YamlPath | Mark, message: str, *, value: bool = False) -> None:
+        """Report at a YAML key (or its value) or at an explicit mark of the spec."""
+        if isinstance(where, Mark):
+            mark = where
+        elif self.doc is None:
+            mark = Mark(1, 1)
+        elif value and where in self.doc.value_marks:
+            mark = self.doc.value_marks[where]
+        else:
+            mark = self.doc.mark(where)
+        self.problems.append(Problem(self.path, mark.line, mark.col, message))
+
+    def in_field(self, where: YamlPath, problem: TextProblem) -> None:
+        """Report a problem found at (line, col) inside the string value at `where`."""
+        assert self.doc is not None
+        start = self.doc.value_marks.get(where)
+        if start is None:
+            self.at(where, f"{key_text(where)}: {problem.message}")
+            return
+        style = self.doc.styles.get(where)
+        if style in {"|", ">"}:
+            if self._lines is None:
+                self._lines = self.doc.text.split("\n")
+            content = start.line  # 0-based index of the first content line
+            while content < len(self._lines) and not self._lines[content].strip():
+                content += 1
+            indent = 0
+            if content < len(self._lines):
+                indent = len(self._lines[content]) - len(self._lines[content].lstrip(" "))
+            mark = Mark(content + problem.line, indent + problem.col)
+        elif problem.line == 1:
+            quote = 1 if style in {"'", '"'} else 0
+            mark = Mark(start.line, start.col + quote + problem.col - 1)
+        else:
+            mark = Mark(start.line + problem.line - 1, problem.col)
+        message = f"{key_text(where)}: {problem.message}"
+        self.problems.append(Problem(self.path, mark.line, mark.col, message))
+
+    def in_file(self, file: Path, problem: TextProblem) -> None:
+        self.problems.append(Problem(file, problem.line, problem.col, problem.message))
+
+
+# -- one spec ----------------------------------------------------------------------------------
+
+
+def validate_file(path: Path, stages: Mapping[str, Stage]) -> FileReport:
+    """Every problem of one spec on its own (without the checks across specs)."""
+    return _check_file(path, stages).report
+
+
+def _check_file(path: Path, stages: Mapping[str, Stage]) -> _File:
+    report = FileReport(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        report.problems.append(Problem(path, 1, 1, f"cannot read the spec: {exc.strerror}"))
+        return _File(report)
+    doc, yaml_problems = load_yaml(raw)
+    if doc is None:
+        report.problems.extend(
+            Problem(path, p.mark.line, p.mark.col, p.message) for p in yaml_problems
+        )
+        return _File(report)
+    out = _Collector(path, doc)
+    data = doc.data
+    if not isinstance(data, dict):
+        kind = "a list" if isinstance(data, list) else "a single value"
+        out.at(
+            Mark(1, 1),
+            f"expected a mapping of keys (pipeline:, owner:, tasks: ...), got {kind}; "
+            "see pipelines/ for examples",
+        )
+        report.problems = out.problems
+        return _File(report, doc)
+    pipeline: Pipeline | None = None
+    try:
+        pipeline = Pipeline.model_validate(data)
+    except ValidationError as exc:
+        for mark, message in located_messages(exc, Pipeline, doc):
+            out.at(mark, message)
+    _check_identity(out, data, path)
+    _check_graph(out, data)
+    _check_stage_keys(out, data, stages)
+    tasks = data.get("tasks")
+    for index, item in enumerate(tasks if isinstance(tasks, list) else []):
+        _check_task(out, item, index, path.parent, stages)
+    _check_cluster(out, data, stages)
+    report.problems = sorted(set(out.problems))
+    if not report.problems and pipeline is not None:
+        pipeline._source = path
+        report.pipeline = pipeline
+    name = data.get("pipeline") if isinstance(data.get("pipeline"), str) else None
+    produces = (
+        [p for p in data.get("produces") or [] if isinstance(p, str)]
+        if isinstance(data.get("produces"), list)
+        else []
+    )
+    return _File(report, doc, name, produces)
+
+
+def _check_identity(out: _Collector, data: dict[str, Any], path: Path) -> None:
+    name = data.get("pipeline")
+    if isinstance(name, str) and name != path.stem:
+        out.at(
+            ("pipeline",),
+            f"pipeline: '{name}' must equal the file name '{path.stem}'; rename the file to "
+            f"{name}.yaml or set pipeline: {path.stem}",
+        )
+
+
+def _check_graph(out: _Collector, data: dict[str, Any]) -> None:
+    tasks = data.get("tasks")
+    if not isinstance(tasks, list):
+        return
+    first_line: dict[str, int] = {}
+    edges: dict[str, list[str]] = {}
+    for index, item in enumerate(tasks):
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+            continue
+        task_id = item["id"]
+        if task_id in first_line:
+            out.at(
+                ("tasks", index, "id"),
+                f"tasks[{index}].id: duplicate task id '{task_id}' (first at line "
+                f"{first_line[task_id]}); task ids must be unique",
+            )
+            continue
+        assert out.doc is not None
+        first_line[task_id] = out.doc.mark(("tasks", index, "id")).line
+        deps = item.get("depends_on")
+        edges[task_id] = [d for d in deps if isinstance(d, str)] if isinstance(deps, list) else []
+    for index, item in enumerate(tasks):
+        if not isinstance(item, dict) or not isinstance(item.get("depends_on"), list):
+            continue
+        for position, dep in enumerate(item["depends_on"]):
+            if isinstance(dep, str) and dep not in first_line:
+                close = difflib.get_close_matches(dep, list(first_line), n=1)
+                hint = (
+                    f"did you mean '{close[0]}'?" if close else (f"tasks: {', '.join(first_line)}")
+                )
+                out.at(
+                    ("tasks", index, "depends_on", position),
+                    f"tasks[{index}].depends_on: '{dep}' is not a task of this pipeline; {hint}",
+                )
+    cycle = _find_cycle(edges)
+    if cycle:
+        index = next(
+            i for i, t in enumerate(tasks) if isinstance(t, dict) and t.get("id") == cycle[0]
+        )
+        out.at(
+            ("tasks", index, "depends_on"),
+            f"dependency cycle: {' -> '.join(cycle)}; remove one of these depends_on entries",
+        )
+
+
+def _find_cycle(edges: dict[str, list[str]]) -> list[str] | None:
+    """One cycle of the graph as [a, b, ..., a], or None (iterative DFS: no recursion limit)."""
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    for start in edges:
+        if state.get(start):
+            continue
+        path: list[str] = []
+        stack: list[tuple[str, Iterator[str]]] = [(start, iter(edges[start]))]
+        state[start] = 1
+        path.append(start)
+        while stack:
+            node, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                stack.pop()
+                path.pop()
+                state[node] = 2
+            elif child in edges and state.get(child) == 1:
+                return [*path[path.index(child) :], child]
+            elif child in edges and not state.get(child):
+                state[child] = 1
+                path.append(child)
+                stack.append((child, iter(edges[child])))
+    return None
+
+
+def _check_stage_keys(out: _Collector, data: dict[str, Any], stages: Mapping[str, Stage]) -> None:
+    overrides = data.get("stages")
+    if not isinstance(overrides, dict):
+        return
+    for name in overrides:
+        if name not in stages:
+            close = difflib.get_close_matches(name, list(stages), n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            out.at(
+                ("stages", name),
+                f"stages: '{name}' is not a stage; {hint}known stages: {', '.join(stages)}",
+            )
+
+
+# -- tasks -------------------------------------------------------------------------------------
+
+
+def _strings(value: Any, path: YamlPath) -> Iterator[tuple[YamlPath, str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _strings(item, (*path, index))
+
+
+def _text_problems(
+    text: str, stages: Mapping[str, Stage], *, scripts: bool = False, jinja: bool = True
+) -> list[TextProblem]:
+    found = jinja_syntax_problems(text) if jinja else []
+    found += stage_var_problems(text, stages, scripts=scripts)
+    found += hard_coded_problems(text, stages)
+    return found
+
+
+def _check_task(
+    out: _Collector, item: Any, index: int, spec_dir: Path, stages: Mapping[str, Stage]
+) -> None:
+    """Checks of one task that need files, stages or SQL; works on the raw YAML, so a task
+    with a field error still gets its SQL and paths checked in the same run."""
+    if not isinstance(item, dict):
+        return
+    kinds = [k for k in TASK_KINDS if isinstance(item.get(k), dict)]
+    if len(kinds) != 1:
+        return
+    kind = kinds[0]
+    step: dict[str, Any] = item[kind]
+    step_path: YamlPath = ("tasks", index, kind)
+    label = f"tasks[{index}].{kind}"
+    # Every string field is a template: check its stage variables and hard-coded names.
+    for path, text in _strings(step, step_path):
+        if path[-1] in {"sql_file", "script"}:
+            continue
+        for problem in _text_problems(text, stages):
+            out.in_field(path, problem)
+    engine = _SQL_ENGINE.get(kind)
+    if engine is not None:
+        options = {"engine": engine, "single": engine == "athena", "query": kind != "athena"}
+        sql_text = step.get("sql")
+        if isinstance(sql_text, str) and not jinja_syntax_problems(sql_text):
+            for problem in sql_problems(sql_text, **options):  # type: ignore[arg-type]
+                out.in_field((*step_path, "sql"), problem)
+        sql_file = step.get("sql_file")
+        if isinstance(sql_file, str) and sql_file:
+            where = (*step_path, "sql_file")
+            file = _referenced_file(out, where, spec_dir, sql_file, (".sql",))
+            text = _read_text(out, where, file) if file else None
+            if text is not None and file is not None:
+                found = _text_problems(text, stages)
+                if not jinja_syntax_problems(text):
+                    found += sql_problems(text, **options)  # type: ignore[arg-type]
+                for problem in found:
+                    out.in_file(file, problem)
+    script = step.get("script")
+    if kind in _SCRIPT_SUFFIXES and isinstance(script, str) and script:
+        where = (*step_path, "script")
+        file = _referenced_file(out, where, spec_dir, script, _SCRIPT_SUFFIXES[kind])
+        text = _read_text(out, where, file) if file else None
+        if text is not None and file is not None:
+            for problem in _text_problems(text, stages, scripts=kind == "hive", jinja=False):
+                out.in_file(file, problem)
+    if kind == "unload" and isinstance(step.get("to"), str):
+        _check_unload_target(out, (*step_path, "to"), step["to"])
+    if kind == "wait_for_s3":
+        for key in ("key", "prefix"):
+            if isinstance(step.get(key), str):
+                _check_s3_uri(out, (*step_path, key), f"{label}.{key}", step[key], key == "prefix")
+    if kind in {"wait_for_partition", "check"}:
+        table = step.get("table")
+        if isinstance(table, str) and not _TABLE.match(table):
+            out.at(
+                (*step_path, "table"),
+                f"{label}.table: '{table}' is not a table reference; write "
+                "{{ db.<database> }}.<table>, e.g. {{ db.movielens }}.ratings (the table name "
+                "is letters, digits and '_')",
+            )
+        condition_key = "expression" if kind == "wait_for_partition" else "where"
+        condition = step.get(condition_key)
+        if isinstance(condition, str) and not jinja_syntax_problems(condition):
+            for problem in condition_problems(condition):
+                out.in_field((*step_path, condition_key), problem)
+
+
+def _check_unload_target(out: _Collector, where: YamlPath, to: str) -> None:
+    match = re.match(r"^\{\{\s*lake\.uri\s*\}\}(.*)$", to)
+    rest = match.group(1) if match else ""
+    if not match or not rest:
+        out.at(
+            where,
+            f"{key_text(where)}: unload clears '{to}' before writing, so it must be a folder "
+            "inside this stage's own prefix: write {{ lake.uri }}<folder>/, e.g. "
+            "{{ lake.uri }}exports/scifi/",
+        )
+    elif not to.endswith("/"):
+        out.at(where, f"{key_text(where)}: '{to}' must end with '/': unload writes a folder")
+
+
+def _check_s3_uri(out: _Collector, where: YamlPath, label: str, value: str, folder: bool) -> None:
+    if not (value.startswith("s3://") or re.match(r"^\{\{\s*lake\.", value)):
+        out.at(
+            where,
+            f"{label}: '{value}' is not an S3 location; start with {{{{ lake.bucket_uri }}}}, "
+            "{{ lake.uri }} or s3://",
+        )
+    elif folder and not value.endswith("/"):
+        out.at(where, f"{label}: a prefix ends with '/'; write '{value}/'")
+
+
+def _referenced_file(
+    out: _Collector, where: YamlPath, spec_dir: Path, rel: str, suffixes: tuple[str, ...]
+) -> Path | None:
+    """The file `rel` names inside the spec's folder, or None after reporting why not."""
+    label = key_text(where)
+    posix = PurePosixPath(rel.replace("\\", "/"))
+    if posix.is_absolute() or rel.startswith("~") or re.match(r"^[A-Za-z]:", rel):
+        out.at(
+            where,
+            f"{label}: '{rel}' is absolute; write a path relative to the spec's folder, "
+            "e.g. sql/create_movies.sql",
+        )
+        return None
+    if ".." in posix.parts:
+        out.at(
+            where,
+            f"{label}: '{rel}' leaves the pipeline's folder; keep SQL and scripts inside "
+            f"{spec_dir}/",
+        )
+        return None
+    if not posix.suffix or posix.suffix not in suffixes:
+        out.at(where, f"{label}: '{rel}' should be a {' or '.join(suffixes)} file")
+        return None
+    file = spec_dir / posix
+    if not os.path.lexists(file):
+        out.at(where, f"{label}: file not found: {file}{_file_hint(spec_dir, rel, suffixes)}")
+        return None
+    try:
+        inside = file.resolve().is_relative_to(spec_dir.resolve())
+    except (OSError, RuntimeError):  # symlink loops
+        inside = False
+    if not inside:
+        out.at(
+            where,
+            f"{label}: '{rel}' resolves (through a symlink) outside the pipeline's folder "
+            f"{spec_dir}/; copy the file into the folder",
+        )
+        return None
+    if not file.is_file():
+        out.at(where, f"{label}: '{rel}' is not a file")
+        return None
+    return file
+
+
+def _file_hint(spec_dir: Path, rel: str, suffixes: tuple[str, ...]) -> str:
+    candidates = []
+    for count, found in enumerate(spec_dir.rglob("*")):
+        if count > 500:  # a hint is not worth a slow walk of a huge folder
+            break
+        if found.suffix in suffixes:
+            candidates.append(found.relative_to(spec_dir).as_posix())
+    close = difflib.get_close_matches(rel, candidates, n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _read_text(out: _Collector, where: YamlPath, file: Path) -> str | None:
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        out.at(where, f"{key_text(where)}: cannot read {file}: {exc.strerror}")
+        return None
+    text, problems = decode(raw, what="a SQL or script file", limit=MAX_FILE_BYTES)
+    for problem in problems:
+        out.in_file(file, TextProblem(problem.mark.line, problem.mark.col, problem.message))
+    return text
+
+
+# -- cluster -----------------------------------------------------------------------------------
+
+
+def _cluster_fields(value: Any) -> dict[str, Any] | None:
+    """The fields of a raw cluster mapping when they are valid on their own, else None."""
+    if value is None:
+        return {}
+    try:
+        return Cluster.model_validate(value).model_dump(exclude_unset=True)
+    except ValidationError:
+        return None  # reported by the pipeline's validation
+
+
+def _check_cluster(out: _Collector, data: dict[str, Any], stages: Mapping[str, Stage]) -> None:
+    tasks = data.get("tasks") if isinstance(data.get("tasks"), list) else []
+    emr_tasks = [
+        (index, kind)
+        for index, item in enumerate(tasks)
+        if isinstance(item, dict)
+        for kind in EMR_KINDS
+        if kind in item
+    ]
+    if not emr_tasks:
+        if data.get("cluster") is not None:
+            out.at(
+                ("cluster",), "cluster: no task runs on EMR (hive, spark, trino); remove cluster"
+            )
+        return
+    base = _cluster_fields(data.get("cluster"))
+    overrides = data.get("stages") if isinstance(data.get("stages"), dict) else {}
+    if base is None:
+        return
+    for stage_name, stage in stages.items():
+        override = overrides.get(stage_name)
+        raw_override = override.get("cluster") if isinstance(override, dict) else None
+        extra = _cluster_fields(raw_override)
+        if extra is None:
+            continue
+        merged = {**base, **extra}
+        where: YamlPath = ("stages", stage_name, "cluster") if raw_override else ("cluster",)
+        if merged.get("existing_cluster_id"):
+            others = sorted(set(merged) - {"existing_cluster_id"})
+            if others:
+                out.at(
+                    where,
+                    f"{key_text(where)}: in stage {stage_name} existing_cluster_id targets a "
+                    f"running cluster, so {', '.join(others)} cannot apply; remove them",
+                )
+            continue
+        apps = merged.get("applications") or list(stage.config.emr.applications)
+        for index, kind in emr_tasks:
+            needed = _NEEDED_APP[kind]
+            if needed not in apps:
+                out.at(
+                    ("tasks", index, kind),
+                    f"tasks[{index}].{kind}: needs {needed} on the cluster, but in stage "
+                    f"{stage_name} the applications are {', '.join(apps)}; add {needed} to "
+                    "cluster.applications",
+                )
+
+
+# -- across specs ------------------------------------------------------------------------------
+
+
+def validate_paths(paths: list[Path], stages: dict[str, Stage]) -> ValidationReport:
+    """Validate specs together: each file, plus DAG ids and dataset schedules across them."""
+    files = [_check_file(path, stages) for path in paths]
+    owners: dict[str, _File] = {}
+    for item in files:
+        if item.name is None:
+            continue
+        if item.name in owners:
+            first = owners[item.name].report.path
+            _add(
+                item,
+                ("pipeline",),
+                f"pipeline: '{item.name}' is also the DAG id of {first}; DAG ids must be unique",
+            )
+        else:
+            owners[item.name] = item
+    for item in files:
+        if item.doc is None or not isinstance(item.doc.data, dict):
+            continue
+        for where, ref in _after_refs(item.doc.data):
+            message = _after_problem(ref, item.name, owners)
+            if message:
+                _add(item, where, f"{key_text(where[:-1])}: {message}")
+    for item in files:
+        item.report.problems = sorted(set(item.report.problems))
+        if item.report.problems:
+            item.report.pipeline = None
+    return ValidationReport(files=[item.report for item in files])
+
+
+def _add(item: _File, where: YamlPath, message: str) -> None:
+    mark = item.doc.mark(where) if item.doc is not None else Mark(1, 1)
+    item.report.problems.append(Problem(item.report.path, mark.line, mark.col, message))
+
+
+def _after_refs(data: dict[str, Any]) -> Iterator[tuple[YamlPath, str]]:
+    schedules: list[tuple[YamlPath, Any]] = [(("schedule",), data.get("schedule"))]
+    overrides = data.get("stages")
+    if isinstance(overrides, dict):
+        for name, override in overrides.items():
+            if isinstance(override, dict):
+                schedules.append((("stages", name, "schedule"), override.get("schedule")))
+    for where, schedule in schedules:
+        if isinstance(schedule, dict) and isinstance(schedule.get("after"), list):
+            for index, ref in enumerate(schedule["after"]):
+                if isinstance(ref, str) and "." in ref:
+                    yield (*where, "after", index), ref
+
+
+def _after_problem(ref: str, own: str | None, owners: dict[str, _File]) -> str | None:
+    pipeline, _, dataset = ref.partition(".")
+    if pipeline == own:
+        return f"'{ref}' is this pipeline's own dataset; a pipeline cannot wait for itself"
+    if pipeline not in owners:
+        close = difflib.get_close_matches(pipeline, list(owners), n=1)
+        hint = (
+            f"did you mean '{close[0]}'?"
+            if close
+            else (f"known: {', '.join(sorted(owners)) or 'none'}")
+        )
+        return f"'{ref}': no pipeline '{pipeline}' among the specs validated together; {hint}"
+    produces = owners[pipeline].produces
+    if dataset not in produces:
+        listed = ", ".join(produces) or "nothing"
+        return (
+            f"'{ref}': pipeline '{pipeline}' does not produce '{dataset}' (it produces: "
+            f"{listed}); add it to that pipeline's produces, or fix the name"
+        )
+    return None
+
+
+def load_pipelines(paths: list[Path], stages: dict[str, Stage]) -> dict[str, Pipeline]:
+    """The pipelines of `paths` when all are valid; ConfigError with every problem otherwise."""
+    report = validate_paths(paths, stages)
+    if not report.ok:
+        raise ConfigError([str(p) for p in report.problems])
+    return report.pipelines
