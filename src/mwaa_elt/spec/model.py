@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     Tag,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -74,7 +75,12 @@ RelativePath = Annotated[
         "it may not leave that folder.",
     ),
 ]
-ScalarText = Annotated[str, BeforeValidator(scalar_text)]
+# Unquoted numbers and booleans are accepted and passed on as their text.
+ScalarText = Annotated[
+    str,
+    BeforeValidator(scalar_text),
+    WithJsonSchema({"type": ["string", "number", "boolean"]}),
+]
 DatasetRef = Annotated[
     str,
     Field(
