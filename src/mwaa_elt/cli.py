@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
-from mwaa_elt.errors import EXIT_INVALID, MwaaEltError
+from mwaa_elt.errors import EXIT_INVALID, ConfigError, MwaaEltError
 from mwaa_elt.project import Project, find_project
 from mwaa_elt.stage import Stage, load_stage
 
@@ -174,6 +174,127 @@ def _resource_tree(stage: Stage, resources: list[Any]) -> Tree:
 def _short(value: Any, limit: int = 110) -> str:
     text = json.dumps(value, sort_keys=True) if not isinstance(value, str) else value
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# -- pipelines ---------------------------------------------------------------------------------
+
+
+def _spec_targets(project: Project, paths: list[Path] | None) -> tuple[list[Path], list[Path]]:
+    """(every spec of the project plus the named ones, the named ones or all)."""
+    from mwaa_elt.spec import discover_specs
+
+    everything = discover_specs(project.pipelines_dir) if project.pipelines_dir.is_dir() else []
+    if not paths:
+        return everything, everything
+    targets: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = discover_specs(path)
+            if not found:
+                raise ConfigError(f"{path}: no pipeline specs (<name>/<name>.yaml) in this folder")
+            targets.extend(found)
+        elif path.exists():
+            targets.append(path)
+        else:
+            raise ConfigError(f"{path}: no such file or folder")
+    resolved = {p.resolve() for p in everything}
+    union = everything + [p for p in targets if p.resolve() not in resolved]
+    return union, targets
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+@app.command("validate")
+def validate(
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Spec files or folders (default: pipelines/).")
+    ] = None,
+    format_: Annotated[
+        str, typer.Option("--format", help="text, or json for CI.", case_sensitive=False)
+    ] = "text",
+    project_dir: ProjectDir = None,
+) -> None:
+    """Check pipeline specs; every problem as path:line:col: message. Exit 1 if any."""
+    from mwaa_elt.spec import validate_paths
+    from mwaa_elt.stage import load_all_stages
+
+    if format_ not in {"text", "json"}:
+        raise typer.BadParameter("expected text or json", param_hint="--format")
+    project = _project(project_dir)
+    stages = load_all_stages(project.stacks_dir)
+    everything, targets = _spec_targets(project, paths)
+    report = validate_paths(everything, stages)
+    wanted = {p.resolve() for p in targets}
+    files = [f for f in report.files if f.path.resolve() in wanted]
+    problems = [p for f in files for p in f.problems]
+    if format_ == "json":
+        _print_json(
+            {
+                "ok": not problems,
+                "files": [
+                    {
+                        "path": _relative(f.path),
+                        "pipeline": f.pipeline.pipeline if f.pipeline else None,
+                        "problems": [
+                            {"line": p.line, "col": p.col, "message": p.message} for p in f.problems
+                        ],
+                    }
+                    for f in files
+                ],
+            }
+        )
+    else:
+        for problem in problems:
+            out.print(
+                f"{_relative(problem.path)}:{problem.line}:{problem.col}: {escape(problem.message)}"
+            )
+        bad = sum(1 for f in files if f.problems)
+        summary = f"{len(files)} spec(s) checked against {len(stages)} stage(s)"
+        if problems:
+            err.print(f"[red]{len(problems)} problem(s)[/red] in {bad} of {summary}")
+        else:
+            err.print(f"[green]ok[/green]: {summary}")
+    if problems:
+        raise typer.Exit(EXIT_INVALID)
+
+
+@app.command("schema")
+def schema(
+    out_path: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write here (default: print; pipelines/pipeline.schema.json)."),
+    ] = None,
+) -> None:
+    """The JSON Schema of pipeline specs, for editors (yaml-language-server)."""
+    from mwaa_elt.spec import pipeline_json_schema_text
+
+    text = pipeline_json_schema_text()
+    if out_path is None:
+        print(text, end="" if text.endswith("\n") else "\n")
+        return
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(text, encoding="utf-8")
+    err.print(f"wrote {out_path}")
+
+
+@app.command("new")
+def new(
+    name: Annotated[str, typer.Argument(help="Pipeline name: the DAG id and the folder name.")],
+    engine: Annotated[str, typer.Option("--engine", "-e", help="athena or emr.")] = "athena",
+    project_dir: ProjectDir = None,
+) -> None:
+    """Scaffold a commented, valid pipeline spec in pipelines/<name>/."""
+    from mwaa_elt.scaffold import scaffold_pipeline
+
+    project = _project(project_dir)
+    for path in scaffold_pipeline(project.pipelines_dir, name, engine):
+        out.print(f"created {_relative(path)}")
+    out.print(f"next: edit it, then [bold]mwaa-elt validate pipelines/{name}[/bold]")
 
 
 def main() -> None:

@@ -261,7 +261,7 @@ def test_misspelt_statement_keyword_suggests_the_right_one(check: Check, valid: 
         (
             8,
             20,
-            "tasks[0].athena.sql: 'SELEC' is not the start of a Athena SQL statement; did you mean 'SELECT'?",
+            "tasks[0].athena.sql: 'SELEC' does not start Athena SQL; did you mean 'SELECT'?",
         )
     ]
 

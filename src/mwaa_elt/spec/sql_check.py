@@ -84,9 +84,7 @@ def _error_problem(sql: str, error: SqlglotError, engine: Engine) -> TextProblem
             else "a statement starts with SELECT, CREATE, INSERT, ..."
         )
         line, col = _position(sql, first.start(1))
-        return TextProblem(
-            line, col, f"'{word}' is not the start of a {name} SQL statement; {hint}"
-        )
+        return TextProblem(line, col, f"'{word}' does not start {name} SQL; {hint}")
     details = error.errors[0] if isinstance(error, ParseError) and error.errors else {}
     line = int(details.get("line") or 1)
     end_col = int(details.get("col") or 1)
