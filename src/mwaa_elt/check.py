@@ -1,0 +1,395 @@
+"""Prove generated DAG files with Airflow's own DagBag, under the Airflow line a stage runs.
+
+Airflow cannot live in the main venv, so each major line has its own venv (`make airflow-envs`)
+and `dagbag_probe.py` runs there in a fresh process; this module runs it, reads its JSON and
+applies the gate rules. It returns data; the CLI formats it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mwaa_elt.errors import ConfigError, ExternalError
+
+PROBE = Path(__file__).with_name("dagbag_probe.py")
+SUPPORTED_MAJORS = (2, 3)
+PROBE_TIMEOUT_SECONDS = 300.0
+DEFAULT_OWNER = "airflow"
+
+# Rule names, in the order findings are reported.
+IMPORTS = "imports"
+PARSE_TIME = "parse_time"
+DAG_ID_MATCHES_FILE = "dag_id_matches_file"
+UNIQUE_DAG_ID = "unique_dag_id"
+CYCLE = "no_cycle"
+OWNER = "owner"
+RETRIES = "retries"
+TAGS = "tags"
+FAILURE_NOTIFICATION = "failure_notification"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One rule's verdict on a file or one of its DAGs; a failed warning does not fail the check."""
+
+    rule: str
+    ok: bool
+    message: str
+    warning: bool = False
+    dag_id: str | None = None
+
+    @property
+    def blocking(self) -> bool:
+        return not self.ok and not self.warning
+
+
+@dataclass(frozen=True)
+class FileReport:
+    """The findings for one DAG file, with the DAG ids it defines and its parse time."""
+
+    path: Path
+    dag_ids: tuple[str, ...]
+    parse_seconds: float
+    findings: tuple[Finding, ...]
+    airflow_warnings: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not any(f.blocking for f in self.findings)
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """A DagBag check of one folder under one Airflow version."""
+
+    airflow_version: str
+    dags_folder: Path
+    budget_seconds: float
+    probe_seconds: float
+    files: tuple[FileReport, ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        return all(f.ok for f in self.files)
+
+    def file(self, name: str) -> FileReport:
+        """The report of the file called `name` (e.g. `sales.py`); KeyError when absent."""
+        for report in self.files:
+            if report.path.name == name:
+                return report
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class RenderedTask:
+    """A task's templated fields as Airflow rendered them for one scheduled run."""
+
+    dag_id: str
+    task_id: str
+    logical_date: str
+    data_interval_start: str
+    data_interval_end: str
+    fields: dict[str, Any]
+
+
+def airflow_python(airflow_major: int, project_root: Path | None = None) -> Path:
+    """The Python of the Airflow <N> venv: $MWAA_ELT_AIRFLOW<N>_PYTHON, else .venv-airflow<N>."""
+    if airflow_major not in SUPPORTED_MAJORS:
+        raise ConfigError(
+            f"Airflow {airflow_major}: no check environment for this major version; "
+            f"expected one of {', '.join(map(str, SUPPORTED_MAJORS))}"
+        )
+    variable = f"MWAA_ELT_AIRFLOW{airflow_major}_PYTHON"
+    explicit = os.environ.get(variable)
+    if explicit:
+        python = Path(explicit)
+        if not python.is_file():
+            raise ConfigError(f"${variable}={explicit}: no such Python interpreter")
+        return python
+    root = project_root or Path(__file__).resolve().parents[2]
+    python = root / f".venv-airflow{airflow_major}" / "bin" / "python"
+    if not python.is_file():
+        raise ConfigError(
+            f"{python.parent.parent}: the Airflow {airflow_major} check environment is missing; "
+            f"run `make airflow-envs` in {root} (or set ${variable})"
+        )
+    return python
+
+
+def _probe_environment(home: Path, dags_folder: Path) -> dict[str, str]:
+    """The caller's environment without Airflow settings, plus a throw-away Airflow home."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("AIRFLOW") and key not in ("PYTHONPATH", "PYTHONHOME")
+    }
+    env.update(
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__CORE__DAGS_FOLDER=str(dags_folder),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home / 'airflow.db'}",
+        AIRFLOW__LOGGING__LOGGING_LEVEL="ERROR",
+        # Importing a DAG file must not leave __pycache__ next to it in the build folder.
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    return env
+
+
+def run_probe(
+    dags_folder: Path,
+    airflow_major: int,
+    *,
+    renders: Sequence[tuple[str, str, str]] = (),
+    project_root: Path | None = None,
+) -> tuple[dict[str, Any], float]:
+    """Run the DagBag probe over `dags_folder` in the right Airflow venv; its JSON and wall time."""
+    if not dags_folder.is_dir():
+        raise ConfigError(f"{dags_folder}: no such folder of DAG files; render the pipelines first")
+    python = airflow_python(airflow_major, project_root)
+    folder = dags_folder.resolve()
+    command = [str(python), str(PROBE), "--dags-folder", str(folder)]
+    for dag_id, task_id, logical_date in renders:
+        command += ["--render-templates", dag_id, task_id, logical_date]
+    with tempfile.TemporaryDirectory(prefix="mwaa-elt-airflow-home-") as home:
+        started = time.monotonic()
+        try:
+            done = subprocess.run(
+                command,
+                env=_probe_environment(Path(home), folder),
+                capture_output=True,
+                text=True,
+                timeout=PROBE_TIMEOUT_SECONDS,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as error:
+            raise ExternalError(
+                f"Airflow {airflow_major} DagBag probe over {folder} did not finish in "
+                f"{PROBE_TIMEOUT_SECONDS:.0f} s"
+            ) from error
+        elapsed = time.monotonic() - started
+    try:
+        data = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        data = None
+    if done.returncode != 0 or not isinstance(data, dict):
+        tail = "\n".join(done.stderr.strip().splitlines()[-15:])
+        raise ExternalError(
+            f"Airflow {airflow_major} DagBag probe ({python}) failed with exit code "
+            f"{done.returncode}:\n{tail}"
+        )
+    return data, elapsed
+
+
+def run_dagbag(
+    dags_folder: Path,
+    airflow_major: int,
+    *,
+    budget_seconds: float = 1.0,
+    project_root: Path | None = None,
+) -> CheckReport:
+    """Load `dags_folder` with the DagBag of Airflow `airflow_major`; apply the rules per file."""
+    data, elapsed = run_probe(dags_folder, airflow_major, project_root=project_root)
+    return CheckReport(
+        airflow_version=data["airflow_version"],
+        dags_folder=Path(data["dags_folder"]),
+        budget_seconds=budget_seconds,
+        probe_seconds=elapsed,
+        files=evaluate(data, budget_seconds),
+    )
+
+
+def render_tasks(
+    dags_folder: Path,
+    airflow_major: int,
+    tasks: Sequence[tuple[str, str]],
+    logical_date: str,
+    *,
+    project_root: Path | None = None,
+) -> dict[tuple[str, str], RenderedTask]:
+    """Render the templated fields of (dag_id, task_id) pairs for the run at `logical_date`.
+
+    One Airflow process renders them all; XComs, Variables and Connections become placeholders
+    such as `<xcom:create_cluster>`, since no run exists.
+    """
+    data, _ = run_probe(
+        dags_folder,
+        airflow_major,
+        renders=[(dag_id, task_id, logical_date) for dag_id, task_id in tasks],
+        project_root=project_root,
+    )
+    rendered: dict[tuple[str, str], RenderedTask] = {}
+    for item in data["renders"]:
+        where = f"{item['dag_id']}.{item['task_id']}"
+        if "error" in item:
+            raise ConfigError(f"{dags_folder}: cannot render {where}: {item['error']}")
+        rendered[(item["dag_id"], item["task_id"])] = RenderedTask(
+            dag_id=item["dag_id"],
+            task_id=item["task_id"],
+            logical_date=item["logical_date"],
+            data_interval_start=item["data_interval_start"],
+            data_interval_end=item["data_interval_end"],
+            fields=item["fields"],
+        )
+    return rendered
+
+
+def evaluate(probe: dict[str, Any], budget_seconds: float) -> tuple[FileReport, ...]:
+    """Apply the gate rules to a probe's JSON; pure, so the rules are testable without Airflow."""
+    errors: dict[str, dict[str, Any]] = probe["import_errors"]
+    dags_by_file: dict[str, list[dict[str, Any]]] = {}
+    for dag in probe["dags"]:
+        dags_by_file.setdefault(dag["fileloc"], []).append(dag)
+    # DagBag keeps the first file with a dag_id and rejects the others; blame every file involved.
+    duplicates: dict[str, list[tuple[str, str]]] = {}
+    for path, error in errors.items():
+        if error["kind"] == "duplicate_dag_id":
+            duplicates.setdefault(path, []).append((error["dag_id"], error["other"]))
+            duplicates.setdefault(error["other"], []).append((error["dag_id"], path))
+    reports = []
+    for entry in probe["files"]:
+        path = entry["path"]
+        findings = _file_findings(
+            Path(path), errors.get(path), dags_by_file.get(path, []), duplicates.get(path, [])
+        )
+        findings.insert(1, _parse_time(entry["parse_seconds"], budget_seconds))
+        reports.append(
+            FileReport(
+                path=Path(path),
+                dag_ids=tuple(entry["dag_ids"]),
+                parse_seconds=entry["parse_seconds"],
+                findings=tuple(findings),
+                airflow_warnings=tuple(entry.get("warnings", ())),
+            )
+        )
+    return tuple(reports)
+
+
+def _file_findings(
+    path: Path,
+    error: dict[str, Any] | None,
+    dags: list[dict[str, Any]],
+    duplicates: list[tuple[str, str]],
+) -> list[Finding]:
+    if error and error["kind"] == "cycle":
+        return [Finding(CYCLE, False, _error_summary(error["message"], path))]
+    if error and error["kind"] == "import":
+        return [Finding(IMPORTS, False, _error_summary(error["message"], path))]
+    findings = [Finding(IMPORTS, True, "imports cleanly")]
+    if error:  # a duplicate dag_id: this file's DAG was rejected, so only that is reported
+        return findings + [_duplicate(dag_id, other) for dag_id, other in duplicates]
+    if not dags:
+        findings.append(Finding(DAG_ID_MATCHES_FILE, False, "defines no DAG"))
+    for dag in dags:
+        clashes = [(d, other) for d, other in duplicates if d == dag["dag_id"]]
+        findings += _dag_findings(path, dag, clashes)
+    return findings
+
+
+def _duplicate(dag_id: str, other: str) -> Finding:
+    return Finding(
+        UNIQUE_DAG_ID,
+        False,
+        f"dag_id {dag_id!r} is also defined in {Path(other).name}; Airflow keeps only one of them",
+        dag_id=dag_id,
+    )
+
+
+def _dag_findings(path: Path, dag: dict[str, Any], clashes: list[tuple[str, str]]) -> list[Finding]:
+    dag_id: str = dag["dag_id"]
+    tasks: list[dict[str, Any]] = dag["tasks"]
+
+    def finding(rule: str, ok: bool, message: str, warning: bool = False) -> Finding:
+        return Finding(rule, ok, message, warning=warning, dag_id=dag_id)
+
+    findings = [
+        finding(DAG_ID_MATCHES_FILE, True, f"dag_id {dag_id!r} matches the file name")
+        if dag_id == path.stem
+        else finding(
+            DAG_ID_MATCHES_FILE,
+            False,
+            f"dag_id {dag_id!r} differs from the file name {path.name!r}; "
+            f"name the file {dag_id}.py or the DAG {path.stem!r}",
+        )
+    ]
+    if clashes:
+        findings += [_duplicate(dag_id, other) for _, other in clashes]
+    else:
+        findings.append(finding(UNIQUE_DAG_ID, True, f"dag_id {dag_id!r} is unique"))
+    findings.append(
+        finding(CYCLE, False, dag["cycle_error"] or "the task graph has a cycle")
+        if dag["has_cycle"]
+        else finding(CYCLE, True, "the task graph has no cycle")
+    )
+    unowned = [
+        t["task_id"] for t in tasks if (t["owner"] or "").strip().lower() in ("", DEFAULT_OWNER)
+    ]
+    findings.append(
+        finding(
+            OWNER,
+            False,
+            f"tasks without an owning team (owner is {DEFAULT_OWNER!r}, Airflow's default): "
+            f"{', '.join(unowned)}; set default_args['owner']",
+        )
+        if unowned
+        else finding(OWNER, True, f"owned by {', '.join(dag['owners'])}")
+    )
+    no_retry = [t["task_id"] for t in tasks if (t["retries"] or 0) < 1]
+    findings.append(
+        finding(
+            RETRIES,
+            False,
+            f"tasks that never retry: {', '.join(no_retry)}; set default_args['retries'] >= 1",
+        )
+        if no_retry
+        else finding(RETRIES, True, "every task retries at least once")
+    )
+    findings.append(
+        finding(TAGS, True, f"tagged {', '.join(dag['tags'])}")
+        if dag["tags"]
+        else finding(TAGS, False, "no tags; tag the DAG so it can be found in the Airflow UI")
+    )
+    silent = [
+        t["task_id"]
+        for t in tasks
+        if not t["on_failure_callback"] and not (t["email_on_failure"] and t["email"])
+    ]
+    findings.append(
+        finding(
+            FAILURE_NOTIFICATION,
+            False,
+            f"nobody is told when these tasks fail: {', '.join(silent)}; "
+            "set email with email_on_failure, or an on_failure_callback",
+            warning=True,
+        )
+        if silent and not dag["on_failure_callback"]
+        else finding(FAILURE_NOTIFICATION, True, "failures notify someone")
+    )
+    return findings
+
+
+def _parse_time(seconds: float, budget: float) -> Finding:
+    if seconds <= budget:
+        return Finding(PARSE_TIME, True, f"parsed in {seconds:.3f} s (budget {budget:.3f} s)")
+    return Finding(
+        PARSE_TIME,
+        False,
+        f"parsed in {seconds:.3f} s, over the budget of {budget:.3f} s; "
+        "move work out of the file's top level",
+    )
+
+
+def _error_summary(message: str, path: Path) -> str:
+    """The last line of the file named in a traceback, and the exception: `line 3: NameError: …`."""
+    lines = [line for line in message.strip().splitlines() if line.strip()]
+    exception = lines[-1].strip() if lines else message
+    frames = re.findall(rf'File "{re.escape(str(path))}", line (\d+)', message)
+    return f"line {frames[-1]}: {exception}" if frames else exception
