@@ -8,11 +8,13 @@ It never imports mwaa_elt, needs no metadata database, and writes only the JSON 
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import importlib
 import json
 import os
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -40,8 +42,11 @@ DUPLICATE = re.compile(
 
 def _prepare_environment() -> None:
     """Give Airflow a throw-away home and no examples when the caller did not choose."""
+    sys.dont_write_bytecode = True  # importing DAG files must not leave __pycache__ beside them
     if "AIRFLOW_HOME" not in os.environ:
-        os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="airflow-home-")
+        home = tempfile.mkdtemp(prefix="airflow-home-")
+        atexit.register(shutil.rmtree, home, ignore_errors=True)
+        os.environ["AIRFLOW_HOME"] = home
     os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "ERROR")
 
