@@ -1,10 +1,13 @@
-# Two set-up commands on a fresh machine: `make demo` and `make test`. Each installs what it needs.
+# Two set-up commands on a fresh machine: `make demo` and `make test`. Each installs what it needs:
+# .venv (the tool, Pulumi, moto, pytest) and .venv-airflow2/3 (DagBag checks per Airflow line).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .PHONY: setup test demo lint bench clean
+
+include make/airflow.mk
 
 setup: $(STAMP)
 
@@ -14,10 +17,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-test: setup
+test: setup airflow-envs
 	$(BIN)/python -m pytest -n 2 -q
 
-demo: setup
+demo: setup airflow-envs
 	@bash scripts/demo.sh
 
 lint: setup
