@@ -297,6 +297,163 @@ def new(
     out.print(f"next: edit it, then [bold]mwaa-elt validate pipelines/{name}[/bold]")
 
 
+def _valid_pipelines(project: Project, stages: dict, names: list[str] | None) -> dict:
+    """Every spec validated together; ConfigError with all problems, or the selected pipelines."""
+    from mwaa_elt.spec import validate_paths
+
+    everything, _ = _spec_targets(project, None)
+    report = validate_paths(everything, stages)
+    if not report.ok:
+        raise ConfigError(
+            [f"{_relative(p.path)}:{p.line}:{p.col}: {p.message}" for p in report.problems]
+            + ["nothing was rendered: fix the problems above (mwaa-elt validate)"]
+        )
+    pipelines = report.pipelines
+    if names:
+        unknown = sorted(set(names) - set(pipelines))
+        if unknown:
+            raise ConfigError(
+                f"no pipeline named {', '.join(unknown)}; known: {', '.join(sorted(pipelines))}"
+            )
+        pipelines = {name: pipelines[name] for name in sorted(names)}
+    return pipelines
+
+
+@app.command("render")
+def render(
+    stage: StageOption,
+    pipelines: Annotated[
+        list[str] | None, typer.Argument(help="Pipeline names (default: all).")
+    ] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Output folder (default: build/<stage>/).")
+    ] = None,
+    json_: JsonFlag = False,
+    project_dir: ProjectDir = None,
+) -> None:
+    """Render specs into Airflow DAG files for a stage: all or nothing, stale DAGs removed."""
+    from mwaa_elt.render import render_pipelines, write_render
+    from mwaa_elt.stage import load_all_stages
+
+    project = _project(project_dir)
+    stages = load_all_stages(project.stacks_dir)
+    if stage not in stages:
+        raise ConfigError(f"no stage '{stage}'; known: {', '.join(stages)}")
+    selected = _valid_pipelines(project, stages, pipelines)
+    target = out_dir or project.build_dir(stage)
+    with err.status(f"rendering {len(selected)} pipeline(s) for {stage}…"):
+        result = render_pipelines(
+            selected, stages[stage], project.templates_dir, project_root=project.root
+        )
+        summary = write_render(result, target)
+    data = {
+        "stage": stage,
+        "airflow_version": result.airflow_version,
+        "out": _relative(target),
+        "written": list(summary.written),
+        "unchanged": list(summary.unchanged),
+        "removed": list(summary.removed),
+        "pipelines": [
+            {"pipeline": p.name, "dag": p.dag_path, "content_hash": p.content_hash}
+            for p in result.pipelines.values()
+        ],
+    }
+    if json_:
+        _print_json(data)
+        return
+    table = Table(title=f"render {stage} (Airflow {result.airflow_version}) → {data['out']}")
+    for column in ("pipeline", "dag file", "inputs hash", "status"):
+        table.add_column(column)
+    written = set(summary.written)
+    for p in result.pipelines.values():
+        status = "written" if p.dag_path in written else "unchanged"
+        table.add_row(p.name, p.dag_path, p.content_hash[:12], status)
+    out.print(table)
+    out.print(
+        f"{len(summary.written)} written, {len(summary.unchanged)} unchanged, "
+        f"{len(summary.removed)} removed"
+    )
+
+
+@app.command("check")
+def check(
+    stage: StageOption,
+    budget: Annotated[
+        float, typer.Option("--budget", help="Parse-time budget per DAG file, in seconds.")
+    ] = 1.0,
+    json_: JsonFlag = False,
+    project_dir: ProjectDir = None,
+) -> None:
+    """Render every DAG for a stage and load it with Airflow's DagBag under its Airflow version."""
+    import tempfile
+
+    from mwaa_elt.check import run_dagbag
+    from mwaa_elt.render import render_pipelines, write_render
+    from mwaa_elt.stage import load_all_stages
+
+    project = _project(project_dir)
+    stages = load_all_stages(project.stacks_dir)
+    if stage not in stages:
+        raise ConfigError(f"no stage '{stage}'; known: {', '.join(stages)}")
+    resolved = stages[stage]
+    selected = _valid_pipelines(project, stages, None)
+    with tempfile.TemporaryDirectory(prefix="mwaa-elt-check-") as scratch:
+        folder = Path(scratch) / "out"
+        with err.status(f"rendering and loading DAGs under Airflow {resolved.airflow.version}…"):
+            result = render_pipelines(
+                selected, resolved, project.templates_dir, project_root=project.root
+            )
+            write_render(result, folder)
+            report = run_dagbag(
+                folder / "dags",
+                resolved.airflow.major,
+                budget_seconds=budget,
+                project_root=project.root,
+            )
+    rows = []
+    for file in report.files:
+        failed = [f for f in file.findings if f.blocking]
+        warned = [f for f in file.findings if f.warning and not f.ok]
+        rows.append(
+            {
+                "file": file.path.name,
+                "dag_ids": list(file.dag_ids),
+                "parse_seconds": round(file.parse_seconds, 4),
+                "ok": file.ok,
+                "failures": [{"rule": f.rule, "message": f.message} for f in failed],
+                "warnings": [{"rule": f.rule, "message": f.message} for f in warned],
+            }
+        )
+    data = {
+        "stage": stage,
+        "airflow_version": report.airflow_version,
+        "budget_seconds": budget,
+        "ok": report.ok,
+        "dags": rows,
+    }
+    if json_:
+        _print_json(data)
+    else:
+        table = Table(
+            title=f"check {stage}: DagBag under Airflow {report.airflow_version}, "
+            f"budget {budget:g}s per file"
+        )
+        for column in ("DAG file", "parse", "result", "details"):
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            details = [f"{f['rule']}: {f['message']}" for f in row["failures"]]
+            details += [f"(warning) {f['rule']}: {f['message']}" for f in row["warnings"]]
+            table.add_row(
+                row["file"],
+                f"{row['parse_seconds'] * 1000:.0f} ms",
+                "[green]ok[/green]" if row["ok"] else "[red]FAILED[/red]",
+                escape("\n".join(details)) or "all gates pass",
+            )
+        out.print(table)
+    if not report.ok:
+        raise typer.Exit(EXIT_INVALID)
+
+
 def main() -> None:
     """Console entry point: user errors become messages and exit codes, never tracebacks."""
     try:

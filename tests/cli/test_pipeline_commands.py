@@ -18,6 +18,7 @@ runner = CliRunner()
 @pytest.fixture
 def project(scratch_project: Path, project_root: Path, monkeypatch) -> Path:
     shutil.copytree(project_root / "pipelines", scratch_project / "pipelines")
+    shutil.copytree(project_root / "dag_templates", scratch_project / "dag_templates")
     monkeypatch.chdir(scratch_project)
     return scratch_project
 
@@ -80,3 +81,45 @@ def test_schema_is_the_published_one(project, project_root):
     assert json.loads(result.stdout) == json.loads(pipeline_json_schema_text())
     published = (project_root / "pipelines/pipeline.schema.json").read_text()
     assert json.loads(published) == json.loads(result.stdout)
+
+
+def test_render_writes_every_dag_then_nothing_when_unchanged(project):
+    first = runner.invoke(app, ["render", "--stage", "staging", "--json"])
+    assert first.exit_code == 0, first.output
+    data = json.loads(first.stdout)
+    assert {p["pipeline"] for p in data["pipelines"]} == {
+        "movielens_scifi",
+        "movielens_emr",
+        "scifi_quality",
+    }
+    dag = project / "build/staging/dags/movielens_scifi.py"
+    assert "staging_movielens" in dag.read_text() and "dev_movielens" not in dag.read_text()
+    second = json.loads(runner.invoke(app, ["render", "--stage", "staging", "--json"]).stdout)
+    assert second["written"] == [] and len(second["unchanged"]) == len(data["written"])
+
+
+def test_render_of_an_invalid_spec_writes_nothing_and_keeps_old_output(project):
+    assert runner.invoke(app, ["render", "--stage", "dev"]).exit_code == 0
+    before = {p: p.read_bytes() for p in (project / "build/dev").rglob("*") if p.is_file()}
+    spec = project / "pipelines/movielens_scifi/movielens_scifi.yaml"
+    spec.write_text(spec.read_text().replace("owner: analytics", "owner: [oops]"))
+    result = runner.invoke(app, ["render", "--stage", "dev"])
+    assert result.exit_code == 1
+    assert "nothing was rendered" in str(result.exception)
+    after = {p: p.read_bytes() for p in (project / "build/dev").rglob("*") if p.is_file()}
+    assert after == before
+
+
+def test_render_removes_the_dag_of_a_deleted_spec(project):
+    assert runner.invoke(app, ["render", "--stage", "dev"]).exit_code == 0
+    shutil.rmtree(project / "pipelines/scifi_quality")
+    result = runner.invoke(app, ["render", "--stage", "dev", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["removed"] == ["dags/scifi_quality.py"]
+    assert not (project / "build/dev/dags/scifi_quality.py").exists()
+
+
+def test_render_of_an_unknown_pipeline_or_stage_is_refused(project):
+    assert runner.invoke(app, ["render", "--stage", "qa"]).exit_code == 1
+    result = runner.invoke(app, ["render", "--stage", "dev", "nope"])
+    assert result.exit_code == 1 and "no pipeline named nope" in str(result.exception)

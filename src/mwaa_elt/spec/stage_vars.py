@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
@@ -188,8 +189,14 @@ def stage_var_problems(
     return problems
 
 
+@lru_cache(maxsize=4096)
+def _compiled(inner: str) -> Any:
+    # Compiling a Jinja expression costs far more than evaluating it; specs repeat a handful.
+    return _ENV.compile_expression(inner, undefined_to_none=False)
+
+
 def _evaluate(inner: str, stage: Stage) -> str:
-    value = _ENV.compile_expression(inner, undefined_to_none=False)(**stage_context(stage))
+    value = _compiled(inner)(**stage_context(stage))
     if isinstance(value, dict):
         raise ValueError("names a group of variables, not a value")
     return str(value)

@@ -1,0 +1,58 @@
+"""`mwaa-elt check`: render every DAG for a stage and gate it with Airflow's DagBag."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mwaa_elt.check import airflow_python
+from mwaa_elt.cli import app
+from mwaa_elt.errors import ConfigError
+
+runner = CliRunner()
+
+
+def _has_airflow(major: int) -> bool:
+    try:
+        return airflow_python(major).exists()
+    except ConfigError:
+        return False
+
+
+@pytest.fixture
+def project(scratch_project: Path, project_root: Path, monkeypatch) -> Path:
+    shutil.copytree(project_root / "pipelines", scratch_project / "pipelines")
+    shutil.copytree(project_root / "dag_templates", scratch_project / "dag_templates")
+    for name in (".venv-airflow2", ".venv-airflow3"):
+        if (project_root / name).exists():
+            (scratch_project / name).symlink_to(project_root / name)
+    monkeypatch.chdir(scratch_project)
+    return scratch_project
+
+
+@pytest.mark.skipif(not (_has_airflow(2) and _has_airflow(3)), reason="run `make airflow-envs`")
+@pytest.mark.parametrize(("stage", "version"), [("dev", "3.0.6"), ("prod", "2.11.0")])
+def test_check_passes_every_example_under_the_stage_airflow(project, stage, version):
+    result = runner.invoke(app, ["check", "--stage", stage, "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["airflow_version"] == version and data["ok"] is True
+    assert sorted(d["file"] for d in data["dags"]) == [
+        "movielens_emr.py",
+        "movielens_scifi.py",
+        "scifi_quality.py",
+    ]
+    assert not (project / "build").exists()  # check renders into a scratch folder
+
+
+@pytest.mark.skipif(not _has_airflow(2), reason="run `make airflow-envs`")
+def test_check_fails_with_exit_1_when_a_gate_fails(project):
+    result = runner.invoke(app, ["check", "--stage", "prod", "--budget", "0", "--json"])
+    assert result.exit_code == 1
+    data = json.loads(result.stdout)
+    assert data["ok"] is False
+    assert all(any(f["rule"] == "parse_time" for f in dag["failures"]) for dag in data["dags"])
