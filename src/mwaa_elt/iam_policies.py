@@ -70,6 +70,7 @@ def execution_role_policies(stage: Stage) -> list[NamedPolicy]:
         NamedPolicy("data-lake", _data_lake(stage)),
         NamedPolicy("emr-clusters", _emr_clusters(stage)),
         NamedPolicy("secrets", _secrets(stage)),
+        NamedPolicy("alerts", _alerts(stage)),
     ]
 
 
@@ -334,6 +335,14 @@ def _secrets(stage: Stage) -> Document:
         ),
         _allow("ListSecrets", ["secretsmanager:ListSecrets"], "*"),  # no resource type
     )
+
+
+def _alerts(stage: Stage) -> Document:
+    topics = [stage.sns_topic_arn(topic) for topic in stage.config.alert_topics]
+    statements = [_allow("PublishStageAlerts", ["sns:Publish"], topics)]
+    if stage.kms_key_alias is not None:
+        statements.append(_kms_statement(stage, services=["sns"]))
+    return _document(*statements)
 
 
 # -- EMR roles -----------------------------------------------------------------------------

@@ -52,6 +52,8 @@ MWAA_INTERFACE_ENDPOINTS = (
     "airflow.env",
     "airflow.ops",
 )
+# The Airflow variable (in the stage's Secrets Manager prefix) holding the subnet EMR clusters use.
+EMR_SUBNET_VARIABLE = "emr_subnet_id"
 PULUMI_STACK_FILE_KEYS = {
     "config",
     "secretsprovider",
@@ -214,6 +216,9 @@ class StageConfig(_Strict):
     emr: EmrConfig = Field(default_factory=EmrConfig)
     gates: GatesConfig = Field(default_factory=GatesConfig)
     noncurrent_version_expiration_days: Annotated[int, Field(ge=1, le=3650)] = 90
+    alert_topics: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,60}$")]] = Field(
+        default_factory=lambda: ["data-alerts"]
+    )
     tags: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("airflow_version", mode="before")
@@ -426,6 +431,17 @@ class Stage:
     @property
     def secrets_arn_pattern(self) -> str:
         return self._arn("secretsmanager", f"secret:{self.secrets_prefix}*")
+
+    def sns_topic_name(self, topic: str) -> str:
+        """The real name of an alert topic that specs name by its short name."""
+        return f"{self.resource_prefix}-{topic}"
+
+    def sns_topic_arn(self, topic: str) -> str:
+        return self._arn("sns", self.sns_topic_name(topic))
+
+    def secrets_variable_name(self, key: str) -> str:
+        """The Secrets Manager name Airflow's backend reads the variable `key` from."""
+        return f"{self.secrets_variables_prefix}/{key}"
 
     @property
     def kms_key_alias(self) -> str | None:

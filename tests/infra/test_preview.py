@@ -45,6 +45,7 @@ def test_preview_lists_parents_before_children_with_unique_names() -> None:
         "airflow": "mwaa-elt:mwaa:Environment",
         "analytics": "mwaa-elt:analytics:Analytics",
         "emr": "mwaa-elt:emr:EmrRoles",
+        "runtime": "mwaa-elt:runtime:RuntimeSettings",
         "environment-files": "mwaa-elt:mwaa:EnvironmentFiles",
         "execution-role": "mwaa-elt:iam:ExecutionRole",
         "network": "mwaa-elt:network:Network",

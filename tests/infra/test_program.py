@@ -452,6 +452,7 @@ def test_environment_pins_the_versions_of_its_uploaded_files(name: str) -> None:
 def test_stack_outputs_name_the_stage_resources(name: str) -> None:
     stage, outputs = _stage(name), _preview(name).outputs
     expected = {
+        "alert_topics",
         "athena_workgroup",
         "data_lake_bucket",
         "emr_instance_profile",
@@ -472,3 +473,18 @@ def test_stack_outputs_name_the_stage_resources(name: str) -> None:
     assert outputs["emr_instance_profile"] == stage.emr_instance_profile
     assert outputs["athena_workgroup"] == stage.athena_workgroup
     assert outputs["webserver_url"]
+    assert set(outputs["alert_topics"]) == {"data-alerts"}
+
+
+@pytest.mark.parametrize("name", ["dev", "prod"])
+def test_runtime_settings_give_dags_their_alert_topics_and_emr_subnet(name: str) -> None:
+    stage = _stage(name)
+    resources = {r.name: r for r in _preview(name).resources}
+    topic = resources["runtime-topic-data-alerts"]
+    assert topic.settings["name"] == f"mwaa-elt-{name}-data-alerts"
+    secret = resources["runtime-emr-subnet"]
+    assert secret.settings["name"] == f"mwaa-elt/{name}/variables/emr_subnet_id"
+    assert ("kmsKeyId" in secret.settings) == (name == "prod")
+    assert resources["runtime-emr-subnet-value"].settings["secretString"].startswith("subnet-")
+    alerts = {p.name: p.document for p in execution_role_policies(stage)}["alerts"]
+    assert alerts["Statement"][0]["Resource"] == [stage.sns_topic_arn("data-alerts")]

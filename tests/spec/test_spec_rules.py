@@ -657,3 +657,22 @@ def test_all_problems_of_a_file_at_once(check: Check, valid: str) -> None:
     text = edit(text, '{sql: "SELECT 1"}', '{sql: "SELEC 1"}')
     text = edit(text, "depends_on: [first]", "depends_on: [nope]")
     assert [line for line, _, _ in check(text)] == [3, 8, 11]
+
+
+def test_sns_topic_must_be_an_alert_topic_of_the_stages(tmp_path):
+    from mwaa_elt.spec import validate_paths
+    from mwaa_elt.stage import load_all_stages
+
+    stages = load_all_stages(Path(__file__).resolve().parents[2] / "stacks")
+    folder = tmp_path / "alerting"
+    folder.mkdir()
+    spec = folder / "alerting.yaml"
+    spec.write_text(
+        "pipeline: alerting\ndescription: x\nowner: analytics\nstart_date: 2024-01-01\n"
+        "on_failure: {sns_topic: pager}\ntasks:\n  - id: a\n    athena: {sql: SELECT 1}\n"
+    )
+    problems = [str(p) for p in validate_paths([spec], stages).problems]
+    assert problems == [
+        f"{spec}:5:25: on_failure.sns_topic: 'pager' is not an alert topic of stage dev, "
+        "staging, prod (alertTopics in stacks/Pulumi.<stage>.yaml); known: data-alerts"
+    ]

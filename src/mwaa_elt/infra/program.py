@@ -8,6 +8,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from mwaa_elt.infra.alerts import RuntimeSettings, RuntimeSettingsArgs
 from mwaa_elt.infra.analytics import Analytics, AnalyticsArgs
 from mwaa_elt.infra.emr import EmrRoles, EmrRolesArgs
 from mwaa_elt.infra.encryption import Encryption, EncryptionArgs
@@ -50,6 +51,9 @@ def provision(stage: Stage, environment_dir: Path | None = None) -> dict[str, pu
     execution_role = ExecutionRole("execution-role", ExecutionRoleArgs(stage), with_provider)
     emr = EmrRoles("emr", EmrRolesArgs(stage), with_provider)
     analytics = Analytics("analytics", AnalyticsArgs(stage, key_arn), with_provider)
+    runtime = RuntimeSettings(
+        "runtime", RuntimeSettingsArgs(stage, key_arn, network.private_subnet_ids), with_provider
+    )
     files = EnvironmentFiles(
         "environment-files",
         EnvironmentFilesArgs(
@@ -87,6 +91,9 @@ def provision(stage: Stage, environment_dir: Path | None = None) -> dict[str, pu
         ),
         "emr_service_role": emr.service_role.name,
         "emr_instance_profile": emr.instance_profile.name,
+        "alert_topics": pulumi.Output.from_input(
+            {topic: resource.arn for topic, resource in runtime.topics.items()}
+        ),
     }
     if storage.data_lake is not None:
         outputs["data_lake_bucket"] = storage.data_lake.name

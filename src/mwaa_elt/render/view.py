@@ -18,13 +18,12 @@ from mwaa_elt.errors import ConfigError
 from mwaa_elt.spec.model import CheckStep, UnloadStep
 from mwaa_elt.spec.resolve import StagePipeline, StageTask
 from mwaa_elt.spec.values import parse_duration
-from mwaa_elt.stage import Stage
+from mwaa_elt.stage import EMR_SUBNET_VARIABLE, Stage
 
 AWS_CONN_ID = "aws_default"
 ATHENA_DATABASE = "default"  # SQL names its databases; the query context only needs a valid one
 # The stage's private subnet for EMR is known only to Pulumi; it publishes it as this Airflow
 # Variable (Secrets Manager, <secrets prefix>variables/emr_subnet_id), read when the task runs.
-EMR_SUBNET_VARIABLE = "emr_subnet_id"
 EMR_STEP_POKE_SECONDS = 60
 EMR_STEP_DEFAULT_TIMEOUT = timedelta(hours=6)
 DATASET_SCHEME = "mwaa-elt"
@@ -589,7 +588,7 @@ def _notifiers(sp: StagePipeline) -> list[dict[str, Any]]:
     notifiers: list[dict[str, Any]] = []
     if sp.on_failure.sns_topic is not None:
         topic = sp.on_failure.sns_topic
-        arn = f"arn:{stage.partition}:sns:{stage.region}:{stage.account_id}:{topic}"
+        arn = stage.sns_topic_arn(topic)
         notifiers.append(
             {
                 "class": "SnsNotifier",

@@ -150,6 +150,7 @@ def _check_file(path: Path, stages: Mapping[str, Stage]) -> _File:
     _check_identity(out, data, path)
     _check_graph(out, data)
     _check_stage_keys(out, data, stages)
+    _check_alert_topics(out, data, stages)
     tasks = data.get("tasks")
     for index, item in enumerate(tasks if isinstance(tasks, list) else []):
         _check_task(out, item, index, path.parent, stages)
@@ -259,6 +260,38 @@ def _check_stage_keys(out: _Collector, data: dict[str, Any], stages: Mapping[str
             out.at(
                 ("stages", name),
                 f"stages: '{name}' is not a stage; {hint}known stages: {', '.join(stages)}",
+            )
+
+
+def _check_alert_topics(out: _Collector, data: dict[str, Any], stages: Mapping[str, Stage]) -> None:
+    """An sns_topic must be one of the alert topics every stage it runs in provisions."""
+    places: list[tuple[YamlPath, Any, list[str]]] = [
+        (("on_failure", "sns_topic"), data.get("on_failure"), list(stages))
+    ]
+    overrides = data.get("stages")
+    if isinstance(overrides, dict):
+        for name, override in overrides.items():
+            if isinstance(override, dict) and name in stages:
+                places.append(
+                    (
+                        ("stages", name, "on_failure", "sns_topic"),
+                        override.get("on_failure"),
+                        [name],
+                    )
+                )
+    for where, on_failure, stage_names in places:
+        topic = on_failure.get("sns_topic") if isinstance(on_failure, dict) else None
+        if not isinstance(topic, str):
+            continue
+        missing = [n for n in stage_names if topic not in stages[n].config.alert_topics]
+        if missing:
+            known = sorted({t for n in missing for t in stages[n].config.alert_topics})
+            out.at(
+                where,
+                f"{key_text(where)}: '{topic}' is not an alert topic of stage "
+                f"{', '.join(missing)} (alertTopics in stacks/Pulumi.<stage>.yaml); "
+                f"known: {', '.join(known) or 'none'}",
+                value=True,
             )
 
 

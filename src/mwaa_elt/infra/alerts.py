@@ -1,0 +1,58 @@
+"""What generated DAGs read at run time: the stage's alert topics and its Airflow variables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from mwaa_elt.stage import EMR_SUBNET_VARIABLE, Stage
+
+
+@dataclass(frozen=True)
+class RuntimeSettingsArgs:
+    """The stage, its key (prod) and the private subnets EMR clusters launch into."""
+
+    stage: Stage
+    key_arn: pulumi.Input[str] | None
+    private_subnet_ids: pulumi.Input[list[str]]
+
+
+class RuntimeSettings(pulumi.ComponentResource):
+    """SNS topics for failure alerts and the `emr_subnet_id` Airflow variable in Secrets Manager."""
+
+    topics: dict[str, aws.sns.Topic]
+
+    def __init__(
+        self, name: str, args: RuntimeSettingsArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("mwaa-elt:runtime:RuntimeSettings", name, None, opts)
+        stage = args.stage
+        child = pulumi.ResourceOptions(parent=self)
+        self.topics = {
+            topic: aws.sns.Topic(
+                f"{name}-topic-{topic}",
+                name=stage.sns_topic_name(topic),
+                kms_master_key_id=args.key_arn or "alias/aws/sns",
+                opts=child,
+            )
+            for topic in stage.config.alert_topics
+        }
+        subnet = aws.secretsmanager.Secret(
+            f"{name}-emr-subnet",
+            name=stage.secrets_variable_name(EMR_SUBNET_VARIABLE),
+            description=f"Airflow variable {EMR_SUBNET_VARIABLE}: the subnet of EMR clusters",
+            kms_key_id=args.key_arn,
+            opts=child,
+        )
+        aws.secretsmanager.SecretVersion(
+            f"{name}-emr-subnet-value",
+            secret_id=subnet.id,
+            # Airflow's Secrets Manager backend reads a plain string as the variable's value.
+            secret_string=pulumi.Output.from_input(args.private_subnet_ids).apply(
+                lambda ids: ids[0]
+            ),
+            opts=child,
+        )
+        self.register_outputs({name: topic.arn for name, topic in self.topics.items()})
