@@ -16,3 +16,17 @@ $mwaa infra preview --stage prod
 
 step "The execution role's least-privilege policies for dev, exactly as deployed"
 $mwaa infra policies --stage dev
+
+step "Analysts' pipelines: validate every spec (YAML + SQL + scripts) against every stage"
+$mwaa validate
+
+for stage in dev staging prod; do
+  step "Render the pipelines for $stage into build/$stage/ (plain Airflow DAG files)"
+  $mwaa render --stage "$stage"
+  step "Integrity gate for $stage: load every DAG with Airflow's DagBag under $stage's Airflow"
+  $mwaa check --stage "$stage"
+done
+
+step "The same SQL, per stage: the CTAS of movielens_scifi in dev and in prod"
+grep -n "_movielens\|_analytics" build/dev/dags/movielens_scifi.py | head -3
+grep -n "_movielens\|_analytics" build/prod/dags/movielens_scifi.py | head -3
