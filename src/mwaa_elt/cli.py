@@ -319,6 +319,21 @@ def _valid_pipelines(project: Project, stages: dict, names: list[str] | None) ->
     return pipelines
 
 
+def _render_stage(project: Project, stage: str, names: list[str] | None) -> Any:
+    """Validate every spec, then render the selected pipelines for `stage` (writes nothing)."""
+    from mwaa_elt.render import render_pipelines
+    from mwaa_elt.stage import load_all_stages
+
+    stages = load_all_stages(project.stacks_dir)
+    if stage not in stages:
+        raise ConfigError(f"no stage '{stage}'; known: {', '.join(stages)}")
+    selected = _valid_pipelines(project, stages, names)
+    with err.status(f"rendering {len(selected)} pipeline(s) for {stage}…"):
+        return render_pipelines(
+            selected, stages[stage], project.templates_dir, project_root=project.root
+        )
+
+
 @app.command("render")
 def render(
     stage: StageOption,
@@ -332,20 +347,12 @@ def render(
     project_dir: ProjectDir = None,
 ) -> None:
     """Render specs into Airflow DAG files for a stage: all or nothing, stale DAGs removed."""
-    from mwaa_elt.render import render_pipelines, write_render
-    from mwaa_elt.stage import load_all_stages
+    from mwaa_elt.render import write_render
 
     project = _project(project_dir)
-    stages = load_all_stages(project.stacks_dir)
-    if stage not in stages:
-        raise ConfigError(f"no stage '{stage}'; known: {', '.join(stages)}")
-    selected = _valid_pipelines(project, stages, pipelines)
+    result = _render_stage(project, stage, pipelines)
     target = out_dir or project.build_dir(stage)
-    with err.status(f"rendering {len(selected)} pipeline(s) for {stage}…"):
-        result = render_pipelines(
-            selected, stages[stage], project.templates_dir, project_root=project.root
-        )
-        summary = write_render(result, target)
+    summary = write_render(result, target)
     data = {
         "stage": stage,
         "airflow_version": result.airflow_version,
