@@ -395,27 +395,17 @@ def check(
     import tempfile
 
     from mwaa_elt.check import run_dagbag
-    from mwaa_elt.render import render_pipelines, write_render
-    from mwaa_elt.stage import load_all_stages
+    from mwaa_elt.render import write_render
 
     project = _project(project_dir)
-    stages = load_all_stages(project.stacks_dir)
-    if stage not in stages:
-        raise ConfigError(f"no stage '{stage}'; known: {', '.join(stages)}")
-    resolved = stages[stage]
-    selected = _valid_pipelines(project, stages, None)
+    result = _render_stage(project, stage, None)
+    major = int(result.airflow_version.split(".")[0])
     with tempfile.TemporaryDirectory(prefix="mwaa-elt-check-") as scratch:
         folder = Path(scratch) / "out"
-        with err.status(f"rendering and loading DAGs under Airflow {resolved.airflow.version}…"):
-            result = render_pipelines(
-                selected, resolved, project.templates_dir, project_root=project.root
-            )
-            write_render(result, folder)
+        write_render(result, folder)
+        with err.status(f"loading DAGs with DagBag under Airflow {result.airflow_version}…"):
             report = run_dagbag(
-                folder / "dags",
-                resolved.airflow.major,
-                budget_seconds=budget,
-                project_root=project.root,
+                folder / "dags", major, budget_seconds=budget, project_root=project.root
             )
     rows = []
     for file in report.files:
