@@ -23,9 +23,11 @@ test: setup airflow-envs
 demo: setup airflow-envs
 	@bash scripts/demo.sh
 
+LINT_PATHS := src infra tests $(wildcard bench)
+
 lint: setup
-	$(BIN)/ruff check src infra tests bench
-	$(BIN)/ruff format --check src infra tests bench
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 
 bench: setup
 	$(BIN)/python -m bench
