@@ -1,0 +1,96 @@
+"""Apply a promotion plan: run exactly its steps, in order, reporting progress."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mwaa_elt.promote.plan import (
+    DeleteDag,
+    Plan,
+    Step,
+    UploadBundle,
+    UploadScript,
+    WriteDag,
+    WriteManifest,
+)
+from mwaa_elt.promote.store import RENDERED_HASH_METADATA, StageStore
+
+# Called after each step with (index of the step, 1-based; number of steps; the step).
+Progress = Callable[[int, int, Step], None]
+
+
+@dataclass
+class ApplyResult:
+    """What applying a plan wrote: the shape of `promote --json`."""
+
+    plan: Plan
+    uploaded: int = 0  # DAG files and scripts written (not bundles, not the manifest)
+    deleted: int = 0
+    skipped: int = 0  # content-addressed objects already present
+    version_ids: dict[str, str | None] = field(default_factory=dict)
+    manifest_etag: str | None = None
+
+    @property
+    def unchanged(self) -> int:
+        """Pipelines the plan left as they were."""
+        return self.plan.count("unchanged")
+
+    def to_dict(self) -> dict[str, Any]:
+        """`{"stage", "from", "uploaded", "deleted", "unchanged", "pipelines": [...]}`."""
+        return {
+            "stage": self.plan.stage,
+            "from": self.plan.source,
+            "uploaded": self.uploaded,
+            "deleted": self.deleted,
+            "unchanged": self.unchanged,
+            "pipelines": [change.to_dict() for change in self.plan.changes],
+        }
+
+
+def apply_plan(store: StageStore, plan: Plan, progress: Progress | None = None) -> ApplyResult:
+    """Execute `plan`'s steps in order against the stage's bucket; the manifest is written last.
+
+    An interruption leaves the old manifest describing what is live; re-running completes it.
+    """
+    if store.stage.name != plan.stage:
+        raise ValueError(f"plan for stage {plan.stage} applied to stage {store.stage.name}")
+    result = ApplyResult(plan)
+    total = len(plan.steps)
+    for index, step in enumerate(plan.steps, start=1):
+        _run(store, step, result)
+        if progress is not None:
+            progress(index, total, step)
+    return result
+
+
+def _run(store: StageStore, step: Step, result: ApplyResult) -> None:
+    match step:
+        case UploadScript(key=key, body=body):
+            if store.put_if_absent(key, body):
+                result.uploaded += 1
+            else:
+                result.skipped += 1
+        case UploadBundle(key=key, body=body):
+            if not store.put_if_absent(key, body):
+                result.skipped += 1
+        case WriteDag(pipeline=pipeline, key=key, body=body, rendered_hash=rendered_hash):
+            result.version_ids[pipeline] = store.put(
+                key,
+                body,
+                metadata={RENDERED_HASH_METADATA: rendered_hash},
+                content_type="text/x-python",
+            )
+            result.uploaded += 1
+        case DeleteDag(key=key):
+            store.delete(key)
+            result.deleted += 1
+        case WriteManifest(manifest=manifest, expected_etag=etag, pending_versions=pending):
+            records = dict(manifest.pipelines)
+            for name in pending:
+                records[name] = records[name].model_copy(
+                    update={"dag_version_id": result.version_ids.get(name)}
+                )
+            final = manifest.model_copy(update={"pipelines": records})
+            result.manifest_etag = store.write_manifest(final, etag)

@@ -1,0 +1,173 @@
+"""The S3 side of promotion: one stage's source bucket, with retries and conditional writes.
+
+Clients honour boto3's standard `AWS_ENDPOINT_URL`, so the same code runs against AWS, the
+sandbox or anyone's own emulator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from mwaa_elt.errors import ConfigError, ExternalError
+from mwaa_elt.promote.manifest import Manifest, empty_manifest
+from mwaa_elt.stage import Stage
+
+RETRIES = Config(retries={"mode": "standard", "max_attempts": 5})
+RENDERED_HASH_METADATA = "mwaa-elt-rendered-hash"
+_MISSING = {"404", "NoSuchKey", "NotFound"}
+
+
+def make_client(service: str, region: str) -> Any:
+    """A boto3 client with botocore's standard retry mode (5 attempts)."""
+    return boto3.session.Session().client(service, region_name=region, config=RETRIES)
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def caller_arn(region: str, sts: Any | None = None) -> str:
+    """The ARN of the AWS identity running the promotion, recorded as `promoted_by`."""
+    client = sts or make_client("sts", region)
+    try:
+        return str(client.get_caller_identity()["Arn"])
+    except (ClientError, BotoCoreError) as error:
+        raise ExternalError(
+            f"could not read the AWS caller identity (sts:GetCallerIdentity): {error}; "
+            "check your credentials — nothing was changed"
+        ) from None
+
+
+class StageStore:
+    """Reads and writes one stage's source bucket; every AWS failure becomes ExternalError."""
+
+    def __init__(self, stage: Stage, client: Any | None = None) -> None:
+        self.stage = stage
+        self.bucket = stage.source_bucket
+        self.client = client or make_client("s3", stage.region)
+
+    def uri(self, key: str) -> str:
+        """The s3:// URI of `key` in this stage's bucket."""
+        return f"s3://{self.bucket}/{key}"
+
+    def _fail(self, what: str, key: str, error: Exception, state: str) -> ExternalError:
+        return ExternalError(f"{what} {self.uri(key)} failed: {error}; {state}")
+
+    def exists(self, key: str) -> bool:
+        """Whether `key` exists (HEAD)."""
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as error:
+            if _code(error) in _MISSING:
+                return False
+            raise self._fail("HEAD", key, error, "nothing was changed by this step") from None
+        except BotoCoreError as error:
+            raise self._fail("HEAD", key, error, "nothing was changed by this step") from None
+        return True
+
+    def get(self, key: str) -> tuple[bytes, str] | None:
+        """The object's body and ETag, or None when it does not exist."""
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=key)
+            return response["Body"].read(), str(response["ETag"])
+        except ClientError as error:
+            if _code(error) in _MISSING:
+                return None
+            raise self._fail("reading", key, error, "nothing was changed by this step") from None
+        except BotoCoreError as error:
+            raise self._fail("reading", key, error, "nothing was changed by this step") from None
+
+    def put(
+        self,
+        key: str,
+        body: bytes,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        content_type: str = "application/octet-stream",
+        state: str = "the manifest still describes what is live; re-run to complete",
+    ) -> str | None:
+        """Write `key` with one PutObject (atomic for readers); returns its version id."""
+        try:
+            response = self.client.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=body,
+                ContentType=content_type,
+                Metadata=dict(metadata or {}),
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise self._fail("writing", key, error, state) from None
+        return response.get("VersionId")
+
+    def put_if_absent(self, key: str, body: bytes) -> bool:
+        """Upload a content-addressed object unless it exists; True when it was written."""
+        if self.exists(key):
+            return False
+        self.put(key, body)
+        return True
+
+    def delete(self, key: str) -> None:
+        """Delete `key` (a delete marker in a versioned bucket, so it can be restored)."""
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+        except (ClientError, BotoCoreError) as error:
+            raise self._fail(
+                "deleting", key, error, "the manifest still describes what is live; re-run"
+            ) from None
+
+    def load_manifest(self) -> tuple[Manifest, str | None]:
+        """The stage's manifest and its ETag, or an empty manifest and None if there is none."""
+        found = self.get(self.stage.manifest_key)
+        if found is None:
+            return empty_manifest(self.stage.name), None
+        body, etag = found
+        manifest = Manifest.from_bytes(body, self.uri(self.stage.manifest_key))
+        if manifest.stage != self.stage.name:
+            raise ConfigError(
+                f"{self.uri(self.stage.manifest_key)} describes stage {manifest.stage!r}, not "
+                f"{self.stage.name!r}; the bucket is shared or the file was copied by hand"
+            )
+        return manifest, etag
+
+    def write_manifest(self, manifest: Manifest, expected_etag: str | None) -> str:
+        """Write the manifest only if it is unchanged since it was read; returns the new ETag."""
+        key = self.stage.manifest_key
+        condition = {"IfMatch": expected_etag} if expected_etag else {"IfNoneMatch": "*"}
+        try:
+            response = self.client.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=manifest.to_bytes(),
+                ContentType="application/json",
+                **condition,
+            )
+        except ClientError as error:
+            if _code(error) in {"PreconditionFailed", "412", "ConditionalRequestConflict"}:
+                raise ConfigError(
+                    f"{self.uri(key)} was changed by someone else since this promotion read "
+                    "it (another promotion or rollback ran); DAG files this run wrote may be "
+                    "live but are not recorded — re-run the promotion to plan against the new "
+                    "manifest"
+                ) from None
+            raise self._fail(
+                "writing manifest", key, error, "DAG files may be newer than the manifest; re-run"
+            ) from None
+        except BotoCoreError as error:
+            raise self._fail(
+                "writing manifest", key, error, "DAG files may be newer than the manifest; re-run"
+            ) from None
+        return str(response["ETag"])
+
+    def read_dags(self, keys: list[str]) -> dict[str, bytes]:
+        """The current bodies of the DAG files among `keys` that exist (for plan diffs)."""
+        found: dict[str, bytes] = {}
+        for key in keys:
+            result = self.get(key)
+            if result is not None:
+                found[key] = result[0]
+        return found

@@ -1,0 +1,161 @@
+"""Applying plans against a real S3 API (moto on loopback): what is written, and in what order."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from promote_support import Recorder, build, plan_for
+
+from mwaa_elt.errors import ConfigError
+from mwaa_elt.promote.apply import apply_plan
+from mwaa_elt.promote.plan import Step, WriteDag
+from mwaa_elt.promote.store import RENDERED_HASH_METADATA, StageStore
+from mwaa_elt.stage import Stage
+
+
+def _pipelines(dev: Stage, sql_a: str = "select 1"):
+    return [build(dev, "a", sql=sql_a), build(dev, "b", script="print('b')")]
+
+
+def test_first_promotion_writes_everything_scripts_then_dags_then_manifest(
+    store: StageStore, dev: Stage, recorder: Recorder
+) -> None:
+    result = apply_plan(store, plan_for(store, _pipelines(dev)))
+    puts = [key for op, key in recorder.writes()]
+    uploads, dags = puts[:3], puts[3:5]
+    assert sum(k.startswith("scripts/b/") for k in uploads) == 1
+    assert sum(k.startswith(dev.bundles_prefix) for k in uploads) == 2
+    assert dags == ["dags/a.py", "dags/b.py"]
+    assert puts[-1] == dev.manifest_key and len(puts) == 6
+    assert result.to_dict() == {
+        "stage": "dev",
+        "from": "working-tree",
+        "uploaded": 3,
+        "deleted": 0,
+        "unchanged": 0,
+        "pipelines": [c.to_dict() for c in result.plan.changes],
+    }
+    manifest, etag = store.load_manifest()
+    assert etag is not None
+    record = manifest.pipelines["a"]
+    assert record.dag_version_id == result.version_ids["a"] is not None
+    assert record.promoted_from == "working-tree" and record.git_commit == "abc123"
+    head = store.client.head_object(Bucket=store.bucket, Key="dags/a.py")
+    assert head["Metadata"][RENDERED_HASH_METADATA] == record.rendered_hash
+
+
+def test_re_promotion_writes_nothing(store: StageStore, dev: Stage, recorder: Recorder) -> None:
+    apply_plan(store, plan_for(store, _pipelines(dev)))
+    recorder.calls.clear()
+    result = apply_plan(store, plan_for(store, _pipelines(dev)))
+    assert recorder.writes() == []
+    assert (result.uploaded, result.deleted, result.unchanged) == (0, 0, 2)
+
+
+def test_planning_alone_writes_nothing(store: StageStore, dev: Stage, recorder: Recorder) -> None:
+    plan = plan_for(store, _pipelines(dev))
+    assert plan.has_changes
+    assert recorder.writes() == []
+    assert {op for op, _ in recorder.calls} <= {"GetObject", "HeadObject", "ListObjectsV2"}
+
+
+def test_one_changed_pipeline_uploads_exactly_one_dag_and_the_manifest(
+    store: StageStore, dev: Stage, recorder: Recorder
+) -> None:
+    apply_plan(store, plan_for(store, _pipelines(dev)))
+    recorder.calls.clear()
+    plan = plan_for(store, _pipelines(dev, sql_a="select 2"))
+    result = apply_plan(store, plan)
+    keys = [key for _, key in recorder.writes()]
+    assert keys[1:] == ["dags/a.py", dev.manifest_key]
+    assert keys[0].startswith(dev.bundles_prefix)
+    assert (result.uploaded, result.unchanged) == (1, 1)
+    assert "+SQL = 'select 2'" in (plan.changes[0].diff or "")
+    manifest, _ = store.load_manifest()
+    assert manifest.pipelines["a"].history[0].dag_version_id is not None
+
+
+def test_a_changed_manifest_between_plan_and_apply_is_refused(
+    store: StageStore, dev: Stage
+) -> None:
+    apply_plan(store, plan_for(store, _pipelines(dev)))
+    plan = plan_for(store, _pipelines(dev, sql_a="select 2"))
+    other = plan_for(store, _pipelines(dev, sql_a="select 3"))
+    apply_plan(store, other)
+    with pytest.raises(ConfigError, match=r"changed by someone else.*re-run"):
+        apply_plan(store, plan)
+    manifest, _ = store.load_manifest()
+    assert manifest.pipelines["a"].rendered_hash == build(dev, "a", sql="select 3").rendered_hash
+
+
+def test_creating_the_manifest_twice_is_refused(store: StageStore, dev: Stage) -> None:
+    first = plan_for(store, _pipelines(dev))
+    second = plan_for(store, [build(dev, "c")])
+    apply_plan(store, first)
+    with pytest.raises(ConfigError, match="changed by someone else"):
+        apply_plan(store, second)
+
+
+def test_interrupted_after_dag_write_leaves_old_manifest_and_rerun_completes(
+    store: StageStore, dev: Stage
+) -> None:
+    apply_plan(store, plan_for(store, _pipelines(dev)))
+    before, _ = store.load_manifest()
+
+    class Killed(Exception):
+        pass
+
+    def die_after_dag(index: int, total: int, step: Step) -> None:
+        if isinstance(step, WriteDag):
+            raise Killed
+
+    changed = _pipelines(dev, sql_a="select 2")
+    with pytest.raises(Killed):
+        apply_plan(store, plan_for(store, changed), progress=die_after_dag)
+    still, _ = store.load_manifest()
+    assert still == before  # the manifest still describes the last completed promotion
+    result = apply_plan(store, plan_for(store, changed))
+    manifest, _ = store.load_manifest()
+    assert manifest.pipelines["a"].rendered_hash == changed[0].rendered_hash
+    assert result.plan.count("updated") == 1
+    assert apply_plan(store, plan_for(store, changed)).plan.steps == ()
+
+
+def test_prune_deletes_the_dag_and_keeps_content_addressed_scripts(
+    store: StageStore, dev: Stage, recorder: Recorder
+) -> None:
+    store.put("dags/hand_written.py", b"# not ours\n")
+    apply_plan(store, plan_for(store, _pipelines(dev)))
+    recorder.calls.clear()
+    result = apply_plan(store, plan_for(store, [build(dev, "a")], prune=True))
+    assert [op for op, _ in recorder.writes()] == ["DeleteObject", "PutObject"]
+    assert result.deleted == 1
+    assert not store.exists("dags/b.py")
+    assert store.exists("dags/hand_written.py")
+    assert store.exists(next(iter(_pipelines(dev)[1].scripts)))
+
+
+def test_progress_reports_every_step(store: StageStore, dev: Stage) -> None:
+    seen: list[tuple[int, int]] = []
+    plan = plan_for(store, _pipelines(dev))
+    apply_plan(store, plan, progress=lambda i, n, _step: seen.append((i, n)))
+    assert seen == [(i, len(plan.steps)) for i in range(1, len(plan.steps) + 1)]
+
+
+def test_manifest_is_readable_json(store: StageStore, dev: Stage) -> None:
+    apply_plan(store, plan_for(store, _pipelines(dev)))
+    body = store.client.get_object(Bucket=store.bucket, Key=dev.manifest_key)["Body"].read()
+    data = json.loads(body)
+    assert data["version"] == 1 and data["stage"] == "dev"
+    assert set(data["pipelines"]["b"]) >= {
+        "source_hash",
+        "rendered_hash",
+        "dag_version_id",
+        "promoted_from",
+        "promoted_at",
+        "promoted_by",
+        "git_commit",
+        "history",
+        "scripts",
+    }

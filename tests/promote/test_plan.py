@@ -1,0 +1,108 @@
+"""Plans are pure data: actions, diffs and step order computed without touching S3."""
+
+from __future__ import annotations
+
+from promote_support import IDENTITY, build
+
+from mwaa_elt.promote.manifest import Manifest, empty_manifest
+from mwaa_elt.promote.plan import (
+    DeleteDag,
+    Plan,
+    UploadBundle,
+    UploadScript,
+    WriteDag,
+    WriteManifest,
+    build_plan,
+)
+from mwaa_elt.stage import Stage
+
+
+def _plan(stage: Stage, builds, manifest: Manifest | None = None, **kwargs) -> Plan:
+    return build_plan(
+        stage,
+        builds,
+        manifest or empty_manifest(stage.name),
+        None,
+        source="working-tree",
+        identity=IDENTITY,
+        **kwargs,
+    )
+
+
+def _applied(plan: Plan) -> Manifest:
+    step = plan.steps[-1]
+    assert isinstance(step, WriteManifest)
+    return step.manifest
+
+
+def test_first_plan_adds_everything_in_order_scripts_bundles_dags_manifest(dev: Stage) -> None:
+    plan = _plan(dev, [build(dev, "b", script="print(1)"), build(dev, "a")])
+    assert [(c.pipeline, c.action) for c in plan.changes] == [("a", "added"), ("b", "added")]
+    kinds = [type(step) for step in plan.steps]
+    assert kinds == [UploadBundle, UploadScript, UploadBundle, WriteDag, WriteDag, WriteManifest]
+    assert set(_applied(plan).pipelines) == {"a", "b"}
+
+
+def test_unchanged_pipelines_plan_no_steps(dev: Stage) -> None:
+    builds = [build(dev, "a"), build(dev, "b", script="print(1)")]
+    manifest = _applied(_plan(dev, builds))
+    plan = _plan(dev, builds, manifest)
+    assert plan.steps == ()
+    assert not plan.has_changes
+    assert plan.count("unchanged") == 2
+
+
+def test_one_changed_pipeline_writes_one_dag_with_a_diff_and_keeps_history(dev: Stage) -> None:
+    manifest = _applied(_plan(dev, [build(dev, "a"), build(dev, "b")]))
+    old_dag = build(dev, "a").dag
+    plan = _plan(
+        dev,
+        [build(dev, "a", sql="select 2"), build(dev, "b")],
+        manifest,
+        live_dags={"dags/a.py": old_dag},
+    )
+    assert [(c.pipeline, c.action) for c in plan.changes] == [("a", "updated"), ("b", "unchanged")]
+    assert [type(s) for s in plan.steps] == [UploadBundle, WriteDag, WriteManifest]
+    diff = plan.changes[0].diff or ""
+    assert "-SQL = 'select 1'" in diff and "+SQL = 'select 2'" in diff
+    record = _applied(plan).pipelines["a"]
+    assert record.history[0].source_hash == manifest.pipelines["a"].source_hash
+
+
+def test_history_is_bounded(dev: Stage) -> None:
+    manifest = empty_manifest(dev.name)
+    for n in range(25):
+        manifest = _applied(_plan(dev, [build(dev, "a", sql=f"select {n}")], manifest))
+    assert len(manifest.pipelines["a"].history) == 20
+
+
+def test_prune_removes_only_pipelines_the_manifest_records(dev: Stage) -> None:
+    manifest = _applied(_plan(dev, [build(dev, "a"), build(dev, "b")]))
+    kept = _plan(dev, [build(dev, "a")], manifest)
+    assert kept.steps == () and [c.action for c in kept.changes] == ["unchanged"]
+    pruned = _plan(dev, [build(dev, "a")], manifest, prune=True)
+    assert [(c.pipeline, c.action) for c in pruned.changes] == [
+        ("a", "unchanged"),
+        ("b", "removed"),
+    ]
+    assert [type(s) for s in pruned.steps] == [DeleteDag, WriteManifest]
+    assert pruned.steps[0] == DeleteDag("b", "dags/b.py")
+    assert set(_applied(pruned).pipelines) == {"a"}
+
+
+def test_source_change_with_identical_output_records_the_new_bundle_without_a_dag_write(
+    dev: Stage,
+) -> None:
+    first = build(dev, "a")
+    manifest = _applied(_plan(dev, [first]))
+    from dataclasses import replace
+
+    from mwaa_elt.promote.bundle import pack
+
+    moved = replace(
+        first, bundle=pack({"a.yaml": b"name: a\n# a comment\n", "sql/main.sql": b"select 1"})
+    )
+    plan = _plan(dev, [moved], manifest)
+    assert [c.action for c in plan.changes] == ["updated"]
+    assert [type(s) for s in plan.steps] == [UploadBundle, WriteManifest]
+    assert _applied(plan).pipelines["a"].source_hash == moved.bundle.source_hash
