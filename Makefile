@@ -8,6 +8,7 @@ STAMP := $(VENV)/.installed
 .PHONY: setup test demo lint bench clean
 
 include make/airflow.mk
+include make/bench.mk
 
 setup: $(STAMP)
 
@@ -29,7 +30,7 @@ lint: setup
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/ruff format --check $(LINT_PATHS)
 
-bench: setup
+bench: setup bench-envs
 	$(BIN)/python -m bench
 
 clean:
