@@ -38,3 +38,25 @@ MWAA_AIRFLOW_RELEASES: dict[str, AirflowRelease] = {
 def airflow_release(version: str) -> AirflowRelease:
     """The MWAA release for `version`; KeyError when MWAA does not offer it."""
     return MWAA_AIRFLOW_RELEASES[version]
+
+
+# Provider distributions MWAA installs with Airflow, by major line ("Apache Airflow provider
+# packages installed on Amazon MWAA environments"); anything else must be in requirements.txt.
+_MWAA_PROVIDERS_2 = [
+    "amazon",
+    "celery",
+    "common-compat",
+    "common-io",
+    "common-sql",
+    "fab",
+    "ftp",
+    "http",
+    "imap",
+    "postgres",
+    "smtp",
+    "sqlite",
+]
+MWAA_PREINSTALLED_PROVIDERS: dict[int, frozenset[str]] = {
+    2: frozenset(f"apache-airflow-providers-{name}" for name in _MWAA_PROVIDERS_2),
+    3: frozenset(f"apache-airflow-providers-{name}" for name in [*_MWAA_PROVIDERS_2, "standard"]),
+}

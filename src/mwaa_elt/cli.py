@@ -451,6 +451,436 @@ def check(
         raise typer.Exit(EXIT_INVALID)
 
 
+# -- promotion ---------------------------------------------------------------------------------
+
+FromOption = Annotated[
+    str | None,
+    typer.Option(
+        "--from", help="Promote the versions live in this stage (default: the working tree)."
+    ),
+]
+YesFlag = Annotated[
+    bool, typer.Option("--yes", "-y", help="Apply without asking (prod asks otherwise).")
+]
+SkipMwaaFlag = Annotated[
+    bool,
+    typer.Option(
+        "--skip-mwaa-checks",
+        help="Skip the MWAA gates, for stages without a reachable MWAA API (the sandbox).",
+    ),
+]
+ForceUnlockFlag = Annotated[
+    bool, typer.Option("--force-unlock", help="Break the stage's lock first (its holder died).")
+]
+
+
+def _stage_store(stage: Stage, profile: str | None = None) -> Any:
+    from mwaa_elt.promote.store import StageStore, make_client
+
+    return StageStore(stage, make_client("s3", stage.region, profile=profile))
+
+
+def _environment(stage: Stage, profile: str | None = None) -> Any:
+    from mwaa_elt.promote.mwaa import MwaaEnvironment
+    from mwaa_elt.promote.store import make_client
+
+    return MwaaEnvironment(stage, make_client("mwaa", stage.region, profile=profile))
+
+
+def _short_hash(value: str | None) -> str:
+    return value[:12] if value else "-"
+
+
+def _print_plan(plan: Any, *, diffs: bool) -> None:
+    from rich.syntax import Syntax
+
+    from mwaa_elt.promote.plan import (
+        DeleteDag,
+        UploadBundle,
+        UploadScript,
+        UploadTemplates,
+        WriteDag,
+    )
+
+    table = Table(
+        title=f"plan: {plan.source} → {plan.stage} (s3://{plan.bucket})", title_justify="left"
+    )
+    for column in ("pipeline", "action", "version (live → planned)", "DAG"):
+        table.add_column(column)
+    colours = {"added": "green", "updated": "yellow", "removed": "red", "rolled_back": "magenta"}
+    for change in plan.changes:
+        colour = colours.get(change.action)
+        action = f"[{colour}]{change.action}[/{colour}]" if colour else change.action
+        versions = (
+            _short_hash(change.source_hash)
+            if change.action == "unchanged"
+            else f"{_short_hash(change.previous_source_hash)} → {_short_hash(change.source_hash)}"
+        )
+        table.add_row(change.pipeline, action, versions, change.dag_key)
+    out.print(table)
+    kinds = [
+        (UploadScript, "script"),
+        (UploadBundle, "source bundle"),
+        (UploadTemplates, "templates snapshot"),
+        (WriteDag, "DAG file"),
+        (DeleteDag, "DAG deletion"),
+    ]
+    parts = [
+        f"{n} {label}{'s' if n != 1 else ''}"
+        for kind, label in kinds
+        if (n := sum(isinstance(step, kind) for step in plan.steps))
+    ]
+    counts = ", ".join(
+        f"{plan.count(a)} {a.replace('_', ' ')}"
+        for a in ("added", "updated", "unchanged", "removed", "rolled_back")
+        if plan.count(a) or a != "rolled_back"
+    )
+    writes = f"{', '.join(parts)}, then the manifest" if parts else "nothing to write"
+    out.print(f"{counts}; {writes}")
+    if diffs:
+        for change in plan.changes:
+            if change.diff:
+                out.print(Syntax(change.diff, "diff", theme="ansi_dark", word_wrap=True))
+
+
+def _confirm(plan: Any, stage: Stage, yes: bool) -> None:
+    import sys
+
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        if stage.production:
+            raise ConfigError(
+                f"stage {stage.name} is production: pass --yes to promote without a prompt "
+                "(nothing was changed)"
+            )
+        return
+    if not typer.confirm(f"Apply this plan to {stage.name}?", default=False):
+        err.print("nothing was changed")
+        raise typer.Exit(EXIT_INVALID)
+
+
+def _run_plan(
+    store: Any,
+    plan: Any,
+    *,
+    identity: Any,
+    force_unlock: bool,
+    verify: Any,
+    quiet: bool,
+) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from mwaa_elt.promote.execute import execute
+    from mwaa_elt.promote.lock import lock_owner
+
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[step]}"),
+        console=err,
+        transient=True,
+        disable=quiet,
+    ) as bar:
+        task = bar.add_task(f"apply to {plan.stage}", total=len(plan.steps), step="")
+
+        def progress(index: int, total: int, step: Any) -> None:
+            bar.update(task, completed=index, step=getattr(step, "key", "manifest"))
+
+        if verify is not None:
+            bar.console.print(
+                f"verifying with Airflow on {verify.environment.name} "
+                f"(up to {verify.timeout_seconds:g} s)…"
+            )
+        return execute(
+            store,
+            plan,
+            owner=lock_owner(identity.promoted_by),
+            identity=identity,
+            force_unlock=force_unlock,
+            progress=progress,
+            verify=verify,
+        )
+
+
+def _report_outcome(outcome: Any, json_: bool) -> None:
+    if json_:
+        _print_json(outcome.to_dict())
+    else:
+        applied = outcome.applied
+        out.print(
+            f"[green]applied[/green] to {applied.plan.stage}: {applied.uploaded} uploaded, "
+            f"{applied.deleted} deleted, {applied.unchanged} unchanged"
+            + (f", {applied.skipped} already present" if applied.skipped else "")
+        )
+        verification = outcome.verification
+        if verification is not None:
+            if verification.parsed:
+                out.print(f"parsed by Airflow: {', '.join(sorted(verification.parsed))}")
+            if verification.pending:
+                out.print(
+                    f"[yellow]not yet parsed after {verification.waited_seconds:.0f} s[/yellow]: "
+                    f"{', '.join(verification.pending)} (check the Airflow UI)"
+                )
+            for name, trace in sorted(verification.import_errors.items()):
+                err.print(f"[red]import error[/red] in {name}:\n{escape(trace)}")
+        if outcome.rollback is not None:
+            names = ", ".join(c.pipeline for c in outcome.rollback.plan.changes)
+            out.print(f"[magenta]rolled back[/magenta]: {names}")
+    if not outcome.ok:
+        raise typer.Exit(EXIT_INVALID)
+
+
+def _verify(stage: Stage, skip: bool, rollback_on_error: bool) -> Any:
+    from mwaa_elt.promote.execute import Verify
+
+    if skip:
+        return None
+    return Verify(
+        _environment(stage),
+        timeout_seconds=stage.config.gates.import_error_timeout_seconds,
+        rollback_on_error=rollback_on_error,
+    )
+
+
+@app.command("promote")
+def promote(
+    to: Annotated[str, typer.Option("--to", help="The stage to promote into.")],
+    from_: FromOption = None,
+    pipelines: Annotated[
+        list[str] | None, typer.Argument(help="Pipeline names (default: all).")
+    ] = None,
+    plan_only: Annotated[
+        bool, typer.Option("--plan", help="Print the plan and change nothing.")
+    ] = False,
+    yes: YesFlag = False,
+    json_: JsonFlag = False,
+    prune: Annotated[
+        bool,
+        typer.Option("--prune", help="Also remove pipelines the source no longer has."),
+    ] = False,
+    skip_mwaa_checks: SkipMwaaFlag = False,
+    force_unlock: ForceUnlockFlag = False,
+    rollback_on_error: Annotated[
+        bool,
+        typer.Option("--rollback-on-error", help="Roll back DAGs Airflow fails to import."),
+    ] = False,
+    diff: Annotated[
+        bool | None,
+        typer.Option("--diff/--no-diff", help="Show DAG diffs (default: with a prompt or --plan)."),
+    ] = None,
+    source_profile: Annotated[
+        str | None,
+        typer.Option("--source-profile", help="AWS profile to read the source stage with."),
+    ] = None,
+    project_dir: ProjectDir = None,
+) -> None:
+    """Promote pipelines into a stage: plan, gates, ordered uploads, manifest; `--plan` first."""
+    from mwaa_elt.promote.builds import check_route, from_stage, from_working_tree
+    from mwaa_elt.promote.gates import dagbag_gate, requirements_gate
+    from mwaa_elt.promote.identity import caller_arn, identity_now
+    from mwaa_elt.promote.mwaa import require_source_runs_succeeded
+    from mwaa_elt.promote.plan import build_plan, keys_to_diff
+    from mwaa_elt.stage import load_all_stages
+
+    project = _project(project_dir)
+    stages = load_all_stages(project.stacks_dir)
+    target = check_route(stages, from_, to)
+    if prune and pipelines:
+        raise typer.BadParameter(
+            "--prune removes pipelines missing from the source, so it needs all of them; "
+            "drop the pipeline names",
+            param_hint="--prune",
+        )
+    if from_ is None:
+        selected = _valid_pipelines(project, stages, pipelines)
+        with err.status(f"rendering {len(selected)} pipeline(s) for {to}…"):
+            prepared = from_working_tree(project, stages, target, selected, complete=not pipelines)
+    else:
+        with err.status(f"reading what is live in {from_} and rendering it for {to}…"):
+            prepared = from_stage(
+                stages, _stage_store(stages[from_], source_profile), target, pipelines
+            )
+    requirements_gate(prepared.render, target, project.environment_dir / "requirements.txt")
+    with err.status(f"integrity gate: DagBag under Airflow {target.airflow.version}…"):
+        dagbag_gate(prepared.render, target, project.root)
+    if (
+        from_ is not None
+        and target.config.gates.require_source_run_success
+        and not skip_mwaa_checks
+    ):
+        with err.status(f"gate: latest runs in {from_} succeeded…"):
+            require_source_runs_succeeded(
+                _environment(stages[from_], source_profile), [b.name for b in prepared.builds]
+            )
+    store = _stage_store(target)
+    identity = identity_now(caller_arn(target))
+    manifest, etag = store.load_manifest()
+    live = store.read_dags(keys_to_diff(prepared.builds, manifest))
+    plan = build_plan(
+        target,
+        prepared.builds,
+        manifest,
+        etag,
+        source=prepared.source,
+        identity=identity,
+        live_dags=live,
+        prune=prune,
+    )
+    interactive = not yes and not json_
+    if plan_only or not plan.has_changes:
+        if json_:
+            _print_json(_plan_json(plan))
+        else:
+            _print_plan(plan, diffs=diff if diff is not None else plan_only)
+            if not plan.has_changes:
+                out.print(f"{to} is up to date: nothing to promote")
+        return
+    if not skip_mwaa_checks:
+        with err.status(f"gate: MWAA environment {target.environment_name} is AVAILABLE…"):
+            _environment(target).require_available()
+    if not json_:
+        _print_plan(plan, diffs=diff if diff is not None else interactive)
+    _confirm(plan, target, yes)
+    outcome = _run_plan(
+        store,
+        plan,
+        identity=identity,
+        force_unlock=force_unlock,
+        verify=_verify(target, skip_mwaa_checks, rollback_on_error),
+        quiet=json_,
+    )
+    _report_outcome(outcome, json_)
+
+
+def _plan_json(plan: Any) -> dict[str, Any]:
+    from mwaa_elt.promote.plan import DeleteDag, UploadScript, WriteDag
+
+    return {
+        "stage": plan.stage,
+        "from": plan.source,
+        "plan_only": True,
+        "uploaded": 0,
+        "deleted": 0,
+        "unchanged": plan.count("unchanged"),
+        "planned": {
+            "uploads": sum(isinstance(s, WriteDag | UploadScript) for s in plan.steps),
+            "deletes": sum(isinstance(s, DeleteDag) for s in plan.steps),
+        },
+        "pipelines": [{**c.to_dict(), "diff": c.diff} for c in plan.changes],
+    }
+
+
+@app.command("status")
+def status(stage: StageOption, json_: JsonFlag = False, project_dir: ProjectDir = None) -> None:
+    """What is live in a stage: per pipeline its version, when, by whom, from where; and drift."""
+    from mwaa_elt.promote.status import stage_status
+
+    resolved = _stage(project_dir, stage)
+    report = stage_status(_stage_store(resolved))
+    if json_:
+        _print_json(report.to_dict())
+        return
+    table = Table(title=f"status {stage} (s3://{report.bucket})", title_justify="left")
+    for column in ("pipeline", "version", "from", "promoted at", "by", "commit", "DAG object"):
+        table.add_column(column, overflow="fold")
+    for item in report.pipelines:
+        record = item.record
+        drift = "[green]in sync[/green]" if item.drift == "in sync" else f"[red]{item.drift}[/red]"
+        table.add_row(
+            item.name,
+            _short_hash(record.source_hash),
+            record.promoted_from,
+            record.promoted_at,
+            record.promoted_by,
+            _short_hash(record.git_commit),
+            drift,
+        )
+    out.print(table)
+    if not report.pipelines:
+        out.print(f"nothing promoted into {stage} yet")
+    if report.unmanaged:
+        out.print(f"DAG files not written by mwaa-elt (left alone): {', '.join(report.unmanaged)}")
+    if report.drifted:
+        out.print(
+            "drift: a DAG object changed outside mwaa-elt; restore the recorded version with "
+            f"`mwaa-elt rollback <pipeline> --stage {stage} --to <version>`"
+        )
+    if report.lock is not None:
+        out.print(f"locked by {report.lock.owner} since {report.lock.acquired_at}")
+
+
+@app.command("rollback")
+def rollback(
+    pipeline: Annotated[str, typer.Argument(help="The pipeline to roll back.")],
+    stage: StageOption,
+    to: Annotated[
+        str | None,
+        typer.Option("--to", help="Version (source hash or prefix) to restore; default: previous."),
+    ] = None,
+    yes: YesFlag = False,
+    json_: JsonFlag = False,
+    skip_mwaa_checks: SkipMwaaFlag = False,
+    force_unlock: ForceUnlockFlag = False,
+    project_dir: ProjectDir = None,
+) -> None:
+    """Put a pipeline's previous (or a named) version back live in a stage."""
+    from mwaa_elt.promote.identity import caller_arn, identity_now
+    from mwaa_elt.promote.rollback import plan_rollback
+
+    target = _stage(project_dir, stage)
+    store = _stage_store(target)
+    identity = identity_now(caller_arn(target))
+    manifest, etag = store.load_manifest()
+    plan = plan_rollback(store, manifest, etag, {pipeline: to}, identity)
+    if not skip_mwaa_checks:
+        _environment(target).require_available()
+    if not json_:
+        _print_plan(plan, diffs=not yes)
+    _confirm(plan, target, yes)
+    outcome = _run_plan(
+        store,
+        plan,
+        identity=identity,
+        force_unlock=force_unlock,
+        verify=_verify(target, skip_mwaa_checks, False),
+        quiet=json_,
+    )
+    _report_outcome(outcome, json_)
+
+
+@app.command("sandbox")
+def sandbox(
+    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1.")] = 5000,
+    project_dir: ProjectDir = None,
+) -> None:
+    """Run an emulated AWS (moto's server on loopback) with every stage's bucket, until Ctrl-C."""
+    import signal
+    import threading
+
+    from mwaa_elt.promote.sandbox import sandbox as run_sandbox
+    from mwaa_elt.stage import load_all_stages
+
+    stages = load_all_stages(_project(project_dir).stacks_dir)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with run_sandbox(stages, port=port) as running:
+        out.print(f"sandbox: S3 and STS on {running.endpoint_url}, buckets:")
+        for bucket in running.buckets:
+            out.print(f"  s3://{bucket}")
+        out.print("point mwaa-elt (or any AWS tool) at it:")
+        out.print(f"  export AWS_ENDPOINT_URL={running.endpoint_url}")
+        out.print("  export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing")
+        out.print("then e.g. `mwaa-elt promote --to dev --yes --skip-mwaa-checks`; Ctrl-C stops it")
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+    err.print("sandbox stopped (its state is gone)")
+
+
 def main() -> None:
     """Console entry point: user errors become messages and exit codes, never tracebacks."""
     try:

@@ -405,6 +405,10 @@ class Stage:
         return f"{self.paths.tool_state}bundles/"
 
     @property
+    def templates_prefix(self) -> str:
+        return f"{self.paths.tool_state}templates/"
+
+    @property
     def log_group_prefix(self) -> str:
         return f"airflow-{self.environment_name}-"
 

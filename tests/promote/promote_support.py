@@ -27,8 +27,9 @@ class Recorder:
 IDENTITY = Identity(
     promoted_by="arn:aws:iam::123456789012:user/moto",
     promoted_at="2025-01-01T00:00:00+00:00",
-    git_commit="abc123",
+    tool_version="0.1.0",
 )
+TEMPLATES = pack({"dag.py.j2": b"{{ view }}\n"})
 
 
 def build(
@@ -45,9 +46,11 @@ def build(
     return PipelineBuild(
         name=name,
         bundle=pack(source),
+        templates=TEMPLATES,
         dag_key=f"{stage.dags_prefix}{name}.py",
         dag=dag.encode(),
         scripts=scripts,
+        git_commit="abc123",
     )
 
 
@@ -55,10 +58,10 @@ def plan_for(
     store: Any, builds: list[PipelineBuild], *, prune: bool = False, source: str = "working-tree"
 ) -> Any:
     """Read the stage's manifest and live DAGs, then build the plan (the CLI's sequence)."""
-    from mwaa_elt.promote.plan import build_plan
+    from mwaa_elt.promote.plan import build_plan, keys_to_diff
 
     manifest, etag = store.load_manifest()
-    live = store.read_dags(sorted({r.dag_key for r in manifest.pipelines.values()}))
+    live = store.read_dags(keys_to_diff(builds, manifest))
     return build_plan(
         store.stage,
         builds,

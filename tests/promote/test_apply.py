@@ -23,11 +23,12 @@ def test_first_promotion_writes_everything_scripts_then_dags_then_manifest(
 ) -> None:
     result = apply_plan(store, plan_for(store, _pipelines(dev)))
     puts = [key for op, key in recorder.writes()]
-    uploads, dags = puts[:3], puts[3:5]
+    uploads, dags = puts[:4], puts[4:6]
     assert sum(k.startswith("scripts/b/") for k in uploads) == 1
     assert sum(k.startswith(dev.bundles_prefix) for k in uploads) == 2
+    assert sum(k.startswith(dev.templates_prefix) for k in uploads) == 1
     assert dags == ["dags/a.py", "dags/b.py"]
-    assert puts[-1] == dev.manifest_key and len(puts) == 6
+    assert puts[-1] == dev.manifest_key and len(puts) == 7
     assert result.to_dict() == {
         "stage": "dev",
         "from": "working-tree",
@@ -41,6 +42,7 @@ def test_first_promotion_writes_everything_scripts_then_dags_then_manifest(
     record = manifest.pipelines["a"]
     assert record.dag_version_id == result.version_ids["a"] is not None
     assert record.promoted_from == "working-tree" and record.git_commit == "abc123"
+    assert record.templates_hash == _pipelines(dev)[0].templates.source_hash
     head = store.client.head_object(Bucket=store.bucket, Key="dags/a.py")
     assert head["Metadata"][RENDERED_HASH_METADATA] == record.rendered_hash
 

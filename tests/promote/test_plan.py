@@ -10,6 +10,7 @@ from mwaa_elt.promote.plan import (
     Plan,
     UploadBundle,
     UploadScript,
+    UploadTemplates,
     WriteDag,
     WriteManifest,
     build_plan,
@@ -39,7 +40,15 @@ def test_first_plan_adds_everything_in_order_scripts_bundles_dags_manifest(dev: 
     plan = _plan(dev, [build(dev, "b", script="print(1)"), build(dev, "a")])
     assert [(c.pipeline, c.action) for c in plan.changes] == [("a", "added"), ("b", "added")]
     kinds = [type(step) for step in plan.steps]
-    assert kinds == [UploadBundle, UploadScript, UploadBundle, WriteDag, WriteDag, WriteManifest]
+    assert kinds == [
+        UploadBundle,
+        UploadScript,
+        UploadBundle,
+        UploadTemplates,
+        WriteDag,
+        WriteDag,
+        WriteManifest,
+    ]
     assert set(_applied(plan).pipelines) == {"a", "b"}
 
 

@@ -12,6 +12,7 @@ from mwaa_elt.promote.plan import (
     Step,
     UploadBundle,
     UploadScript,
+    UploadTemplates,
     WriteDag,
     WriteManifest,
 )
@@ -72,7 +73,7 @@ def _run(store: StageStore, step: Step, result: ApplyResult) -> None:
                 result.uploaded += 1
             else:
                 result.skipped += 1
-        case UploadBundle(key=key, body=body):
+        case UploadBundle(key=key, body=body) | UploadTemplates(key=key, body=body):
             if not store.put_if_absent(key, body):
                 result.skipped += 1
         case WriteDag(pipeline=pipeline, key=key, body=body, rendered_hash=rendered_hash):

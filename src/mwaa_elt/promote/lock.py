@@ -11,9 +11,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from mwaa_elt.errors import ConfigError, ExternalError
+from mwaa_elt.errors import ConfigError
 from mwaa_elt.promote.store import StageStore
 
 DEFAULT_TTL = timedelta(minutes=30)
@@ -62,35 +60,16 @@ def acquire(store: StageStore, owner: str, *, ttl: timedelta = DEFAULT_TTL) -> L
         acquired_at=now.isoformat(),
         expires_at=(now + ttl).isoformat(),
     )
-    key = store.stage.lock_key
-    try:
-        store.client.put_object(
-            Bucket=store.bucket,
-            Key=key,
-            Body=json.dumps(asdict(info), indent=2).encode(),
-            ContentType="application/json",
-            IfNoneMatch="*",
-        )
-    except ClientError as error:
-        code = str(error.response.get("Error", {}).get("Code", ""))
-        if code not in {"PreconditionFailed", "412", "ConditionalRequestConflict"}:
-            raise ExternalError(
-                f"taking the lock {store.uri(key)} failed: {error}; nothing was changed"
-            ) from None
-        held = read_lock(store)
-        who = held.owner if held else "another promotion"
-        since = held.acquired_at if held else "a moment ago"
-        hint = "wait for it to finish"
-        if held is not None and held.expired(now):
-            hint = f"the lock expired at {held.expires_at}; if its holder died, use --force-unlock"
-        raise ConfigError(
-            f"stage {store.stage.name} is locked by {who} since {since}; {hint}"
-        ) from None
-    except BotoCoreError as error:
-        raise ExternalError(
-            f"taking the lock {store.uri(key)} failed: {error}; nothing was changed"
-        ) from None
-    return info
+    body = json.dumps(asdict(info), indent=2).encode()
+    if store.put_if_absent(store.stage.lock_key, body, content_type="application/json"):
+        return info
+    held = read_lock(store)
+    who = held.owner if held else "another promotion"
+    since = held.acquired_at if held else "a moment ago"
+    hint = "wait for it to finish, or ask its owner"
+    if held is not None and held.expired(now):
+        hint = f"the lock expired at {held.expires_at}; if its holder died, use --force-unlock"
+    raise ConfigError(f"stage {store.stage.name} is locked by {who} since {since}; {hint}")
 
 
 def release(store: StageStore, info: LockInfo) -> None:

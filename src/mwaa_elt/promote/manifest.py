@@ -24,6 +24,8 @@ class Release(_Model):
     source_hash: str
     rendered_hash: str
     bundle_key: str
+    templates_hash: str  # the dag_templates/ snapshot it was rendered with
+    templates_key: str
     dag_key: str
     dag_version_id: str | None = None  # None when the bucket is not versioned
     scripts: tuple[str, ...] = ()
@@ -31,6 +33,7 @@ class Release(_Model):
     promoted_at: str  # UTC, ISO 8601
     promoted_by: str  # the AWS caller identity's ARN
     git_commit: str | None = None
+    tool_version: str  # the mwaa-elt that rendered it
 
 
 class PipelineRecord(Release):

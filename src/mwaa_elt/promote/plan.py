@@ -2,7 +2,7 @@
 
 The plan says per pipeline whether it is added, updated, unchanged or removed (with a diff of
 the DAG file for updates) and lists the exact writes `apply.apply_plan` performs, in order:
-scripts and bundles, then DAG files, then the manifest.
+scripts, source bundles and template snapshots, then DAG files, then the manifest.
 """
 
 from __future__ import annotations
@@ -17,18 +17,20 @@ from mwaa_elt.promote.bundle import Bundle, content_hash
 from mwaa_elt.promote.manifest import Manifest, PipelineRecord, Release
 from mwaa_elt.stage import Stage
 
-Action = Literal["added", "updated", "unchanged", "removed"]
+Action = Literal["added", "updated", "unchanged", "removed", "rolled_back"]
 
 
 @dataclass(frozen=True)
 class PipelineBuild:
-    """One pipeline rendered for the target stage, with the source bundle it was rendered from."""
+    """One pipeline rendered for the target stage, with the sources it was rendered from."""
 
     name: str
-    bundle: Bundle
+    bundle: Bundle  # the pipeline's folder: spec, SQL, scripts
+    templates: Bundle  # the dag_templates/ it was rendered with
     dag_key: str
     dag: bytes
     scripts: Mapping[str, bytes] = field(default_factory=dict)
+    git_commit: str | None = None
 
     @property
     def rendered_hash(self) -> str:
@@ -38,11 +40,11 @@ class PipelineBuild:
 
 @dataclass(frozen=True)
 class Identity:
-    """Who promotes, when, and from which commit; recorded in the manifest."""
+    """Who promotes, when, and with which mwaa-elt; recorded in the manifest."""
 
     promoted_by: str
     promoted_at: str
-    git_commit: str | None = None
+    tool_version: str
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,14 @@ class UploadBundle:
 
 
 @dataclass(frozen=True)
+class UploadTemplates:
+    """Upload a snapshot of dag_templates/ under its content-addressed key, unless it exists."""
+
+    key: str
+    body: bytes
+
+
+@dataclass(frozen=True)
 class WriteDag:
     """Write one DAG file with a single PutObject, so schedulers see the old or the new file."""
 
@@ -75,7 +85,7 @@ class WriteDag:
 
 @dataclass(frozen=True)
 class DeleteDag:
-    """Delete a DAG file this tool wrote, recorded in the manifest, for a pruned pipeline."""
+    """Delete a DAG file this tool wrote, recorded in the manifest (a removed pipeline)."""
 
     pipeline: str
     key: str
@@ -91,12 +101,12 @@ class WriteManifest:
     pending_versions: tuple[str, ...] = ()
 
 
-Step = UploadScript | UploadBundle | WriteDag | DeleteDag | WriteManifest
+Step = UploadScript | UploadBundle | UploadTemplates | WriteDag | DeleteDag | WriteManifest
 
 
 @dataclass(frozen=True)
 class PipelineChange:
-    """What the plan does to one pipeline, and the DAG diff when it is updated."""
+    """What the plan does to one pipeline, and the DAG diff when its DAG file changes."""
 
     pipeline: str
     action: Action
@@ -104,7 +114,7 @@ class PipelineChange:
     source_hash: str | None  # the version going live; None when removed
     previous_source_hash: str | None  # the version live now; None when added
     rendered_hash: str | None
-    diff: str | None = None  # unified diff of the DAG file, for updates whose DAG changed
+    diff: str | None = None  # unified diff of the DAG file, when it changes
 
     def to_dict(self) -> dict[str, object]:
         """The change for `--json` output."""
@@ -120,13 +130,14 @@ class PipelineChange:
 
 @dataclass(frozen=True)
 class Plan:
-    """Everything one promotion will change in a stage, as data."""
+    """Everything one promotion (or rollback) will change in a stage, as data."""
 
     stage: str
-    source: str  # the stage promoted from, or "working-tree"
+    source: str  # the stage promoted from, "working-tree", or "rollback"
     bucket: str
     changes: tuple[PipelineChange, ...]
     steps: tuple[Step, ...]
+    manifest_etag: str | None = None  # the manifest the plan was built against
 
     @property
     def has_changes(self) -> bool:
@@ -136,6 +147,34 @@ class Plan:
     def count(self, action: Action) -> int:
         """How many pipelines the plan gives `action`."""
         return sum(change.action == action for change in self.changes)
+
+    def changed(self) -> list[str]:
+        """Pipelines whose DAG file the plan writes (added, updated or rolled back)."""
+        return [step.pipeline for step in self.steps if isinstance(step, WriteDag)]
+
+
+def _dag_changed(build: PipelineBuild, record: PipelineRecord | None) -> bool:
+    return record is None or record.rendered_hash != build.rendered_hash
+
+
+def _is_unchanged(build: PipelineBuild, record: PipelineRecord | None) -> bool:
+    return (
+        record is not None
+        and not _dag_changed(build, record)
+        and record.source_hash == build.bundle.source_hash
+        and record.templates_hash == build.templates.source_hash
+        and record.dag_key == build.dag_key
+    )
+
+
+def keys_to_diff(builds: Sequence[PipelineBuild], manifest: Manifest) -> list[str]:
+    """The live DAG keys a plan shows diffs for: only pipelines whose DAG file changes."""
+    keys = []
+    for build in builds:
+        record = manifest.pipelines.get(build.name)
+        if record is not None and _dag_changed(build, record):
+            keys.append(record.dag_key)
+    return sorted(keys)
 
 
 def build_plan(
@@ -151,53 +190,70 @@ def build_plan(
 ) -> Plan:
     """The plan promoting `builds` into `stage`, given its manifest; this has no side effects.
 
-    `live_dags` holds the current DAG files by key (for diffs); with `prune`, pipelines in the
-    manifest but not in `builds` are removed, so pass every pipeline of the source then.
+    `live_dags` holds the current DAG files by key (`keys_to_diff`, for diffs); with `prune`,
+    pipelines in the manifest but not in `builds` are removed, so pass every pipeline then.
     """
     _check_builds(stage, builds)
     live_dags = live_dags or {}
     changes: list[PipelineChange] = []
     uploads: list[Step] = []
+    templates: dict[str, UploadTemplates] = {}
     dag_steps: list[Step] = []
     records = dict(manifest.pipelines)
     pending: list[str] = []
+    # Content-addressed objects live records point at are in the bucket: no need to send them.
+    present = {
+        key
+        for record in manifest.pipelines.values()
+        for key in (record.bundle_key, record.templates_key, *record.scripts)
+    }
 
     for build in sorted(builds, key=lambda b: b.name):
         record = manifest.pipelines.get(build.name)
-        rendered_hash = build.rendered_hash
-        dag_changed = record is None or record.rendered_hash != rendered_hash
-        source_changed = record is None or record.source_hash != build.bundle.source_hash
-        if not dag_changed and not source_changed and record.dag_key == build.dag_key:
+        if _is_unchanged(build, record):
             changes.append(_change(build, "unchanged", record))
             continue
+        dag_changed = _dag_changed(build, record)
         action: Action = "added" if record is None else "updated"
         diff = None
         if record is not None and dag_changed:
             diff = _diff(stage, record.dag_key, live_dags.get(record.dag_key), build)
         changes.append(_change(build, action, record, diff))
-        bundle_key = build.bundle.key(stage.bundles_prefix)
+        source_key = build.bundle.key(stage.bundles_prefix)
+        templates_key = build.templates.key(stage.templates_prefix)
         uploads.extend(
-            UploadScript(build.name, key, body) for key, body in sorted(build.scripts.items())
+            UploadScript(build.name, key, body)
+            for key, body in sorted(build.scripts.items())
+            if key not in present
         )
-        uploads.append(UploadBundle(build.name, bundle_key, build.bundle.data))
+        if source_key not in present:
+            uploads.append(UploadBundle(build.name, source_key, build.bundle.data))
+        if templates_key not in present:
+            templates.setdefault(
+                templates_key, UploadTemplates(templates_key, build.templates.data)
+            )
         release = Release(
             source_hash=build.bundle.source_hash,
-            rendered_hash=rendered_hash,
-            bundle_key=bundle_key,
+            rendered_hash=build.rendered_hash,
+            bundle_key=source_key,
+            templates_hash=build.templates.source_hash,
+            templates_key=templates_key,
             dag_key=build.dag_key,
             dag_version_id=None if dag_changed or record is None else record.dag_version_id,
             scripts=tuple(sorted(build.scripts)),
             promoted_from=source,
             promoted_at=identity.promoted_at,
             promoted_by=identity.promoted_by,
-            git_commit=identity.git_commit,
+            git_commit=build.git_commit,
+            tool_version=identity.tool_version,
         )
-        if record is None:
-            records[build.name] = PipelineRecord(**release.model_dump())
-        else:
-            records[build.name] = record.succeeded_by(release)
+        records[build.name] = (
+            PipelineRecord(**release.model_dump())
+            if record is None
+            else record.succeeded_by(release)
+        )
         if dag_changed:
-            dag_steps.append(WriteDag(build.name, build.dag_key, build.dag, rendered_hash))
+            dag_steps.append(WriteDag(build.name, build.dag_key, build.dag, build.rendered_hash))
             pending.append(build.name)
         if record is not None and record.dag_key != build.dag_key:
             dag_steps.append(_delete(stage, build.name, record.dag_key))
@@ -212,7 +268,7 @@ def build_plan(
             dag_steps.append(_delete(stage, name, record.dag_key))
             del records[name]
 
-    steps: list[Step] = [*uploads, *dag_steps]
+    steps: list[Step] = [*uploads, *templates.values(), *dag_steps]
     if steps:
         new_manifest = Manifest(stage=stage.name, pipelines=dict(sorted(records.items())))
         steps.append(WriteManifest(new_manifest, manifest_etag, tuple(pending)))
@@ -222,6 +278,99 @@ def build_plan(
         bucket=stage.source_bucket,
         changes=tuple(sorted(changes, key=lambda c: c.pipeline)),
         steps=tuple(steps),
+        manifest_etag=manifest_etag,
+    )
+
+
+def find_release(record: PipelineRecord, source_hash: str | None) -> Release:
+    """The release to roll back to: the one before the live one, or the one `source_hash` names.
+
+    `source_hash` may be a prefix (as `status` prints it) and may name the live release itself,
+    which rewrites the recorded DAG over one changed outside mwaa-elt.
+    """
+    releases = [record.release(), *record.history]
+    if source_hash is None:
+        if not record.history:
+            raise ConfigError(
+                f"{record.dag_key}: no earlier version in the manifest's history to roll back to"
+            )
+        return record.history[0]
+    matches = [r for r in releases if r.source_hash.startswith(source_hash)]
+    distinct = {r.source_hash for r in matches}
+    if not matches:
+        known = ", ".join(r.source_hash[:12] for r in releases)
+        raise ConfigError(f"--to {source_hash}: no such version in the history; known: {known}")
+    if len(distinct) > 1:
+        raise ConfigError(f"--to {source_hash}: ambiguous prefix; give more characters")
+    return matches[0]
+
+
+def build_rollback_plan(
+    stage: Stage,
+    manifest: Manifest,
+    manifest_etag: str | None,
+    targets: Mapping[str, tuple[Release, bytes] | None],
+    *,
+    identity: Identity,
+    live_dags: Mapping[str, bytes] | None = None,
+) -> Plan:
+    """Restore each pipeline in `targets` to a recorded release (its DAG bytes given), or
+    remove it when the target is None (a pipeline that had no earlier version)."""
+    live_dags = live_dags or {}
+    records = dict(manifest.pipelines)
+    changes: list[PipelineChange] = []
+    dag_steps: list[Step] = []
+    pending: list[str] = []
+    for name in sorted(targets):
+        record = manifest.pipelines.get(name)
+        if record is None:
+            raise ConfigError(f"no pipeline {name} is live in stage {stage.name}")
+        target = targets[name]
+        if target is None:
+            changes.append(
+                PipelineChange(name, "removed", record.dag_key, None, record.source_hash, None)
+            )
+            dag_steps.append(_delete(stage, name, record.dag_key))
+            del records[name]
+            continue
+        release, dag = target
+        old = live_dags.get(record.dag_key)
+        diff = _text_diff(stage, record.dag_key, old, release.dag_key, dag)
+        changes.append(
+            PipelineChange(
+                name,
+                "rolled_back",
+                release.dag_key,
+                release.source_hash,
+                record.source_hash,
+                release.rendered_hash,
+                diff,
+            )
+        )
+        restored = release.model_copy(
+            update={
+                "dag_version_id": None,
+                "promoted_from": "rollback",
+                "promoted_at": identity.promoted_at,
+                "promoted_by": identity.promoted_by,
+            }
+        )
+        records[name] = record.succeeded_by(restored)
+        dag_steps.append(WriteDag(name, release.dag_key, dag, release.rendered_hash))
+        pending.append(name)
+        if record.dag_key != release.dag_key:
+            dag_steps.append(_delete(stage, name, record.dag_key))
+    steps: list[Step] = list(dag_steps)
+    if steps:
+        new_manifest = Manifest(stage=stage.name, pipelines=dict(sorted(records.items())))
+        steps.append(WriteManifest(new_manifest, manifest_etag, tuple(pending)))
+    return Plan(
+        stage=stage.name,
+        source="rollback",
+        bucket=stage.source_bucket,
+        changes=tuple(changes),
+        steps=tuple(steps),
+        manifest_etag=manifest_etag,
     )
 
 
@@ -250,15 +399,19 @@ def _delete(stage: Stage, pipeline: str, key: str) -> DeleteDag:
 
 
 def _diff(stage: Stage, old_key: str, old: bytes | None, build: PipelineBuild) -> str:
+    return _text_diff(stage, old_key, old, build.dag_key, build.dag)
+
+
+def _text_diff(stage: Stage, old_key: str, old: bytes | None, new_key: str, new: bytes) -> str:
     where = f"s3://{stage.source_bucket}/"
     old_lines = [] if old is None else old.decode("utf-8", "replace").splitlines(keepends=True)
-    new_lines = build.dag.decode("utf-8", "replace").splitlines(keepends=True)
+    new_lines = new.decode("utf-8", "replace").splitlines(keepends=True)
     return "".join(
         difflib.unified_diff(
             old_lines,
             new_lines,
             fromfile=f"{where}{old_key} (live)",
-            tofile=f"{where}{build.dag_key} (planned)",
+            tofile=f"{where}{new_key} (planned)",
         )
     )
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import boto3
 
+from mwaa_elt.errors import ConfigError
 from mwaa_elt.stage import Stage
 
 HOST = "127.0.0.1"
@@ -64,7 +65,13 @@ class Sandbox:
 @contextmanager
 def sandbox(stages: Mapping[str, Stage], *, port: int | None = None) -> Iterator[Sandbox]:
     """Run moto's server on loopback with every stage's bucket for the `with` block."""
-    from moto.server import ThreadedMotoServer  # a dev dependency: import only when used
+    try:
+        from moto.server import ThreadedMotoServer  # an optional dependency: import when used
+    except ImportError:
+        raise ConfigError(
+            "the sandbox needs moto's server: pip install 'mwaa-elt[sandbox]' "
+            "(make demo installs it)"
+        ) from None
 
     port = port or free_port()
     server = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)

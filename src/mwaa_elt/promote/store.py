@@ -11,7 +11,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
 
 from mwaa_elt.errors import ConfigError, ExternalError
 from mwaa_elt.promote.manifest import Manifest, empty_manifest
@@ -20,27 +20,22 @@ from mwaa_elt.stage import Stage
 RETRIES = Config(retries={"mode": "standard", "max_attempts": 5})
 RENDERED_HASH_METADATA = "mwaa-elt-rendered-hash"
 _MISSING = {"404", "NoSuchKey", "NotFound"}
+_PRECONDITION = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
+_RERUN = "the manifest still describes what is live; re-run to complete"
 
 
-def make_client(service: str, region: str) -> Any:
-    """A boto3 client with botocore's standard retry mode (5 attempts)."""
-    return boto3.session.Session().client(service, region_name=region, config=RETRIES)
+def make_client(service: str, region: str, *, profile: str | None = None) -> Any:
+    """A boto3 client with botocore's standard retry mode (5 attempts), from `profile` or the
+    default credential chain."""
+    try:
+        session = boto3.session.Session(profile_name=profile)
+    except ProfileNotFound as error:
+        raise ConfigError(f"AWS profile: {error}") from None
+    return session.client(service, region_name=region, config=RETRIES)
 
 
 def _code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
-
-
-def caller_arn(region: str, sts: Any | None = None) -> str:
-    """The ARN of the AWS identity running the promotion, recorded as `promoted_by`."""
-    client = sts or make_client("sts", region)
-    try:
-        return str(client.get_caller_identity()["Arn"])
-    except (ClientError, BotoCoreError) as error:
-        raise ExternalError(
-            f"could not read the AWS caller identity (sts:GetCallerIdentity): {error}; "
-            "check your credentials — nothing was changed"
-        ) from None
 
 
 class StageStore:
@@ -58,17 +53,21 @@ class StageStore:
     def _fail(self, what: str, key: str, error: Exception, state: str) -> ExternalError:
         return ExternalError(f"{what} {self.uri(key)} failed: {error}; {state}")
 
-    def exists(self, key: str) -> bool:
-        """Whether `key` exists (HEAD)."""
+    def head_metadata(self, key: str) -> dict[str, str] | None:
+        """The user metadata of `key` (HEAD), or None when it does not exist."""
         try:
-            self.client.head_object(Bucket=self.bucket, Key=key)
+            response = self.client.head_object(Bucket=self.bucket, Key=key)
         except ClientError as error:
             if _code(error) in _MISSING:
-                return False
+                return None
             raise self._fail("HEAD", key, error, "nothing was changed by this step") from None
         except BotoCoreError as error:
             raise self._fail("HEAD", key, error, "nothing was changed by this step") from None
-        return True
+        return dict(response.get("Metadata") or {})
+
+    def exists(self, key: str) -> bool:
+        """Whether `key` exists (HEAD)."""
+        return self.head_metadata(key) is not None
 
     def get(self, key: str) -> tuple[bytes, str] | None:
         """The object's body and ETag, or None when it does not exist."""
@@ -89,7 +88,7 @@ class StageStore:
         *,
         metadata: Mapping[str, str] | None = None,
         content_type: str = "application/octet-stream",
-        state: str = "the manifest still describes what is live; re-run to complete",
+        state: str = _RERUN,
     ) -> str | None:
         """Write `key` with one PutObject (atomic for readers); returns its version id."""
         try:
@@ -104,11 +103,20 @@ class StageStore:
             raise self._fail("writing", key, error, state) from None
         return response.get("VersionId")
 
-    def put_if_absent(self, key: str, body: bytes) -> bool:
-        """Upload a content-addressed object unless it exists; True when it was written."""
-        if self.exists(key):
-            return False
-        self.put(key, body)
+    def put_if_absent(
+        self, key: str, body: bytes, *, content_type: str = "application/octet-stream"
+    ) -> bool:
+        """Write `key` unless it exists, in one conditional PutObject; True when written."""
+        try:
+            self.client.put_object(
+                Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, IfNoneMatch="*"
+            )
+        except ClientError as error:
+            if _code(error) in _PRECONDITION:
+                return False
+            raise self._fail("writing", key, error, _RERUN) from None
+        except BotoCoreError as error:
+            raise self._fail("writing", key, error, _RERUN) from None
         return True
 
     def delete(self, key: str) -> None:
@@ -147,7 +155,7 @@ class StageStore:
                 **condition,
             )
         except ClientError as error:
-            if _code(error) in {"PreconditionFailed", "412", "ConditionalRequestConflict"}:
+            if _code(error) in _PRECONDITION:
                 raise ConfigError(
                     f"{self.uri(key)} was changed by someone else since this promotion read "
                     "it (another promotion or rollback ran); DAG files this run wrote may be "
@@ -162,6 +170,34 @@ class StageStore:
                 "writing manifest", key, error, "DAG files may be newer than the manifest; re-run"
             ) from None
         return str(response["ETag"])
+
+    def get_version(self, key: str, version_id: str) -> tuple[bytes, dict[str, str]] | None:
+        """One recorded version of `key`: its body and user metadata, or None if it is gone."""
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=key, VersionId=version_id)
+            return response["Body"].read(), dict(response.get("Metadata") or {})
+        except ClientError as error:
+            if _code(error) in {*_MISSING, "NoSuchVersion", "InvalidArgument"}:
+                return None
+            raise self._fail("reading", key, error, "nothing was changed by this step") from None
+        except BotoCoreError as error:
+            raise self._fail("reading", key, error, "nothing was changed by this step") from None
+
+    def latest_versions(self, prefix: str) -> dict[str, str | None]:
+        """Every key under `prefix` with its current version id ("null" when the bucket was
+        never versioned); keys whose latest version is a delete marker are left out."""
+        current: dict[str, str | None] = {}
+        try:
+            pages = self.client.get_paginator("list_object_versions").paginate(
+                Bucket=self.bucket, Prefix=prefix
+            )
+            for page in pages:
+                for version in page.get("Versions", []):
+                    if version.get("IsLatest"):
+                        current[version["Key"]] = version.get("VersionId")
+        except (ClientError, BotoCoreError) as error:
+            raise self._fail("listing", prefix, error, "nothing was changed") from None
+        return current
 
     def read_dags(self, keys: list[str]) -> dict[str, bytes]:
         """The current bodies of the DAG files among `keys` that exist (for plan diffs)."""

@@ -1,0 +1,95 @@
+"""Run a plan for real: under the stage lock, then verify with Airflow and undo on request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from mwaa_elt.errors import ConfigError
+from mwaa_elt.promote.apply import ApplyResult, Progress, apply_plan
+from mwaa_elt.promote.lock import stage_lock
+from mwaa_elt.promote.mwaa import MwaaEnvironment, Verification, verify_parsed
+from mwaa_elt.promote.plan import Identity, Plan, WriteDag
+from mwaa_elt.promote.rollback import plan_rollback
+from mwaa_elt.promote.store import StageStore
+
+
+@dataclass
+class Outcome:
+    """What executing a plan did: the apply, Airflow's verdict, and any automatic rollback."""
+
+    applied: ApplyResult
+    verification: Verification | None = None
+    rollback: ApplyResult | None = None
+
+    @property
+    def ok(self) -> bool:
+        """No promoted DAG failed to import."""
+        return self.verification is None or self.verification.ok
+
+    def to_dict(self) -> dict[str, Any]:
+        """`promote --json`: the apply's counts plus verification and rollback."""
+        data = self.applied.to_dict()
+        data["verification"] = None if self.verification is None else self.verification.to_dict()
+        data["rolled_back"] = (
+            [] if self.rollback is None else [c.pipeline for c in self.rollback.plan.changes]
+        )
+        return data
+
+
+@dataclass(frozen=True)
+class Verify:
+    """How to check Airflow after apply: the environment, how long to wait, what to do then."""
+
+    environment: MwaaEnvironment
+    timeout_seconds: float
+    poll_seconds: float = 15.0
+    rollback_on_error: bool = False
+
+
+def execute(
+    store: StageStore,
+    plan: Plan,
+    *,
+    owner: str,
+    identity: Identity,
+    force_unlock: bool = False,
+    progress: Progress | None = None,
+    verify: Verify | None = None,
+) -> Outcome:
+    """Take the stage lock, apply `plan` if the manifest is still the one it was built against,
+    verify the new DAGs with Airflow, and roll failed ones back when asked."""
+    with stage_lock(store, owner, force=force_unlock):
+        _, etag = store.load_manifest()
+        if etag != plan.manifest_etag:
+            raise ConfigError(
+                f"the manifest of stage {plan.stage} changed since this plan was made (another "
+                "promotion or rollback finished meanwhile); nothing was changed — run the "
+                "command again to plan against what is live now"
+            )
+        written_at = datetime.now(UTC)
+        outcome = Outcome(apply_plan(store, plan, progress))
+        written = {s.pipeline: s.body for s in plan.steps if isinstance(s, WriteDag)}
+        if verify is None or not written:
+            return outcome
+        outcome.verification = verify_parsed(
+            verify.environment,
+            written,
+            written_at,
+            timeout_seconds=verify.timeout_seconds,
+            poll_seconds=verify.poll_seconds,
+        )
+        failed = sorted(outcome.verification.import_errors)
+        if failed and verify.rollback_on_error and plan.source != "rollback":
+            manifest, etag = store.load_manifest()
+            undo = plan_rollback(
+                store,
+                manifest,
+                etag,
+                dict.fromkeys(failed),
+                identity,
+                remove_without_history=True,
+            )
+            outcome.rollback = apply_plan(store, undo)
+        return outcome

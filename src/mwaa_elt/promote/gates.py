@@ -1,0 +1,100 @@
+"""Gates a promotion passes before anything is written: DagBag integrity and package coverage."""
+
+from __future__ import annotations
+
+import ast
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from packaging.utils import canonicalize_name
+
+from mwaa_elt.airflow_versions import MWAA_PREINSTALLED_PROVIDERS
+from mwaa_elt.check import CheckReport, run_dagbag
+from mwaa_elt.environment_files import build_requirements, package_names
+from mwaa_elt.errors import ConfigError
+from mwaa_elt.render import RenderResult, write_render
+from mwaa_elt.render.generate import DAGS_DIR
+from mwaa_elt.stage import Stage
+
+# Modules that come with Airflow itself rather than from a distribution requirements.txt names.
+_AIRFLOW_CORE = {"airflow", "pendulum"}
+# Provider namespaces whose distribution name takes two module levels (common.sql, cncf...).
+_TWO_LEVEL = {"alibaba", "apache", "atlassian", "cncf", "common", "dbt", "microsoft"}
+
+
+def dagbag_gate(render: RenderResult, stage: Stage, project_root: Path) -> CheckReport:
+    """Load the rendered DAGs with the DagBag of the stage's Airflow; ConfigError on failure."""
+    with tempfile.TemporaryDirectory(prefix="mwaa-elt-gate-") as scratch:
+        folder = Path(scratch) / "out"
+        write_render(render, folder)
+        report = run_dagbag(folder / DAGS_DIR, stage.airflow.major, project_root=project_root)
+    failures = [
+        f"{file.path.name}: {finding.rule}: {finding.message}"
+        for file in report.files
+        for finding in file.findings
+        if finding.blocking
+    ]
+    if failures:
+        raise ConfigError(
+            [
+                *failures,
+                f"integrity gate failed under Airflow {report.airflow_version}: nothing "
+                f"was promoted to {stage.name} (mwaa-elt check --stage {stage.name} shows details)",
+            ]
+        )
+    return report
+
+
+def required_distributions(dag: bytes) -> set[str]:
+    """The distributions a DAG file imports, beyond the standard library and Airflow's core."""
+    needed: set[str] = set()
+    for node in ast.walk(ast.parse(dag)):
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            modules = [node.module]
+        else:
+            continue
+        for module in modules:
+            distribution = _distribution(module)
+            if distribution is not None:
+                needed.add(distribution)
+    return needed
+
+
+def _distribution(module: str) -> str | None:
+    parts = module.split(".")
+    if parts[:2] == ["airflow", "providers"] and len(parts) > 2:
+        depth = 2 if parts[2] in _TWO_LEVEL and len(parts) > 3 else 1
+        return canonicalize_name("apache-airflow-providers-" + "-".join(parts[2 : 2 + depth]))
+    if parts[0] in _AIRFLOW_CORE or parts[0] in sys.stdlib_module_names:
+        return None
+    return canonicalize_name(parts[0])
+
+
+def requirements_gate(render: RenderResult, stage: Stage, requirements_source: Path) -> None:
+    """Refuse DAGs that import a distribution the stage's MWAA environment does not install."""
+    provided = package_names(build_requirements(stage, requirements_source))
+    provided |= MWAA_PREINSTALLED_PROVIDERS.get(stage.airflow.major, frozenset())
+    missing: dict[str, set[str]] = {}
+    for name, pipeline in render.pipelines.items():
+        for distribution in required_distributions(render.files[pipeline.dag_path]):
+            if distribution not in provided:
+                missing.setdefault(distribution, set()).add(name)
+    if missing:
+        raise ConfigError(
+            [
+                f"{', '.join(sorted(users))}: imports {distribution}, which stage {stage.name}'s "
+                f"MWAA environment does not install; add it to {requirements_source.name} and "
+                f"run `pulumi up --stack {stage.name}` first (promotion never changes "
+                "requirements.txt)"
+                for distribution, users in sorted(missing.items())
+            ]
+        )
+
+
+def dag_bodies(render: RenderResult) -> Mapping[str, bytes]:
+    """Each pipeline's rendered DAG file."""
+    return {name: render.files[p.dag_path] for name, p in render.pipelines.items()}

@@ -1,0 +1,50 @@
+"""Who is promoting: the AWS caller identity recorded as `promoted_by`, checked for the stage."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from importlib.metadata import version
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from mwaa_elt.errors import ConfigError, ExternalError
+from mwaa_elt.promote.plan import Identity
+from mwaa_elt.promote.store import make_client
+from mwaa_elt.stage import Stage
+
+# Set when talking to an emulator; emulators answer with their own fixed account id.
+ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3")
+
+
+def emulated() -> bool:
+    """Whether boto3 is pointed at an emulator through its standard endpoint variables."""
+    return any(os.environ.get(name) for name in ENDPOINT_VARIABLES)
+
+
+def caller_arn(stage: Stage, sts: Any | None = None) -> str:
+    """The ARN of the AWS identity running the command, refused when it belongs to an account
+    other than the stage's (except against an emulator)."""
+    client = sts or make_client("sts", stage.region)
+    try:
+        arn = str(client.get_caller_identity()["Arn"])
+    except (ClientError, BotoCoreError) as error:
+        raise ExternalError(
+            f"could not read the AWS caller identity (sts:GetCallerIdentity): {error}; "
+            "check your credentials — nothing was changed"
+        ) from None
+    account = arn.split(":")[4] if arn.count(":") >= 5 else ""
+    if account != stage.account_id and not emulated():
+        raise ConfigError(
+            f"your AWS credentials are for account {account or '?'} ({arn}), but stage "
+            f"{stage.name} lives in {stage.account_id}; use that account's credentials "
+            "(e.g. AWS_PROFILE) — nothing was changed"
+        )
+    return arn
+
+
+def identity_now(promoted_by: str) -> Identity:
+    """An identity stamped with the current UTC time and this mwaa-elt's version."""
+    now = datetime.now(UTC).replace(microsecond=0).isoformat()
+    return Identity(promoted_by=promoted_by, promoted_at=now, tool_version=version("mwaa-elt"))
