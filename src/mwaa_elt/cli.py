@@ -853,6 +853,10 @@ def rollback(
 @app.command("sandbox")
 def sandbox(
     port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1.")] = 5000,
+    ready_file: Annotated[
+        Path | None,
+        typer.Option("--ready-file", help="Write the endpoint URL here once the buckets exist."),
+    ] = None,
     project_dir: ProjectDir = None,
 ) -> None:
     """Run an emulated AWS (moto's server on loopback) with every stage's bucket, until Ctrl-C."""
@@ -873,6 +877,8 @@ def sandbox(
         out.print(f"  export AWS_ENDPOINT_URL={running.endpoint_url}")
         out.print("  export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing")
         out.print("then e.g. `mwaa-elt promote --to dev --yes --skip-mwaa-checks`; Ctrl-C stops it")
+        if ready_file is not None:
+            ready_file.write_text(running.endpoint_url + "\n")
         try:
             while not stop.wait(0.5):
                 pass

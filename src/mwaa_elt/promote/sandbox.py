@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -74,6 +75,7 @@ def sandbox(stages: Mapping[str, Stage], *, port: int | None = None) -> Iterator
         ) from None
 
     port = port or free_port()
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
     server = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
     server.start()
     try:

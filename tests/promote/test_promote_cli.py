@@ -1,0 +1,395 @@
+"""`mwaa-elt promote / status / rollback` end to end: real specs, DagBag gate, moto's S3 over HTTP,
+MWAA through botocore's Stubber."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from typer.testing import CliRunner
+
+from mwaa_elt import cli
+from mwaa_elt.check import airflow_python
+from mwaa_elt.errors import ConfigError, MwaaEltError
+from mwaa_elt.promote import lock
+from mwaa_elt.promote.mwaa import MwaaEnvironment
+from mwaa_elt.promote.store import StageStore, make_client
+from mwaa_elt.stage import Stage
+
+runner = CliRunner()
+
+
+def _has_airflow() -> bool:
+    try:
+        return airflow_python(2).exists() and airflow_python(3).exists()
+    except ConfigError:
+        return False
+
+
+pytestmark = pytest.mark.skipif(not _has_airflow(), reason="run `make airflow-envs`")
+
+
+@pytest.fixture
+def project(scratch_project: Path, project_root: Path, endpoint: str, monkeypatch) -> Path:
+    for folder in ("pipelines", "dag_templates", "infra/environment"):
+        shutil.copytree(project_root / folder, scratch_project / folder)
+    for major in (2, 3):
+        monkeypatch.setenv(f"MWAA_ELT_AIRFLOW{major}_PYTHON", str(airflow_python(major)))
+    monkeypatch.chdir(scratch_project)
+    return scratch_project
+
+
+@pytest.fixture(autouse=True)
+def dagbag_gate_once_per_render(monkeypatch, request):
+    """The DagBag gate costs an Airflow start-up (seconds); tests not about it record what it
+    was asked to check instead. `test_the_integrity_gate_*` run the real one."""
+    if request.node.name.startswith("test_the_integrity_gate"):
+        return
+    from mwaa_elt.promote import gates
+
+    monkeypatch.setattr(gates, "dagbag_gate", lambda render, stage, root: None)
+
+
+def mwaa(*args: str, stdout_only: bool = False) -> tuple[int, str]:
+    """Run the CLI as a user would: user errors become their exit codes and messages."""
+    result = runner.invoke(cli.app, list(args))
+    shown = result.stdout if stdout_only else result.output
+    if isinstance(result.exception, MwaaEltError):
+        return result.exception.exit_code, shown + "\n".join(result.exception.messages)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, shown
+
+
+def mwaa_json(*args: str) -> tuple[int, dict[str, Any]]:
+    """Run the CLI with --json; its standard output must be one JSON document."""
+    code, output = mwaa(*args, "--json", stdout_only=True)
+    return code, json.loads(output)
+
+
+def promote_json(*args: str) -> dict[str, Any]:
+    code, result = mwaa_json("promote", *args, "--yes", "--skip-mwaa-checks")
+    assert code == 0, result
+    return result
+
+
+def versions(stage: Stage) -> dict[str, int]:
+    """How many versions every key of the stage's bucket has."""
+    s3 = make_client("s3", stage.region)
+    counts: dict[str, int] = {}
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=stage.source_bucket):
+        for version in page.get("Versions", []):
+            counts[version["Key"]] = counts.get(version["Key"], 0) + 1
+    return counts
+
+
+def dag(stage: Stage, name: str) -> str:
+    s3 = make_client("s3", stage.region)
+    key = f"{stage.dags_prefix}{name}.py"
+    return s3.get_object(Bucket=stage.source_bucket, Key=key)["Body"].read().decode()
+
+
+def edit_sql(project: Path, text: str) -> None:
+    path = project / "pipelines/movielens_scifi/sql/create_scifi.sql"
+    path.write_text(path.read_text() + f"\n-- {text}\n")
+
+
+def test_first_promotion_writes_everything_and_a_second_writes_nothing(project, stages):
+    first = promote_json("--to", "dev")
+    assert first["stage"] == "dev" and first["from"] == "working-tree"
+    assert {p["action"] for p in first["pipelines"]} == {"added"}
+    assert (first["uploaded"], first["deleted"], first["unchanged"]) == (
+        5,
+        0,
+        0,
+    )  # 3 DAGs, 2 scripts
+    before = versions(stages["dev"])
+    assert sum(k.startswith("dags/") for k in before) == 3
+    second = promote_json("--to", "dev")
+    assert (second["uploaded"], second["unchanged"]) == (0, 3)
+    assert versions(stages["dev"]) == before
+
+
+def test_one_changed_sql_file_uploads_exactly_one_dag(project, stages):
+    promote_json("--to", "dev")
+    before = versions(stages["dev"])
+    edit_sql(project, "only this one")
+    result = promote_json("--to", "dev")
+    actions = {p["pipeline"]: p["action"] for p in result["pipelines"]}
+    assert actions == {
+        "movielens_emr": "unchanged",
+        "movielens_scifi": "updated",
+        "scifi_quality": "unchanged",
+    }
+    assert result["uploaded"] == 1
+    after = versions(stages["dev"])
+    grew = {k for k in after if after[k] != before.get(k)}
+    assert {
+        k for k in grew if not k.startswith((".mwaa-elt/bundles/", stages["dev"].lock_key))
+    } == {
+        "dags/movielens_scifi.py",
+        stages["dev"].manifest_key,
+    }
+    assert "-- only this one" in dag(stages["dev"], "movielens_scifi")
+
+
+def test_plan_prints_a_diff_and_writes_nothing(project, stages):
+    promote_json("--to", "dev")
+    before = versions(stages["dev"])
+    edit_sql(project, "planned change")
+    code, plan = mwaa_json("promote", "--to", "dev", "--plan")
+    assert code == 0, plan
+    assert plan["plan_only"] is True and plan["planned"] == {"uploads": 1, "deletes": 0}
+    (changed,) = [p for p in plan["pipelines"] if p["action"] == "updated"]
+    added = [line for line in changed["diff"].splitlines() if line.startswith("+")]
+    assert any("-- planned change" in line for line in added)
+    assert versions(stages["dev"]) == before
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--from", "dev", "--to", "prod"), "promotes from staging only"),
+        (("--to", "staging"), "promote --from dev --to staging"),
+        (("--from", "prod", "--to", "dev"), "promotes from the working tree only"),
+    ],
+)
+def test_a_promotion_skipping_a_stage_is_refused(project, stages, args, message):
+    code, output = mwaa("promote", *args, "--yes", "--skip-mwaa-checks")
+    assert code == 1 and message in output
+    assert not any(versions(stages[s]) for s in stages)
+
+
+def test_staging_gets_devs_recorded_version_not_the_working_tree(project, stages):
+    promote_json("--to", "dev")
+    dev_record = mwaa_json("status", "--stage", "dev")[1]["pipelines"]
+    edit_sql(project, "not yet in dev")
+    template = project / "dag_templates/dag.py.j2"
+    template.write_text("# a template change after dev was promoted\n" + template.read_text())
+    result = promote_json("--from", "dev", "--to", "staging")
+    assert result["from"] == "dev"
+    staged = mwaa_json("status", "--stage", "staging")[1]["pipelines"]
+    assert [p["source_hash"] for p in staged] == [p["source_hash"] for p in dev_record]
+    assert all(p["promoted_from"] == "dev" for p in staged)
+    text = dag(stages["staging"], "movielens_scifi")
+    assert "not yet in dev" not in text
+    assert "a template change" not in text
+    for name in ("movielens_emr", "movielens_scifi", "scifi_quality"):
+        body = dag(stages["staging"], name)
+        assert "staging" in body
+        for foreign in ("111111111111", "dev_", "mwaa-elt-dev", "333333333333", "prod_"):
+            assert foreign not in body, (name, foreign)
+
+
+def test_prod_asks_and_refuses_without_yes_when_not_interactive(project, stages):
+    promote_json("--to", "dev")
+    promote_json("--from", "dev", "--to", "staging")
+    code, output = mwaa("promote", "--from", "staging", "--to", "prod", "--skip-mwaa-checks")
+    assert code == 1 and "pass --yes" in output
+    assert versions(stages["prod"]) == {}
+    assert promote_json("--from", "staging", "--to", "prod")["uploaded"] == 5
+
+
+def test_prune_removes_only_pipelines_this_tool_wrote(project, stages):
+    promote_json("--to", "dev")
+    s3 = make_client("s3", stages["dev"].region)
+    s3.put_object(Bucket=stages["dev"].source_bucket, Key="dags/hand_written.py", Body=b"# ours")
+    shutil.rmtree(project / "pipelines/scifi_quality")
+    kept = promote_json("--to", "dev")
+    assert "scifi_quality" not in {p["pipeline"] for p in kept["pipelines"]}
+    pruned = promote_json("--to", "dev", "--prune")
+    assert [p["action"] for p in pruned["pipelines"] if p["pipeline"] == "scifi_quality"] == [
+        "removed"
+    ]
+    assert pruned["deleted"] == 1
+    live = StageStore(stages["dev"], s3).latest_versions("dags/")
+    assert set(live) == {"dags/hand_written.py", "dags/movielens_emr.py", "dags/movielens_scifi.py"}
+    code, output = mwaa("promote", "--to", "dev", "--prune", "movielens_emr", "--yes")
+    assert code == 2 and "--prune" in output
+
+
+def test_rollback_restores_the_previous_version_and_to_names_one(project, stages):
+    promote_json("--to", "dev")
+    original = dag(stages["dev"], "movielens_scifi")
+    edit_sql(project, "second")
+    promote_json("--to", "dev")
+    second = dag(stages["dev"], "movielens_scifi")
+    code, result = mwaa_json(
+        "rollback", "movielens_scifi", "--stage", "dev", "--yes", "--skip-mwaa-checks"
+    )
+    assert code == 0, result
+    assert result["pipelines"][0]["action"] == "rolled_back"
+    assert dag(stages["dev"], "movielens_scifi") == original
+    status = mwaa_json("status", "--stage", "dev")[1]
+    record = next(p for p in status["pipelines"] if p["pipeline"] == "movielens_scifi")
+    assert record["promoted_from"] == "rollback" and record["drift"] == "in sync"
+    second_hash = record["history"][0]
+    code, output = mwaa(
+        "rollback",
+        "movielens_scifi",
+        "--stage",
+        "dev",
+        "--to",
+        second_hash[:10],
+        "--yes",
+        "--skip-mwaa-checks",
+    )
+    assert code == 0, output
+    assert dag(stages["dev"], "movielens_scifi") == second
+    code, output = mwaa(
+        "rollback", "movielens_scifi", "--stage", "dev", "--to", "ffffff", "--skip-mwaa-checks"
+    )
+    assert code == 1 and "no such version" in output
+
+
+def test_status_reports_drift_and_unmanaged_dags(project, stages):
+    promote_json("--to", "dev")
+    s3 = make_client("s3", stages["dev"].region)
+    bucket = stages["dev"].source_bucket
+    s3.put_object(Bucket=bucket, Key="dags/movielens_emr.py", Body=b"# edited in the console")
+    s3.put_object(Bucket=bucket, Key="dags/someone_elses.py", Body=b"# not ours")
+    code, status = mwaa_json("status", "--stage", "dev")
+    assert code == 0, status
+    assert status["drifted"] == ["movielens_emr"]
+    assert status["unmanaged_dags"] == ["dags/someone_elses.py"]
+    live_hash = next(p for p in status["pipelines"] if p["pipeline"] == "movielens_emr")[
+        "source_hash"
+    ]
+    code, output = mwaa(
+        "rollback", "movielens_emr", "--stage", "dev", "--to", live_hash, "--yes",
+        "--skip-mwaa-checks",
+    )  # fmt: skip
+    assert code == 0, output
+    assert mwaa_json("status", "--stage", "dev")[1]["drifted"] == []
+
+
+def test_a_held_lock_refuses_a_second_promoter_and_force_unlock_breaks_it(project, stages):
+    store = StageStore(stages["dev"], make_client("s3", stages["dev"].region))
+    lock.acquire(store, "arn:aws:iam::111111111111:user/alice on laptop (pid 7)")
+    code, output = mwaa("promote", "--to", "dev", "--yes", "--skip-mwaa-checks")
+    assert code == 1
+    assert "stage dev is locked by arn:aws:iam::111111111111:user/alice on laptop (pid 7)" in output
+    assert store.load_manifest()[1] is None  # nothing was promoted
+    assert promote_json("--to", "dev", "--force-unlock")["uploaded"] == 5
+    assert lock.read_lock(store) is None
+
+
+def test_the_integrity_gate_loads_every_dag_under_the_target_airflow(project, stages):
+    promote_json("--to", "dev")
+    result = promote_json("--from", "dev", "--to", "staging")  # Airflow 3.0.6 → 2.11.0
+    assert result["uploaded"] == 5
+    broken = project / "dag_templates/dag.py.j2"
+    broken.write_text(broken.read_text() + "\nraise RuntimeError('broken template')\n")
+    edit_sql(project, "with a broken template")
+    before = versions(stages["dev"])
+    code, output = mwaa("promote", "--to", "dev", "--yes", "--skip-mwaa-checks")
+    assert code == 1
+    assert "imports" in output and "broken template" in output
+    assert "integrity gate failed under Airflow 3.0.6" in output
+    assert versions(stages["dev"]) == before
+
+
+# -- MWAA gates through botocore's Stubber ----------------------------------------------------
+
+
+def _stubbed(monkeypatch, stages, statuses: list[str], rest: list[tuple[str, dict]]) -> Stubber:
+    client = boto3.client(
+        "mwaa", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    stubber = Stubber(client)
+    for status in statuses:
+        stubber.add_response(
+            "get_environment",
+            {"Environment": {"Name": "mwaa-elt-dev", "Status": status}},
+            {"Name": "mwaa-elt-dev"},
+        )
+    for path, body in rest:
+        stubber.add_response(
+            "invoke_rest_api",
+            {"RestApiStatusCode": 200, "RestApiResponse": body},
+            {"Name": "mwaa-elt-dev", "Path": path, "Method": "GET", **_query(path)},
+        )
+    stubber.activate()
+    monkeypatch.setattr(
+        cli, "_environment", lambda stage, profile=None: MwaaEnvironment(stage, client)
+    )
+    return stubber
+
+
+def _query(path: str) -> dict[str, Any]:
+    return {"QueryParameters": {"limit": 100, "offset": 0}} if path == "/importErrors" else {}
+
+
+def _import_error(name: str) -> dict[str, Any]:
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    return {
+        "import_errors": [
+            {
+                "filename": f"/usr/local/airflow/dags/{name}.py",
+                "timestamp": later,
+                "stack_trace": "NameError: name 'oops' is not defined",
+            }
+        ],
+        "total_entries": 1,
+    }
+
+
+def test_an_environment_that_is_not_available_refuses_the_promotion(project, stages, monkeypatch):
+    stubber = _stubbed(monkeypatch, stages, ["UPDATING"], [])
+    code, output = mwaa("promote", "--to", "dev", "--yes")
+    assert code == 1 and "mwaa-elt-dev is UPDATING, not AVAILABLE" in output
+    assert versions(stages["dev"]) == {}
+    stubber.assert_no_pending_responses()
+
+
+def test_dags_parsed_by_airflow_pass_verification(project, stages, monkeypatch):
+    promote_json("--to", "dev")
+    edit_sql(project, "verified")
+    stubber = _stubbed(monkeypatch, stages, ["AVAILABLE"], [])
+    # Airflow serves a DAG's source once it parsed it: serve whatever the bucket holds now.
+    monkeypatch.setattr(MwaaEnvironment, "import_errors", lambda self: [])
+    monkeypatch.setattr(
+        MwaaEnvironment, "dag_source", lambda self, dag_id: dag(stages["dev"], dag_id)
+    )
+    code, result = mwaa_json("promote", "--to", "dev", "--yes")
+    assert code == 0, result
+    verification = result["verification"]
+    assert verification["parsed"] == ["movielens_scifi"] and verification["pending"] == []
+    stubber.assert_no_pending_responses()
+
+
+def test_an_import_error_after_apply_is_reported(project, stages, monkeypatch):
+    promote_json("--to", "dev")
+    edit_sql(project, "breaks the import")
+    stubber = _stubbed(
+        monkeypatch, stages, ["AVAILABLE"], [("/importErrors", _import_error("movielens_scifi"))]
+    )
+    code, result = mwaa_json("promote", "--to", "dev", "--yes")
+    assert code == 1
+    assert "NameError" in result["verification"]["import_errors"]["movielens_scifi"]
+    assert result["rolled_back"] == []
+    assert "breaks the import" in dag(stages["dev"], "movielens_scifi")
+    stubber.assert_no_pending_responses()
+
+
+def test_rollback_on_error_restores_the_previous_dag(project, stages, monkeypatch):
+    promote_json("--to", "dev")
+    before = dag(stages["dev"], "movielens_scifi")
+    edit_sql(project, "breaks the import")
+    stubber = _stubbed(
+        monkeypatch, stages, ["AVAILABLE"], [("/importErrors", _import_error("movielens_scifi"))]
+    )
+    code, result = mwaa_json("promote", "--to", "dev", "--yes", "--rollback-on-error")
+    assert code == 1
+    assert result["rolled_back"] == ["movielens_scifi"]
+    assert dag(stages["dev"], "movielens_scifi") == before
+    status = mwaa_json("status", "--stage", "dev")[1]
+    record = next(p for p in status["pipelines"] if p["pipeline"] == "movielens_scifi")
+    assert record["promoted_from"] == "rollback" and record["drift"] == "in sync"
+    stubber.assert_no_pending_responses()
