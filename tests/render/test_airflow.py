@@ -86,7 +86,9 @@ def test_every_example_loads_and_passes_the_gate(
     assert data["airflow_version"].startswith(f"{major}.")
     assert data["import_errors"] == {}
     assert sorted(d["dag_id"] for d in data["dags"]) == sorted(EXAMPLES)
-    reports = evaluate(data, budget_seconds=1.0)
+    # Parse time depends on the machine's load; this test is about correctness, and the budget
+    # rule has its own tests (tests/check/test_rules.py).
+    reports = evaluate(data, budget_seconds=60.0)
     failing = [(r.path.name, f) for r in reports for f in r.findings if not f.ok]
     assert failing == []
     assert all(not f["warnings"] for f in data["files"]), [f["warnings"] for f in data["files"]]

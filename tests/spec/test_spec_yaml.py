@@ -121,11 +121,10 @@ def test_oversized_file_is_refused_before_parsing() -> None:
     assert message.startswith(f"file is {MAX_SPEC_BYTES + 3} bytes; the limit is {MAX_SPEC_BYTES}")
 
 
-def test_largest_allowed_file_parses_in_well_under_a_second() -> None:
+def test_largest_allowed_file_loads() -> None:
+    # Its cost is measured by `make bench`, never asserted here: timings depend on the machine.
     line = b"k: [a, b, {c: d}]\n"
     raw = b"x:\n" + b"".join(b"  k%d%s" % (i, line[1:]) for i in range(MAX_SPEC_BYTES // 24))
     assert len(raw) <= MAX_SPEC_BYTES
-    started = time.perf_counter()
     doc, problems = load_yaml(raw)
     assert doc is not None and not problems
-    assert time.perf_counter() - started < 0.8
