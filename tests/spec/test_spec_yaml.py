@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 
 from mwaa_elt.spec.yaml_source import MAX_DEPTH, MAX_SPEC_BYTES, Mark, load_yaml
