@@ -605,6 +605,11 @@ def _run_plan(
 
 
 def _report_outcome(outcome: Any, json_: bool) -> None:
+    if outcome.took_over is not None:
+        err.print(
+            f"took over a stale lock of {outcome.took_over.owner} "
+            f"(since {outcome.took_over.acquired_at})"
+        )
     if json_:
         _print_json(outcome.to_dict())
     else:
@@ -787,7 +792,8 @@ def status(stage: StageOption, json_: JsonFlag = False, project_dir: ProjectDir 
         table.add_column(column, overflow="fold")
     for item in report.pipelines:
         record = item.record
-        drift = "[green]in sync[/green]" if item.drift == "in sync" else f"[red]{item.drift}[/red]"
+        colour = {"in sync": "green", "unfinished promotion": "yellow"}.get(item.drift, "red")
+        drift = f"[{colour}]{item.drift}[/{colour}]"
         table.add_row(
             item.name,
             _short_hash(record.source_hash),
@@ -802,7 +808,14 @@ def status(stage: StageOption, json_: JsonFlag = False, project_dir: ProjectDir 
         out.print(f"nothing promoted into {stage} yet")
     if report.unmanaged:
         out.print(f"DAG files not written by mwaa-elt (left alone): {', '.join(report.unmanaged)}")
-    if report.drifted:
+    drifts = {item.drift for item in report.pipelines}
+    if report.unfinished or "unfinished promotion" in drifts:
+        added = f" (it added {', '.join(report.unfinished)})" if report.unfinished else ""
+        out.print(
+            f"[yellow]a promotion into {stage} stopped before writing the manifest{added}[/yellow]"
+            "; run the same promote command again to complete it, or roll back"
+        )
+    if drifts & {"changed outside mwaa-elt", "missing"}:
         out.print(
             "drift: a DAG object changed outside mwaa-elt; restore the recorded version with "
             f"`mwaa-elt rollback <pipeline> --stage {stage} --to <version>`"

@@ -10,6 +10,7 @@ from promote_support import Recorder, build, plan_for
 from mwaa_elt.errors import ConfigError
 from mwaa_elt.promote.apply import apply_plan
 from mwaa_elt.promote.plan import Step, WriteDag
+from mwaa_elt.promote.status import stage_status
 from mwaa_elt.promote.store import RENDERED_HASH_METADATA, StageStore
 from mwaa_elt.stage import Stage
 
@@ -112,16 +113,30 @@ def test_interrupted_after_dag_write_leaves_old_manifest_and_rerun_completes(
         if isinstance(step, WriteDag):
             raise Killed
 
-    changed = _pipelines(dev, sql_a="select 2")
+    def die_after_dag_c(index: int, total: int, step: Step) -> None:
+        if isinstance(step, WriteDag) and step.pipeline == "c":
+            raise Killed
+
+    changed = [*_pipelines(dev, sql_a="select 2"), build(dev, "c")]
     with pytest.raises(Killed):
         apply_plan(store, plan_for(store, changed), progress=die_after_dag)
+    with pytest.raises(Killed):  # the second DAG write too: "a" and "c" are written
+        apply_plan(store, plan_for(store, changed), progress=die_after_dag_c)
     still, _ = store.load_manifest()
     assert still == before  # the manifest still describes the last completed promotion
+    status = stage_status(store)
+    assert {p.name: p.drift for p in status.pipelines} == {
+        "a": "unfinished promotion",
+        "b": "in sync",
+    }
+    assert status.unfinished == ("dags/c.py",) and status.unmanaged == ()
     result = apply_plan(store, plan_for(store, changed))
     manifest, _ = store.load_manifest()
     assert manifest.pipelines["a"].rendered_hash == changed[0].rendered_hash
-    assert result.plan.count("updated") == 1
+    assert (result.plan.count("updated"), result.plan.count("added")) == (1, 1)
     assert apply_plan(store, plan_for(store, changed)).plan.steps == ()
+    status = stage_status(store)
+    assert {p.drift for p in status.pipelines} == {"in sync"} and status.unfinished == ()
 
 
 def test_prune_deletes_the_dag_and_keeps_content_addressed_scripts(

@@ -1,7 +1,13 @@
-"""The stage lock: two promoters never hold it at once, and a stale one is broken on request."""
+"""The stage lock: never two holders, a stale lock taken over safely, a forced one left alone."""
 
 from __future__ import annotations
 
+import json
+import socket
+import subprocess
+import sys
+import threading
+from dataclasses import asdict, replace
 from datetime import timedelta
 
 import pytest
@@ -12,17 +18,49 @@ from mwaa_elt.promote.store import StageStore, make_client
 from mwaa_elt.stage import Stage
 
 
+def _other(dev: Stage) -> StageStore:
+    return StageStore(dev, make_client("s3", dev.region))
+
+
+def _plant(store: StageStore, info: lock.LockInfo) -> None:
+    store.put(store.stage.lock_key, json.dumps(asdict(info)).encode())
+
+
 def test_second_promoter_is_refused_naming_the_holder(store: StageStore, dev: Stage) -> None:
-    other = StageStore(dev, make_client("s3", dev.region))
+    other = _other(dev)
     with lock.stage_lock(store, "arn:alice on host (pid 1)") as held:
         with pytest.raises(
             ConfigError, match=r"stage dev is locked by arn:alice on host \(pid 1\) since"
         ):
             lock.acquire(other, "arn:bob")
-        assert lock.read_lock(other) == held
+        assert lock.read_lock(other) == held.info
     assert lock.read_lock(store) is None
     with lock.stage_lock(other, "arn:bob"):
         pass
+
+
+def test_concurrent_promoters_never_both_hold_the_lock(endpoint: str, dev: Stage) -> None:
+    contenders = 6
+    barrier = threading.Barrier(contenders)
+    won: list[str] = []
+    refused: list[str] = []
+
+    def contend(name: str) -> None:
+        store = _other(dev)
+        barrier.wait()
+        try:
+            lock.acquire(store, name)
+            won.append(name)
+        except ConfigError:
+            refused.append(name)
+
+    threads = [threading.Thread(target=contend, args=(f"p{i}",)) for i in range(contenders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(won) == 1 and len(refused) == contenders - 1
+    assert lock.read_lock(_other(dev)).owner == won[0]
 
 
 def test_lock_is_released_when_the_promotion_fails(store: StageStore) -> None:
@@ -31,13 +69,42 @@ def test_lock_is_released_when_the_promotion_fails(store: StageStore) -> None:
     assert lock.read_lock(store) is None
 
 
-def test_expired_lock_is_named_but_only_broken_with_force(store: StageStore) -> None:
-    lock.acquire(store, "arn:dead", ttl=timedelta(seconds=-1))
-    with pytest.raises(ConfigError, match=r"expired.*--force-unlock"):
+def test_an_expired_lease_is_taken_over(store: StageStore) -> None:
+    dead = lock.acquire(store, "arn:elsewhere", lease=timedelta(seconds=-1))
+    _plant(store, replace(dead.info, host="another-host", pid=123))
+    taken = lock.acquire(store, "arn:alice")
+    assert taken.taken_over is not None and taken.taken_over.owner == "arn:elsewhere"
+    assert lock.read_lock(store) == taken.info
+
+
+def test_a_lock_of_a_dead_process_on_this_host_is_taken_over(store: StageStore) -> None:
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], check=True, capture_output=True, text=True)  # fmt: skip
+    live = lock.acquire(store, "arn:killed", lease=timedelta(hours=1))
+    _plant(store, replace(live.info, host=socket.gethostname(), pid=int(finished.stdout)))
+    taken = lock.acquire(store, "arn:alice")
+    assert taken.taken_over is not None and taken.taken_over.owner == "arn:killed"
+
+
+def test_a_live_holder_elsewhere_is_refused_until_forced(store: StageStore) -> None:
+    live = lock.acquire(store, "arn:bob on ci-runner (pid 42)", lease=timedelta(hours=1))
+    _plant(store, replace(live.info, host="ci-runner", pid=42))
+    with pytest.raises(ConfigError, match=r"locked by arn:bob on ci-runner.*--force-unlock"):
         lock.acquire(store, "arn:alice")
     with lock.stage_lock(store, "arn:alice", force=True) as held:
-        assert held.owner == "arn:alice"
+        assert held.info.owner == "arn:alice" and held.taken_over is None
     assert lock.read_lock(store) is None
+
+
+def test_renewing_extends_the_lease_and_notices_a_broken_lock(store: StageStore) -> None:
+    held = lock.acquire(store, "arn:alice", lease=timedelta(seconds=30))
+    first_expiry, first_etag = held.info.expires_at, held.etag
+    assert lock.renew(store, held, lease=timedelta(hours=1))
+    assert held.info.expires_at > first_expiry and held.etag != first_etag
+    assert lock.read_lock(store) == held.info
+    lock.force_unlock(store)
+    theirs = lock.acquire(store, "arn:bob")
+    assert not lock.renew(store, held) and held.lost
+    assert lock.read_lock(store) == theirs.info
 
 
 def test_release_leaves_a_lock_someone_else_took_after_force(store: StageStore) -> None:
@@ -45,8 +112,9 @@ def test_release_leaves_a_lock_someone_else_took_after_force(store: StageStore) 
     lock.force_unlock(store)
     theirs = lock.acquire(store, "arn:bob")
     lock.release(store, mine)
-    assert lock.read_lock(store) == theirs
+    assert lock.read_lock(store) == theirs.info
 
 
 def test_owner_names_caller_host_and_pid() -> None:
-    assert lock.lock_owner("arn:aws:iam::1:user/x").startswith("arn:aws:iam::1:user/x on ")
+    owner = lock.lock_owner("arn:aws:iam::1:user/x")
+    assert owner.startswith(f"arn:aws:iam::1:user/x on {socket.gethostname()} (pid ")

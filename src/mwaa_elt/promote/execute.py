@@ -8,7 +8,7 @@ from typing import Any
 
 from mwaa_elt.errors import ConfigError
 from mwaa_elt.promote.apply import ApplyResult, Progress, apply_plan
-from mwaa_elt.promote.lock import stage_lock
+from mwaa_elt.promote.lock import LockInfo, stage_lock
 from mwaa_elt.promote.mwaa import MwaaEnvironment, Verification, verify_parsed
 from mwaa_elt.promote.plan import Identity, Plan, WriteDag
 from mwaa_elt.promote.rollback import plan_rollback
@@ -22,6 +22,7 @@ class Outcome:
     applied: ApplyResult
     verification: Verification | None = None
     rollback: ApplyResult | None = None
+    took_over: LockInfo | None = None  # a stale lock this run replaced
 
     @property
     def ok(self) -> bool:
@@ -60,7 +61,7 @@ def execute(
 ) -> Outcome:
     """Take the stage lock, apply `plan` if the manifest is still the one it was built against,
     verify the new DAGs with Airflow, and roll failed ones back when asked."""
-    with stage_lock(store, owner, force=force_unlock):
+    with stage_lock(store, owner, force=force_unlock) as lease:
         _, etag = store.load_manifest()
         if etag != plan.manifest_etag:
             raise ConfigError(
@@ -69,7 +70,7 @@ def execute(
                 "command again to plan against what is live now"
             )
         written_at = datetime.now(UTC)
-        outcome = Outcome(apply_plan(store, plan, progress))
+        outcome = Outcome(apply_plan(store, plan, progress), took_over=lease.taken_over)
         written = {s.pipeline: s.body for s in plan.steps if isinstance(s, WriteDag)}
         if verify is None or not written:
             return outcome

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from mwaa_elt.promote.lock import LockInfo, read_lock
 from mwaa_elt.promote.manifest import PipelineRecord
 from mwaa_elt.promote.store import RENDERED_HASH_METADATA, StageStore
 
-Drift = Literal["in sync", "changed outside mwaa-elt", "missing"]
+Drift = Literal["in sync", "unfinished promotion", "changed outside mwaa-elt", "missing"]
+# A DAG object mwaa-elt wrote that the manifest does not record yet: a promotion stopped
+# between its DAG writes and its manifest write. Re-running the promotion completes it.
+UNFINISHED = "unfinished promotion"
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class StageStatus:
     bucket: str
     pipelines: tuple[PipelineStatus, ...]
     unmanaged: tuple[str, ...]  # DAG files in the bucket that no promotion wrote
+    unfinished: tuple[str, ...]  # DAG files of pipelines an unfinished promotion added
     lock: LockInfo | None
 
     @property
@@ -61,7 +65,8 @@ class StageStatus:
             "pipelines": [p.to_dict() for p in self.pipelines],
             "drifted": self.drifted,
             "unmanaged_dags": list(self.unmanaged),
-            "lock": None if self.lock is None else self.lock.__dict__,
+            "unfinished_dags": list(self.unfinished),
+            "lock": None if self.lock is None else asdict(self.lock),
         }
 
 
@@ -73,12 +78,14 @@ def stage_status(store: StageStore) -> StageStatus:
     for name, record in sorted(manifest.pipelines.items()):
         pipelines.append(PipelineStatus(name, record, _drift(store, record, live)))
     recorded = {record.dag_key for record in manifest.pipelines.values()}
-    unmanaged = sorted(key for key in live if key.endswith(".py") and key not in recorded)
+    others = sorted(key for key in live if key.endswith(".py") and key not in recorded)
+    ours = [key for key in others if RENDERED_HASH_METADATA in (store.head_metadata(key) or {})]
     return StageStatus(
         stage=store.stage.name,
         bucket=store.bucket,
         pipelines=tuple(pipelines),
-        unmanaged=tuple(unmanaged),
+        unmanaged=tuple(key for key in others if key not in ours),
+        unfinished=tuple(ours),
         lock=read_lock(store),
     )
 
@@ -87,11 +94,14 @@ def _drift(store: StageStore, record: PipelineRecord, live: dict[str, str | None
     if record.dag_key not in live:
         return "missing"
     version = live[record.dag_key]
-    if record.dag_version_id is not None and version not in {None, "null"}:
-        return "in sync" if version == record.dag_version_id else "changed outside mwaa-elt"
-    # An unversioned bucket: fall back to the rendered hash the tool stores as object metadata.
+    if record.dag_version_id is not None and version == record.dag_version_id:
+        return "in sync"
     found = store.head_metadata(record.dag_key)
     if found is None:
         return "missing"
-    same = found.get(RENDERED_HASH_METADATA) == record.rendered_hash
-    return "in sync" if same else "changed outside mwaa-elt"
+    written_hash = found.get(RENDERED_HASH_METADATA)
+    if written_hash is None:
+        return "changed outside mwaa-elt"
+    if written_hash == record.rendered_hash and record.dag_version_id is None:
+        return "in sync"  # an unversioned bucket: the tool's own hash is all there is
+    return UNFINISHED

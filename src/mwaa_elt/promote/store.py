@@ -103,21 +103,36 @@ class StageStore:
             raise self._fail("writing", key, error, state) from None
         return response.get("VersionId")
 
+    def put_conditional(
+        self,
+        key: str,
+        body: bytes,
+        *,
+        if_none_match: bool = False,
+        if_match: str | None = None,
+        content_type: str = "application/json",
+    ) -> str | None:
+        """Write `key` only if it does not exist (`if_none_match`) or still has the ETag
+        `if_match`; the new ETag, or None when the condition failed."""
+        condition = {"IfNoneMatch": "*"} if if_none_match else {"IfMatch": if_match}
+        try:
+            response = self.client.put_object(
+                Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, **condition
+            )
+        except ClientError as error:
+            if _code(error) in _PRECONDITION or (if_match and _code(error) in _MISSING):
+                return None
+            raise self._fail("writing", key, error, "nothing was changed by this step") from None
+        except BotoCoreError as error:
+            raise self._fail("writing", key, error, "nothing was changed by this step") from None
+        return str(response["ETag"])
+
     def put_if_absent(
         self, key: str, body: bytes, *, content_type: str = "application/octet-stream"
     ) -> bool:
-        """Write `key` unless it exists, in one conditional PutObject; True when written."""
-        try:
-            self.client.put_object(
-                Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, IfNoneMatch="*"
-            )
-        except ClientError as error:
-            if _code(error) in _PRECONDITION:
-                return False
-            raise self._fail("writing", key, error, _RERUN) from None
-        except BotoCoreError as error:
-            raise self._fail("writing", key, error, _RERUN) from None
-        return True
+        """Write a content-addressed `key` unless it exists; True when it was written."""
+        written = self.put_conditional(key, body, if_none_match=True, content_type=content_type)
+        return written is not None
 
     def delete(self, key: str) -> None:
         """Delete `key` (a delete marker in a versioned bucket, so it can be restored)."""
