@@ -10,14 +10,28 @@ if TYPE_CHECKING:
     from mwaa_elt.spec.model import Pipeline
 
 
+def one_line(text: str) -> str:
+    """`text` as one printable line: line breaks, tabs and invisible or control characters
+    (which messages quote from hostile specs) become escapes such as `\\n` or `\\x1b`."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
 @dataclass(frozen=True, order=True)
 class Problem:
-    """One thing wrong with a spec or a file it references; line and col are 1-based."""
+    """One thing wrong with a spec or a file it references; line and col are 1-based.
+
+    The message is always one printable line, so `path:line:col: message` stays one line.
+    """
 
     path: Path
     line: int
     col: int
     message: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "message", one_line(self.message))
 
     def __str__(self) -> str:
         return f"{self.path}:{self.line}:{self.col}: {self.message}"
