@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
+from mwaa_elt.spec.yaml_source import load_yaml
+
 Check = Callable[..., list[tuple[int, int, str]]]
 
 
@@ -22,3 +26,51 @@ def test_a_quoted_value_cannot_break_a_message_into_lines_or_drive_the_terminal(
             "number and a unit: 30s, 5m, 1h, 1d or a combination such as 1h30m",
         )
     ]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (
+            b"a: 1\rb: 2\n",
+            (
+                1,
+                5,
+                "carriage return without a line feed (old Mac line ending); save the file "
+                "with LF or CRLF line endings",
+            ),
+        ),
+        (
+            "a: 1\nb: x\u2028y\n".encode(),
+            (
+                2,
+                5,
+                "U+2028 is a line break to YAML but not to editors; remove it, or write it "
+                "as \\u2028 inside a double-quoted string",
+            ),
+        ),
+        (
+            "a: x\x85y\n".encode(),
+            (
+                1,
+                5,
+                "U+0085 is a line break to YAML but not to editors; remove it, or write it "
+                "as \\u0085 inside a double-quoted string",
+            ),
+        ),
+    ],
+)
+def test_line_breaks_only_yaml_counts_are_refused_where_they_are(
+    raw: bytes, expected: tuple[int, int, str]
+) -> None:
+    """YAML 1.1 counts a lone CR, NEL, LS and PS as line breaks, editors and our own line
+    numbers do not: every later problem pointed at the wrong line (found with CR-only files)."""
+    doc, problems = load_yaml(raw)
+    assert doc is None
+    assert [(p.mark.line, p.mark.col, p.message) for p in problems] == [expected]
+
+
+def test_crlf_files_and_escaped_separators_still_load() -> None:
+    doc, problems = load_yaml(b'a: 1\r\nb: "x\\u2028y"\r\n')
+    assert problems == [] and doc is not None
+    assert doc.data == {"a": 1, "b": "x\u2028y"}

@@ -21,6 +21,9 @@ MAX_DEPTH = 32
 # before any value is built, and keeps hostile input fast.
 _LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # type: ignore[assignment]
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Line breaks to YAML 1.1 but not to editors, git or our line numbers: refused, so every line
+# number a message gives is the same line an analyst's editor shows.
+_YAML_ONLY_BREAK = re.compile("\r(?!\n)|[\x85\u2028\u2029]")
 Path_ = tuple[str | int, ...]
 
 
@@ -127,6 +130,9 @@ def load_yaml(raw: bytes) -> tuple[YamlDocument | None, list[YamlProblem]]:
 
 def load_yaml_text(text: str) -> tuple[YamlDocument | None, list[YamlProblem]]:
     """Like `load_yaml`, for text already decoded."""
+    brk = _YAML_ONLY_BREAK.search(text)
+    if brk:
+        return None, [YamlProblem(_offset_mark(text, brk.start()), _break_message(brk.group()))]
     doc = YamlDocument(data=None, text=text)
     composer = _Composer(_LOADER(text), doc)
     try:
@@ -143,6 +149,18 @@ def load_yaml_text(text: str) -> tuple[YamlDocument | None, list[YamlProblem]]:
         return None, composer.problems
     doc.data = data
     return doc, []
+
+
+def _break_message(char: str) -> str:
+    if char == "\r":
+        return (
+            "carriage return without a line feed (old Mac line ending); save the file with "
+            "LF or CRLF line endings"
+        )
+    return (
+        f"U+{ord(char):04X} is a line break to YAML but not to editors; remove it, or write "
+        f"it as \\u{ord(char):04x} inside a double-quoted string"
+    )
 
 
 def _syntax_problem(exc: yaml.MarkedYAMLError, text: str) -> YamlProblem:
