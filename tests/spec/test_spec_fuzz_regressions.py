@@ -74,3 +74,16 @@ def test_crlf_files_and_escaped_separators_still_load() -> None:
     doc, problems = load_yaml(b'a: 1\r\nb: "x\\u2028y"\r\n')
     assert problems == [] and doc is not None
     assert doc.data == {"a": 1, "b": "x\u2028y"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "mark"),
+    [(b"a: 1\nr", (2, 2)), (b"a: 1\nb: [1, 2", (2, 9)), (b'a: "open', (1, 9))],
+)
+def test_an_error_at_the_end_of_a_file_points_at_its_last_line(
+    raw: bytes, mark: tuple[int, int]
+) -> None:
+    """libyaml reports the end of a stream that lacks a final newline on the line after it: a
+    line no editor shows (found by truncating specs)."""
+    _, problems = load_yaml(raw)
+    assert [(p.mark.line, p.mark.col) for p in problems] == [mark]

@@ -166,6 +166,9 @@ def _break_message(char: str) -> str:
 def _syntax_problem(exc: yaml.MarkedYAMLError, text: str) -> YamlProblem:
     mark = exc.problem_mark or exc.context_mark
     where = _mark(mark) if mark is not None else Mark(1, 1)
+    last = text.count("\n") + 1
+    if where.line > last:  # the end of the stream, past a file's unterminated last line
+        where = Mark(last, len(text) - text.rfind("\n"))
     problem = exc.problem or "invalid YAML"
     if "'\\t'" in problem or (mark is not None and _char_at(text, mark.line, mark.column) == "\t"):
         return YamlProblem(where, "tab character; YAML indentation must use spaces, not tabs")
