@@ -87,3 +87,20 @@ def test_an_error_at_the_end_of_a_file_points_at_its_last_line(
     line no editor shows (found by truncating specs)."""
     _, problems = load_yaml(raw)
     assert [(p.mark.line, p.mark.col) for p in problems] == [mark]
+
+
+@pytest.mark.parametrize(
+    ("raw", "mark"),
+    [
+        ("é: ☃\x00".encode(), (1, 5)),
+        ("\ufeffé: \x00".encode(), (1, 4)),
+        (b"a: 1\n" + "ü".encode() + b": \xff", (2, 4)),
+    ],
+)
+def test_binary_and_non_utf8_bytes_are_located_in_characters(
+    raw: bytes, mark: tuple[int, int]
+) -> None:
+    """Columns counted bytes, so every multi-byte character before the bad byte moved the mark
+    to the right of where an editor shows it (found by fuzzing bytes)."""
+    _, problems = load_yaml(raw)
+    assert [(p.mark.line, p.mark.col) for p in problems] == [mark]

@@ -81,6 +81,13 @@ def _offset_mark(text: str, offset: int) -> Mark:
     return Mark(line, offset - (text.rfind("\n", 0, offset) + 1) + 1)
 
 
+def _byte_mark(raw: bytes, pos: int) -> Mark:
+    """The mark of byte `pos`, its column counted in characters as an editor shows them."""
+    start = raw.rfind(b"\n", 0, pos) + 1
+    before = raw[start:pos].decode("utf-8", "replace").removeprefix("\ufeff" if not start else "")
+    return Mark(raw.count(b"\n", 0, pos) + 1, len(before) + 1)
+
+
 def decode(
     raw: bytes, *, what: str = "a spec", limit: int = MAX_SPEC_BYTES
 ) -> tuple[str | None, list[YamlProblem]]:
@@ -94,14 +101,13 @@ def decode(
             )
         ]
     if b"\x00" in raw:
-        pos = raw.index(b"\x00")
-        mark = Mark(raw.count(b"\n", 0, pos) + 1, pos - (raw.rfind(b"\n", 0, pos) + 1) + 1)
+        mark = _byte_mark(raw, raw.index(b"\x00"))
         return None, [YamlProblem(mark, f"binary content (NUL byte); {what} is UTF-8 text")]
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         pos = exc.start
-        mark = Mark(raw.count(b"\n", 0, pos) + 1, pos - (raw.rfind(b"\n", 0, pos) + 1) + 1)
+        mark = _byte_mark(raw, pos)
         return None, [
             YamlProblem(
                 mark,
