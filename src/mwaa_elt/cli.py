@@ -798,7 +798,7 @@ def status(stage: StageOption, json_: JsonFlag = False, project_dir: ProjectDir 
             item.name,
             _short_hash(record.source_hash),
             record.promoted_from,
-            record.promoted_at,
+            record.promoted_at.replace("T", " ").replace("+00:00", "Z"),
             record.promoted_by,
             _short_hash(record.git_commit),
             drift,
