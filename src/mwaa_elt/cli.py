@@ -682,7 +682,9 @@ def promote(
     project_dir: ProjectDir = None,
 ) -> None:
     """Promote pipelines into a stage: plan, gates, ordered uploads, manifest; `--plan` first."""
+    from mwaa_elt.promote.apply import ApplyResult
     from mwaa_elt.promote.builds import check_route, from_stage, from_working_tree
+    from mwaa_elt.promote.execute import Outcome
     from mwaa_elt.promote.gates import dagbag_gate, requirements_gate
     from mwaa_elt.promote.identity import caller_arn, identity_now
     from mwaa_elt.promote.mwaa import require_source_runs_succeeded
@@ -707,18 +709,6 @@ def promote(
             prepared = from_stage(
                 stages, _stage_store(stages[from_], source_profile), target, pipelines
             )
-    requirements_gate(prepared.render, target, project.environment_dir / "requirements.txt")
-    with err.status(f"integrity gate: DagBag under Airflow {target.airflow.version}…"):
-        dagbag_gate(prepared.render, target, project.root)
-    if (
-        from_ is not None
-        and target.config.gates.require_source_run_success
-        and not skip_mwaa_checks
-    ):
-        with err.status(f"gate: latest runs in {from_} succeeded…"):
-            require_source_runs_succeeded(
-                _environment(stages[from_], source_profile), [b.name for b in prepared.builds]
-            )
     store = _stage_store(target)
     identity = identity_now(caller_arn(target))
     manifest, etag = store.load_manifest()
@@ -733,20 +723,38 @@ def promote(
         live_dags=live,
         prune=prune,
     )
+    kept = sorted(set(manifest.pipelines) - {b.name for b in prepared.builds})
+    if not plan.has_changes:
+        # Nothing will be written, so no gate has anything to protect.
+        if json_:
+            data = Outcome(ApplyResult(plan)).to_dict()
+            _print_json({**data, "plan_only": True} if plan_only else data)
+        else:
+            _print_plan(plan, diffs=False)
+            out.print(f"{to} is up to date: nothing to promote")
+        return
+    requirements_gate(prepared.render, target, project.environment_dir / "requirements.txt")
+    with err.status(f"integrity gate: DagBag under Airflow {target.airflow.version}…"):
+        dagbag_gate(prepared.render, target, project.root)
+    if from_ is not None and target.config.gates.require_source_run_success:
+        moving = [c.pipeline for c in plan.changes if c.action in {"added", "updated"}]
+        if moving and not skip_mwaa_checks:
+            with err.status(f"gate: latest runs in {from_} succeeded…"):
+                require_source_runs_succeeded(_environment(stages[from_], source_profile), moving)
     interactive = not yes and not json_
-    if plan_only or not plan.has_changes:
+    if plan_only:
         if json_:
             _print_json(_plan_json(plan))
         else:
-            _print_plan(plan, diffs=diff if diff is not None else plan_only)
-            if not plan.has_changes:
-                out.print(f"{to} is up to date: nothing to promote")
+            _print_plan(plan, diffs=diff if diff is not None else True)
+            _print_kept(kept if prepared.complete and not prune else [])
         return
     if not skip_mwaa_checks:
         with err.status(f"gate: MWAA environment {target.environment_name} is AVAILABLE…"):
             _environment(target).require_available()
     if not json_:
         _print_plan(plan, diffs=diff if diff is not None else interactive)
+        _print_kept(kept if prepared.complete and not prune else [])
     _confirm(plan, target, yes)
     outcome = _run_plan(
         store,
@@ -757,6 +765,13 @@ def promote(
         quiet=json_,
     )
     _report_outcome(outcome, json_)
+
+
+def _print_kept(kept: list[str]) -> None:
+    if kept:
+        out.print(
+            f"kept, though the source no longer has them: {', '.join(kept)} (--prune removes them)"
+        )
 
 
 def _plan_json(plan: Any) -> dict[str, Any]:
