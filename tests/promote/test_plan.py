@@ -115,3 +115,59 @@ def test_source_change_with_identical_output_records_the_new_bundle_without_a_da
     assert [c.action for c in plan.changes] == ["updated"]
     assert [type(s) for s in plan.steps] == [UploadBundle, WriteManifest]
     assert _applied(plan).pipelines["a"].source_hash == moved.bundle.source_hash
+
+
+def test_a_template_change_with_identical_output_records_the_snapshot_only(dev: Stage) -> None:
+    first = build(dev, "a")
+    manifest = _applied(_plan(dev, [first]))
+    from dataclasses import replace
+
+    from mwaa_elt.promote.bundle import pack
+
+    retemplated = replace(first, templates=pack({"dag.py.j2": b"{# a comment #}{{ view }}\n"}))
+    plan = _plan(dev, [retemplated], manifest)
+    assert [c.action for c in plan.changes] == ["updated"]
+    assert [type(s) for s in plan.steps] == [UploadTemplates, WriteManifest]
+    record = _applied(plan).pipelines["a"]
+    assert record.templates_hash == retemplated.templates.source_hash
+    assert record.history[0].templates_hash == first.templates.source_hash
+
+
+def test_objects_the_manifest_already_points_at_are_not_sent_again(dev: Stage) -> None:
+    manifest = _applied(_plan(dev, [build(dev, "a", script="print(1)")]))
+    changed = build(dev, "a", sql="select 2", script="print(1)")
+    plan = _plan(dev, [changed], manifest)
+    assert [type(s) for s in plan.steps] == [UploadBundle, WriteDag, WriteManifest]
+
+
+def test_rollback_targets_the_previous_release_or_a_named_one(dev: Stage) -> None:
+    import pytest
+
+    from mwaa_elt.errors import ConfigError
+    from mwaa_elt.promote.plan import build_rollback_plan, find_release
+
+    manifest = empty_manifest(dev.name)
+    for n in range(3):
+        manifest = _applied(_plan(dev, [build(dev, "a", sql=f"select {n}")], manifest))
+    record = manifest.pipelines["a"]
+    hashes = [r.source_hash for r in (record.release(), *record.history)]
+    assert find_release(record, None).source_hash == hashes[1]
+    assert find_release(record, hashes[2][:8]).source_hash == hashes[2]
+    assert find_release(record, hashes[0]).source_hash == hashes[0]  # rewrite the live one
+    with pytest.raises(ConfigError, match="no such version"):
+        find_release(record, "not-a-hash")
+    with pytest.raises(ConfigError, match="no earlier version"):
+        find_release(_applied(_plan(dev, [build(dev, "b")])).pipelines["b"], None)
+
+    target = find_release(record, None)
+    plan = build_rollback_plan(
+        dev, manifest, '"etag"', {"a": (target, b"# old dag\n")}, identity=IDENTITY
+    )
+    assert [type(s) for s in plan.steps] == [WriteDag, WriteManifest]
+    assert plan.changes[0].action == "rolled_back" and plan.manifest_etag == '"etag"'
+    restored = _applied(plan).pipelines["a"]
+    assert restored.source_hash == target.source_hash and restored.promoted_from == "rollback"
+    assert restored.history[0].source_hash == hashes[0]
+    removed = build_rollback_plan(dev, manifest, None, {"a": None}, identity=IDENTITY)
+    assert [type(s) for s in removed.steps] == [DeleteDag, WriteManifest]
+    assert _applied(removed).pipelines == {}

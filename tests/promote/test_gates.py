@@ -1,0 +1,70 @@
+"""The package gate: a DAG may only import what the stage's MWAA environment installs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mwaa_elt.errors import ConfigError
+from mwaa_elt.promote.gates import required_distributions, requirements_gate
+from mwaa_elt.render import RenderedPipeline, RenderResult
+from mwaa_elt.stage import Stage
+
+ROOT = Path(__file__).resolve().parents[2]
+REQUIREMENTS = ROOT / "infra" / "environment" / "requirements.txt"
+
+
+def _render(stage: Stage, dag: str) -> RenderResult:
+    pipeline = RenderedPipeline("sales", "pipelines/sales/sales.yaml", "dags/sales.py", (), "0")
+    return RenderResult(stage.name, stage.airflow.version, {"dags/sales.py": dag.encode()}, {"sales": pipeline})  # fmt: skip
+
+
+def test_imports_map_to_distributions() -> None:
+    dag = b"""
+import json
+import pendulum
+from datetime import timedelta
+from airflow.sdk import DAG
+from airflow.providers.amazon.aws.operators.athena import AthenaOperator
+from airflow.providers.common.sql.operators.sql import SQLCheckOperator
+from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+import great_expectations as gx
+from .local import helper
+"""
+    assert required_distributions(dag) == {
+        "apache-airflow-providers-amazon",
+        "apache-airflow-providers-common-sql",
+        "apache-airflow-providers-cncf-kubernetes",
+        "great-expectations",
+    }
+
+
+@pytest.mark.parametrize("stage_name", ["dev", "prod"])
+def test_generated_imports_are_provided_on_every_stage(
+    stages: dict[str, Stage], stage_name: str
+) -> None:
+    stage = stages[stage_name]
+    golden = (ROOT / "tests/render/golden" / stage_name / "movielens_scifi.py").read_text()
+    requirements_gate(_render(stage, golden), stage, REQUIREMENTS)
+
+
+def test_a_provider_the_stage_does_not_install_is_refused_with_what_to_do(
+    stages: dict[str, Stage],
+) -> None:
+    dag = "from airflow.providers.snowflake.operators.snowflake import SnowflakeSqlApiOperator\n"
+    with pytest.raises(ConfigError) as raised:
+        requirements_gate(_render(stages["staging"], dag), stages["staging"], REQUIREMENTS)
+    (message,) = raised.value.messages
+    assert message.startswith("sales: imports apache-airflow-providers-snowflake")
+    assert "add it to requirements.txt" in message
+    assert "pulumi up --stack staging" in message
+
+
+def test_a_package_listed_in_the_requirements_passes(
+    stages: dict[str, Stage], tmp_path: Path
+) -> None:
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text(REQUIREMENTS.read_text() + "apache-airflow-providers-snowflake\n")
+    dag = "from airflow.providers.snowflake.operators.snowflake import SnowflakeSqlApiOperator\n"
+    requirements_gate(_render(stages["staging"], dag), stages["staging"], requirements)
