@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
+from mwaa_elt.spec import resolve_pipeline, validate_paths
 from mwaa_elt.spec.yaml_source import load_yaml
+from mwaa_elt.stage import Stage
 
 Check = Callable[..., list[tuple[int, int, str]]]
 
@@ -104,3 +107,24 @@ def test_binary_and_non_utf8_bytes_are_located_in_characters(
     to the right of where an editor shows it (found by fuzzing bytes)."""
     _, problems = load_yaml(raw)
     assert [(p.mark.line, p.mark.col) for p in problems] == [mark]
+
+
+def test_sql_and_scripts_render_exactly_as_validated(
+    write_spec: Callable[..., Path], stages: dict[str, Stage]
+) -> None:
+    """SQL files and scripts were read again with universal newlines: a CR or CR LF inside a SQL
+    string literal became LF in the DAG (found by fuzzing rendered DAGs); a BOM was kept."""
+    sql = "\ufeffSELECT 'a\r\nb\rc' AS v -- x\r\n"
+    script = "print('a\r\nb')\r\n"
+    spec = write_spec(
+        "pipeline: demo\ndescription: d\nowner: analytics\nstart_date: 2024-01-01\ntasks:\n"
+        "  - id: q\n    athena: {sql_file: sql/q.sql}\n"
+        "  - id: s\n    spark: {script: scripts/s.py}\n",
+        files={"sql/q.sql": sql, "scripts/s.py": script},
+    )
+    report = validate_paths([spec], stages)
+    assert report.ok, report.problems
+    resolved = resolve_pipeline(report.pipelines["demo"], stages["dev"])
+    tasks = {task.id: task for task in resolved.tasks}
+    assert tasks["q"].sql == sql.removeprefix("\ufeff")
+    assert tasks["s"].script_text == script

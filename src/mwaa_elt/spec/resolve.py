@@ -97,6 +97,12 @@ def stage_cluster(pipeline: Pipeline, stage: Stage) -> StageCluster | None:
     )
 
 
+def _file_text(path: Path) -> str:
+    """The file's text exactly as validation read it (`read_text` would turn CR LF and CR into
+    LF, changing string literals in SQL and every line of a script), without a leading BOM."""
+    return path.read_bytes().decode("utf-8").removeprefix("\ufeff")
+
+
 def _stage_task(task: Task, pipeline: Pipeline, stage: Stage) -> StageTask:
     source = str(pipeline.source or pipeline.pipeline)
     raw = task.step.model_dump(exclude_unset=True)
@@ -108,14 +114,12 @@ def _stage_task(task: Task, pipeline: Pipeline, stage: Stage) -> StageTask:
     sql: str | None = resolved.get("sql")
     if resolved.get("sql_file"):
         file = pipeline.source_dir / resolved["sql_file"]
-        sql = resolve_stage_vars(file.read_text(encoding="utf-8"), stage, source=str(file))
+        sql = resolve_stage_vars(_file_text(file), stage, source=str(file))
     script: Path | None = None
     script_text: str | None = None
     if resolved.get("script"):
         script = pipeline.source_dir / resolved["script"]
-        script_text = resolve_stage_vars(
-            script.read_text(encoding="utf-8"), stage, source=str(script)
-        )
+        script_text = resolve_stage_vars(_file_text(script), stage, source=str(script))
     return StageTask(
         id=task.id,
         kind=task.kind,
