@@ -683,11 +683,9 @@ def promote(
 ) -> None:
     """Promote pipelines into a stage: plan, gates, ordered uploads, manifest; `--plan` first."""
     from mwaa_elt.promote.apply import ApplyResult
-    from mwaa_elt.promote.builds import check_route, from_stage, from_working_tree
+    from mwaa_elt.promote.builds import check_route
     from mwaa_elt.promote.execute import Outcome
-    from mwaa_elt.promote.gates import dagbag_gate, requirements_gate
     from mwaa_elt.promote.identity import caller_arn, identity_now
-    from mwaa_elt.promote.mwaa import require_source_runs_succeeded
     from mwaa_elt.promote.plan import build_plan, keys_to_diff
     from mwaa_elt.stage import load_all_stages
 
@@ -700,15 +698,7 @@ def promote(
             "drop the pipeline names",
             param_hint="--prune",
         )
-    if from_ is None:
-        selected = _valid_pipelines(project, stages, pipelines)
-        with err.status(f"rendering {len(selected)} pipeline(s) for {to}…"):
-            prepared = from_working_tree(project, stages, target, selected, complete=not pipelines)
-    else:
-        with err.status(f"reading what is live in {from_} and rendering it for {to}…"):
-            prepared = from_stage(
-                stages, _stage_store(stages[from_], source_profile), target, pipelines
-            )
+    prepared = _prepare(project, stages, target, from_, pipelines, source_profile)
     store = _stage_store(target)
     identity = identity_now(caller_arn(target))
     manifest, etag = store.load_manifest()
@@ -723,7 +713,11 @@ def promote(
         live_dags=live,
         prune=prune,
     )
-    kept = sorted(set(manifest.pipelines) - {b.name for b in prepared.builds})
+    kept = (
+        []
+        if prune or not prepared.complete
+        else sorted(set(manifest.pipelines) - {b.name for b in prepared.builds})
+    )
     if not plan.has_changes:
         # Nothing will be written, so no gate has anything to protect.
         if json_:
@@ -733,28 +727,21 @@ def promote(
             _print_plan(plan, diffs=False)
             out.print(f"{to} is up to date: nothing to promote")
         return
-    requirements_gate(prepared.render, target, project.environment_dir / "requirements.txt")
-    with err.status(f"integrity gate: DagBag under Airflow {target.airflow.version}…"):
-        dagbag_gate(prepared.render, target, project.root)
-    if from_ is not None and target.config.gates.require_source_run_success:
-        moving = [c.pipeline for c in plan.changes if c.action in {"added", "updated"}]
-        if moving and not skip_mwaa_checks:
-            with err.status(f"gate: latest runs in {from_} succeeded…"):
-                require_source_runs_succeeded(_environment(stages[from_], source_profile), moving)
+    _gates(project, stages, prepared, plan, skip_mwaa=skip_mwaa_checks, profile=source_profile)
     interactive = not yes and not json_
     if plan_only:
         if json_:
             _print_json(_plan_json(plan))
         else:
             _print_plan(plan, diffs=diff if diff is not None else True)
-            _print_kept(kept if prepared.complete and not prune else [])
+            _print_kept(kept)
         return
     if not skip_mwaa_checks:
         with err.status(f"gate: MWAA environment {target.environment_name} is AVAILABLE…"):
             _environment(target).require_available()
     if not json_:
         _print_plan(plan, diffs=diff if diff is not None else interactive)
-        _print_kept(kept if prepared.complete and not prune else [])
+        _print_kept(kept)
     _confirm(plan, target, yes)
     outcome = _run_plan(
         store,
@@ -765,6 +752,50 @@ def promote(
         quiet=json_,
     )
     _report_outcome(outcome, json_)
+
+
+def _prepare(
+    project: Project,
+    stages: dict[str, Stage],
+    target: Stage,
+    source: str | None,
+    names: list[str] | None,
+    profile: str | None,
+) -> Any:
+    """What the promotion moves: the working tree's pipelines, or the source stage's."""
+    from mwaa_elt.promote.builds import from_stage, from_working_tree
+
+    if source is None:
+        selected = _valid_pipelines(project, stages, names)
+        with err.status(f"rendering {len(selected)} pipeline(s) for {target.name}…"):
+            return from_working_tree(project, stages, target, selected, complete=not names)
+    with err.status(f"reading what is live in {source} and rendering it for {target.name}…"):
+        return from_stage(stages, _stage_store(stages[source], profile), target, names)
+
+
+def _gates(
+    project: Project,
+    stages: dict[str, Stage],
+    prepared: Any,
+    plan: Any,
+    *,
+    skip_mwaa: bool,
+    profile: str | None,
+) -> None:
+    """The gates a plan that writes something must pass: packages, DagBag, source runs."""
+    from mwaa_elt.promote.gates import dagbag_gate, requirements_gate
+    from mwaa_elt.promote.mwaa import require_source_runs_succeeded
+
+    target = prepared.target
+    requirements_gate(prepared.render, target, project.environment_dir / "requirements.txt")
+    with err.status(f"integrity gate: DagBag under Airflow {target.airflow.version}…"):
+        dagbag_gate(prepared.render, target, project.root)
+    source = prepared.source
+    if source in stages and target.config.gates.require_source_run_success and not skip_mwaa:
+        moving = [c.pipeline for c in plan.changes if c.action in {"added", "updated"}]
+        if moving:
+            with err.status(f"gate: latest runs in {source} succeeded…"):
+                require_source_runs_succeeded(_environment(stages[source], profile), moving)
 
 
 def _print_kept(kept: list[str]) -> None:

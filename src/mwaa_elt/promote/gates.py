@@ -11,7 +11,7 @@ from pathlib import Path
 from packaging.utils import canonicalize_name
 
 from mwaa_elt.airflow_versions import MWAA_PREINSTALLED_PROVIDERS
-from mwaa_elt.check import CheckReport, run_dagbag
+from mwaa_elt.check import PARSE_TIME, CheckReport, run_dagbag
 from mwaa_elt.environment_files import build_requirements, package_names
 from mwaa_elt.errors import ConfigError
 from mwaa_elt.render import RenderResult, write_render
@@ -20,9 +20,9 @@ from mwaa_elt.stage import Stage
 
 # Modules that come with Airflow itself rather than from a distribution requirements.txt names.
 _AIRFLOW_CORE = {"airflow", "pendulum"}
-# The first file a DagBag loads pays Airflow's provider imports, so a loaded CI machine can take
-# over a second for a good file: the gate stops only pathological files (`check` is stricter).
-PARSE_BUDGET_SECONDS = 5.0
+# Parse time depends on how loaded the machine is (seconds on a busy CI runner for a file MWAA
+# parses in milliseconds), so it is `check`'s budget, not a reason to refuse a promotion.
+_NOT_GATING = {PARSE_TIME}
 # Provider namespaces whose distribution name takes two module levels (common.sql, cncf...).
 _TWO_LEVEL = {"alibaba", "apache", "atlassian", "cncf", "common", "dbt", "microsoft"}
 
@@ -32,17 +32,12 @@ def dagbag_gate(render: RenderResult, stage: Stage, project_root: Path) -> Check
     with tempfile.TemporaryDirectory(prefix="mwaa-elt-gate-") as scratch:
         folder = Path(scratch) / "out"
         write_render(render, folder)
-        report = run_dagbag(
-            folder / DAGS_DIR,
-            stage.airflow.major,
-            budget_seconds=PARSE_BUDGET_SECONDS,
-            project_root=project_root,
-        )
+        report = run_dagbag(folder / DAGS_DIR, stage.airflow.major, project_root=project_root)
     failures = [
         f"{file.path.name}: {finding.rule}: {finding.message}"
         for file in report.files
         for finding in file.findings
-        if finding.blocking
+        if finding.blocking and finding.rule not in _NOT_GATING
     ]
     if failures:
         raise ConfigError(
