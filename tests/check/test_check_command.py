@@ -37,7 +37,8 @@ def project(scratch_project: Path, project_root: Path, monkeypatch) -> Path:
 @pytest.mark.skipif(not (_has_airflow(2) and _has_airflow(3)), reason="run `make airflow-envs`")
 @pytest.mark.parametrize(("stage", "version"), [("dev", "3.0.6"), ("prod", "2.11.0")])
 def test_check_passes_every_example_under_the_stage_airflow(project, stage, version):
-    result = runner.invoke(app, ["check", "--stage", stage, "--json"])
+    # A generous budget: parse time depends on the machine's load, and `make bench` measures it.
+    result = runner.invoke(app, ["check", "--stage", stage, "--budget", "60", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["airflow_version"] == version and data["ok"] is True
