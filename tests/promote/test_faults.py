@@ -277,6 +277,21 @@ def test_transient_faults_on_every_kind_of_write_are_retried_to_a_clean_promotio
 # -- lost responses: the write landed, the answer did not ----------------------------------
 
 
+def test_a_lost_response_to_the_manifest_write_is_not_mistaken_for_a_conflict(
+    project, proxy, account
+):
+    """botocore retries the conditional write, and the retry fails the very condition the
+    first attempt met: that must not read as someone else's change."""
+    clean = reference("first", project, account)
+    proxy.add("PUT", MANIFEST, LoseResponse())
+    code, output = mwaa(*PROMOTE)
+    assert code == 0, output
+    outcomes = [exchange.outcome for exchange in proxy.seen("PUT", MANIFEST)]
+    assert outcomes == ["forwarded, response lost", "forwarded 412"]
+    assert account.objects() == clean
+    assert_in_sync(status())
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="lock.acquire: the retry of an If-None-Match PUT whose first attempt landed finds "

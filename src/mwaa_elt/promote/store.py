@@ -160,17 +160,23 @@ class StageStore:
     def write_manifest(self, manifest: Manifest, expected_etag: str | None) -> str:
         """Write the manifest only if it is unchanged since it was read; returns the new ETag."""
         key = self.stage.manifest_key
+        body = manifest.to_bytes()
         condition = {"IfMatch": expected_etag} if expected_etag else {"IfNoneMatch": "*"}
         try:
             response = self.client.put_object(
                 Bucket=self.bucket,
                 Key=key,
-                Body=manifest.to_bytes(),
+                Body=body,
                 ContentType="application/json",
                 **condition,
             )
         except ClientError as error:
             if _code(error) in _PRECONDITION:
+                # botocore retries a write whose response was lost; if the first attempt landed,
+                # the retry fails its own condition: the manifest is then exactly ours.
+                current = self.get(key)
+                if current is not None and current[0] == body:
+                    return current[1]
                 raise ConfigError(
                     f"{self.uri(key)} was changed by someone else since this promotion read "
                     "it (another promotion or rollback ran); DAG files this run wrote may be "
