@@ -23,6 +23,7 @@ import boto3
 import pytest
 import requests
 from fault_proxy import (
+    Action,
     Drop,
     FaultProxy,
     Hold,
@@ -271,6 +272,96 @@ def test_transient_faults_on_every_kind_of_write_are_retried_to_a_clean_promotio
         assert proxy.seen("PUT", key)[-1].outcome == "forwarded 200"
     assert account.objects() == clean
     assert_no_partial_dag(account, clean)
+    assert_in_sync(status())
+
+
+# -- faults that outlast the retries: exit 3, a truthful state, and a re-run converges -------
+
+
+@dataclass(frozen=True)
+class Persistent:
+    """A fault on every attempt of one write, and what the user must be told and shown."""
+
+    scenario: str  # "first": into an empty stage; "update": every DAG changes over a live one
+    key: str
+    fault: Action
+    error: str  # what the message says of the AWS failure
+    state: str  # what the message says the stage is left in
+    drift: dict[str, str]  # `status` per pipeline afterwards
+
+
+PART_WAY = "stage dev is part-way: this promotion already wrote "
+NOT_RECORDED = ", which the manifest does not record yet; run the same command again"
+ONE_WRITTEN = {
+    "movielens_emr": UNFINISHED,
+    "movielens_scifi": "in sync",
+    "scifi_quality": "in sync",
+}
+PERSISTENT = {
+    "script 500": Persistent(
+        "first",
+        r"scripts/movielens_emr/.*",
+        internal_error(),
+        "(InternalError) when calling the PutObject operation",
+        "stage dev is as it was: no DAG file changed and the manifest records what is live; "
+        "run the same command again",
+        {},
+    ),
+    "second DAG 503": Persistent(
+        "update",
+        r"dags/movielens_scifi\.py",
+        service_unavailable(),
+        "(ServiceUnavailable) when calling the PutObject operation",
+        PART_WAY + "dags/movielens_emr.py" + NOT_RECORDED,
+        ONE_WRITTEN,
+    ),
+    "DAG upload cut mid-body": Persistent(
+        "update",
+        r"dags/movielens_scifi\.py",
+        Drop(after_bytes=2048),
+        "Connection was closed before we received a valid response",
+        PART_WAY + "dags/movielens_emr.py" + NOT_RECORDED,
+        ONE_WRITTEN,
+    ),
+    "manifest 500": Persistent(
+        "update",
+        MANIFEST,
+        internal_error(),
+        "writing manifest s3://airflow-mwaa-elt-dev-111111111111/.mwaa-elt/manifest.json failed",
+        PART_WAY + ", ".join(DAGS) + NOT_RECORDED,
+        dict.fromkeys(PIPELINES, UNFINISHED),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(PERSISTENT))
+def test_a_fault_outlasting_the_retries_exits_3_truthfully_and_a_rerun_converges(
+    case, project, proxy, account
+):
+    fault = PERSISTENT[case]
+    first = reference("first", project, account)
+    clean = reference(fault.scenario, project, account)
+    before = start(fault.scenario, project, account)
+    proxy.add("PUT", fault.key, fault.fault, times=None)
+
+    code, output = mwaa(*PROMOTE)
+
+    assert code == EXIT_EXTERNAL, output
+    assert len(proxy.seen("PUT", fault.key)) >= 5  # botocore's standard retries were used
+    assert "Traceback" not in output
+    assert fault.error in one_line(output) and fault.state in one_line(output)
+    assert account.manifest() == before.get(account.stage.manifest_key)
+    assert_no_partial_dag(account, first, clean)
+    report = status()
+    assert drift(report) == fault.drift
+    assert report["unfinished_dags"] == [] and report["unmanaged_dags"] == []
+    assert report["lock"] is None  # released on the way out
+
+    proxy.clear()
+    code, output = mwaa(*PROMOTE)
+    assert code == 0, output
+    assert account.objects() == clean
+    assert_no_partial_dag(account, first, clean)
     assert_in_sync(status())
 
 

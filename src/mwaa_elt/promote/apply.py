@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from mwaa_elt.errors import ExternalError
 from mwaa_elt.promote.plan import (
     DeleteDag,
     Plan,
@@ -60,10 +61,38 @@ def apply_plan(store: StageStore, plan: Plan, progress: Progress | None = None) 
     result = ApplyResult(plan)
     total = len(plan.steps)
     for index, step in enumerate(plan.steps, start=1):
-        _run(store, step, result)
+        try:
+            _run(store, step, result)
+        except ExternalError as error:
+            raise ExternalError([*error.messages, _stopped_at(plan, index)]) from None
         if progress is not None:
             progress(index, total, step)
     return result
+
+
+def _stopped_at(plan: Plan, failed: int) -> str:
+    """The stage's state when step `failed` (1-based) of `plan` failed, and what to do."""
+    done = plan.steps[: failed - 1]
+    wrote = [step.key for step in done if isinstance(step, WriteDag)]
+    deleted = [step.key for step in done if isinstance(step, DeleteDag)]
+    what = "rollback" if plan.source == "rollback" else "promotion"
+    if not wrote and not deleted:
+        return (
+            f"stage {plan.stage} is as it was: no DAG file changed and the manifest records what "
+            f"is live; run the same command again to retry the {what}"
+        )
+    changes = [f"wrote {_keys(wrote)}"] if wrote else []
+    changes += [f"deleted {_keys(deleted)}"] if deleted else []
+    return (
+        f"stage {plan.stage} is part-way: this {what} already {' and '.join(changes)}, which the "
+        f"manifest does not record yet; run the same command again to complete the {what} "
+        f"(`mwaa-elt status --stage {plan.stage}` shows where it stopped)"
+    )
+
+
+def _keys(keys: list[str], shown: int = 5) -> str:
+    more = f" and {len(keys) - shown} more" if len(keys) > shown else ""
+    return ", ".join(keys[:shown]) + more
 
 
 def _run(store: StageStore, step: Step, result: ApplyResult) -> None:
@@ -82,6 +111,7 @@ def _run(store: StageStore, step: Step, result: ApplyResult) -> None:
                 body,
                 metadata={RENDERED_HASH_METADATA: rendered_hash},
                 content_type="text/x-python",
+                state="the object holds its previous file or the new one, never part of one",
             )
             result.uploaded += 1
         case DeleteDag(key=key):
