@@ -160,11 +160,40 @@ def _cli() -> str:
     return str(Path(sys.executable).with_name("mwaa-elt"))
 
 
-def render(project: Path, out: Path) -> None:
+def snapshot_code(scratch: Path) -> dict[str, str]:
+    """Freeze the package as it is now for every process the benchmark starts.
+
+    The editable install would otherwise pick up edits made while the benchmark runs, and mix
+    versions across repetitions. Returns the environment that imports the frozen copy.
+    """
+    code = scratch / "code"
+    shutil.copytree(
+        ROOT / "src" / "mwaa_elt", code / "mwaa_elt", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(code), env.get("PYTHONPATH")]))
+    return env
+
+
+def source_state() -> dict[str, Any]:
+    """The commit measured and whether the package had uncommitted changes."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    return {
+        "commit": git("rev-parse", "--short", "HEAD") or None,
+        "uncommitted_changes": bool(git("status", "--porcelain", "--", "src", "dag_templates")),
+    }
+
+
+def render(project: Path, out: Path, env: dict[str, str]) -> None:
     """`mwaa-elt render --stage dev --out OUT`, outside any timing."""
     done = subprocess.run(
         [_cli(), "render", "--stage", STAGE, "--out", str(out), "--json"],
         cwd=project,
+        env=env,
         capture_output=True,
         text=True,
     )
@@ -181,12 +210,14 @@ def tree(folder: Path) -> dict[str, bytes]:
     }
 
 
-def render_states(project: Path, edit: Edit, out: Path) -> dict[str, dict[str, bytes]]:
+def render_states(
+    project: Path, edit: Edit, out: Path, env: dict[str, str]
+) -> dict[str, dict[str, bytes]]:
     """The rendered folder of each project state, after proving the edits do what they claim."""
     states: dict[str, dict[str, bytes]] = {}
     for state in ("base", "changed", "same_size"):
         edit.apply(state)
-        render(project, out / state)
+        render(project, out / state, env)
         states[state] = tree(out / state)
     edit.apply("base")
     dag = f"dags/{edit.pipeline}.py"
@@ -204,7 +235,7 @@ def render_states(project: Path, edit: Edit, out: Path) -> dict[str, dict[str, b
 
 
 @contextmanager
-def running_sandbox(project: Path, scratch: Path) -> Iterator[str]:
+def running_sandbox(project: Path, scratch: Path, env: dict[str, str]) -> Iterator[str]:
     """`mwaa-elt sandbox` on a free loopback port for the block; yields its endpoint."""
     from mwaa_elt.promote.sandbox import free_port
 
@@ -213,6 +244,7 @@ def running_sandbox(project: Path, scratch: Path) -> Iterator[str]:
     server = subprocess.Popen(
         [_cli(), "sandbox", "--port", str(free_port()), "--ready-file", str(ready)],
         cwd=project,
+        env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -280,8 +312,8 @@ def matches(endpoint: str, stage: Any, rendered: Mapping[str, bytes]) -> dict[st
 # -- measured runs ----------------------------------------------------------------------------
 
 
-def _environment(endpoint: str, region: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+def _environment(base: dict[str, str], endpoint: str, region: str) -> dict[str, str]:
+    env = {k: v for k, v in base.items() if not k.startswith("AWS_")}
     env.update(
         AWS_ENDPOINT_URL=endpoint,
         AWS_ACCESS_KEY_ID="testing",
@@ -409,10 +441,11 @@ def run_sequence(
     endpoint: str,
     stages: Mapping[str, Any],
     scratch: Path,
+    base_env: dict[str, str],
 ) -> dict[str, dict[str, Any]]:
     """The four scenarios in order for one tool, from an emptied emulator."""
     stage = stages[STAGE]
-    env = _environment(endpoint, stage.region)
+    env = _environment(base_env, endpoint, stage.region)
     reset(endpoint, stages)
     folder = scratch / "sync" / tool.name.replace(" ", "_")
     if folder.exists():
@@ -580,9 +613,11 @@ def run(quick: bool = False) -> dict[str, Any]:
         scratch = Path(tmp)
         project = scratch / "project"
         edit = build_project(project, size.pipelines)
-        states = render_states(project, edit, scratch / "rendered")
+        source = source_state()
+        base_env = snapshot_code(scratch)
+        states = render_states(project, edit, scratch / "rendered", base_env)
         stages = load_all_stages(project / "stacks")
-        with running_sandbox(project, scratch) as endpoint:
+        with running_sandbox(project, scratch, base_env) as endpoint:
             for repetition in range(size.repetitions):
                 shift = repetition % len(TOOLS)
                 for tool in TOOLS[shift:] + TOOLS[:shift]:
@@ -594,6 +629,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                         endpoint=endpoint,
                         stages=stages,
                         scratch=scratch,
+                        base_env=base_env,
                     )
                     for scenario, result in sequence.items():
                         raw[scenario][tool.name].append(result)
@@ -627,6 +663,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         "pipelines": size.pipelines,
         "repetitions": size.repetitions,
         "edited_pipeline": edit.pipeline,
+        "source": source,
         "rendered": files["base"],
         "cores": os.cpu_count(),
         "load_average_before": [round(x, 2) for x in load],
@@ -689,7 +726,10 @@ def markdown(result: dict[str, Any]) -> list[str]:
         f"{result['repetitions']} sequence(s) per tool, every run a fresh process, each sequence "
         f"from an emptied emulator; {result['cores']} cores, load average "
         f"{result['load_average_before'][0]} before and {result['load_average_after'][0]} after; "
-        f"Python {result['python']}; " + ", ".join(f"{k} {val}" for k, val in v.items()) + ".",
+        f"Python {result['python']}; " + ", ".join(f"{k} {val}" for k, val in v.items()) + "; "
+        f"mwaa-elt measured at commit {result['source']['commit']}"
+        + (" with uncommitted changes" if result["source"]["uncommitted_changes"] else "")
+        + " (a copy frozen for the whole run).",
         "",
         "Scenarios: " + "; ".join(f"*{s}*: {SCENARIO_TEXT[s]}" for s in SCENARIOS) + ". "
         f"The edited pipeline is {result['edited_pipeline']}. mwaa-elt runs `mwaa-elt promote "
