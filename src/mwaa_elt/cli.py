@@ -304,10 +304,7 @@ def _valid_pipelines(project: Project, stages: dict, names: list[str] | None) ->
     everything, _ = _spec_targets(project, None)
     report = validate_paths(everything, stages)
     if not report.ok:
-        raise ConfigError(
-            [f"{_relative(p.path)}:{p.line}:{p.col}: {p.message}" for p in report.problems]
-            + ["nothing was rendered: fix the problems above (mwaa-elt validate)"]
-        )
+        raise _not_rendered(report)
     pipelines = report.pipelines
     if names:
         unknown = sorted(set(names) - set(pipelines))
@@ -319,19 +316,58 @@ def _valid_pipelines(project: Project, stages: dict, names: list[str] | None) ->
     return pipelines
 
 
-def _render_stage(project: Project, stage: str, names: list[str] | None) -> Any:
-    """Validate every spec, then render the selected pipelines for `stage` (writes nothing)."""
-    from mwaa_elt.render import render_pipelines
+def _not_rendered(report: Any) -> ConfigError:
+    return ConfigError(
+        [f"{_relative(p.path)}:{p.line}:{p.col}: {p.message}" for p in report.problems]
+        + ["nothing was rendered: fix the problems above (mwaa-elt validate)"]
+    )
+
+
+def _stages_with(project: Project, stage: str) -> dict[str, Stage]:
     from mwaa_elt.stage import load_all_stages
 
     stages = load_all_stages(project.stacks_dir)
     if stage not in stages:
         raise ConfigError(f"no stage '{stage}'; known: {', '.join(stages)}")
+    return stages
+
+
+def _render_stage(project: Project, stage: str, names: list[str] | None) -> Any:
+    """Validate every spec, then render the selected pipelines for `stage` (writes nothing)."""
+    from mwaa_elt.render import render_pipelines
+
+    # No spinner here: validating and rendering fork worker processes, and a fork must not
+    # copy a thread (the spinner's) that may hold the terminal's lock.
+    stages = _stages_with(project, stage)
     selected = _valid_pipelines(project, stages, names)
-    with err.status(f"rendering {len(selected)} pipeline(s) for {stage}…"):
-        return render_pipelines(
-            selected, stages[stage], project.templates_dir, project_root=project.root
-        )
+    return render_pipelines(
+        selected, stages[stage], project.templates_dir, project_root=project.root
+    )
+
+
+def _render_cached(
+    project: Project, stage: str, names: list[str] | None, target: Path, force: bool
+) -> tuple[Any, Path]:
+    """`_render_stage` that redoes only what changed since the last render into `target`."""
+    from mwaa_elt.render.cache import load_record, record_path, render_incremental
+
+    stages = _stages_with(project, stage)
+    everything, _ = _spec_targets(project, None)
+    record_file = record_path(project.root / "build" / ".cache", stage, target)
+    outcome = render_incremental(
+        everything,
+        stages,
+        stages[stage],
+        templates_dir=project.templates_dir,
+        stacks_dir=project.stacks_dir,
+        project_root=project.root,
+        out_dir=target,
+        previous=None if force else load_record(record_file),
+        names=names,
+    )
+    if outcome.result is None:
+        raise _not_rendered(outcome.validation)
+    return outcome, record_file
 
 
 @app.command("render")
@@ -343,16 +379,32 @@ def render(
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Output folder (default: build/<stage>/).")
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Validate and render every spec anew, trusting no earlier render."
+        ),
+    ] = False,
     json_: JsonFlag = False,
     project_dir: ProjectDir = None,
 ) -> None:
-    """Render specs into Airflow DAG files for a stage: all or nothing, stale DAGs removed."""
+    """Render specs into Airflow DAG files for a stage: all or nothing, stale DAGs removed.
+
+    Pipelines whose spec, files, stage, templates and mwaa-elt are unchanged since the last
+    render into the same folder keep their files; the checks across specs always run.
+    """
     from mwaa_elt.render import write_render
+    from mwaa_elt.render.cache import save_record
 
     project = _project(project_dir)
-    result = _render_stage(project, stage, pipelines)
     target = out_dir or project.build_dir(stage)
+    outcome, record_file = _render_cached(project, stage, pipelines, target, force)
+    result = outcome.result
     summary = write_render(result, target)
+    try:
+        save_record(record_file, outcome.record)
+    except OSError as exc:  # the render is written; only the next one loses its head start
+        err.print(f"[yellow]warning:[/yellow] could not save {_relative(record_file)}: {exc}")
     data = {
         "stage": stage,
         "airflow_version": result.airflow_version,
@@ -360,6 +412,8 @@ def render(
         "written": list(summary.written),
         "unchanged": list(summary.unchanged),
         "removed": list(summary.removed),
+        "rendered": list(outcome.rendered),
+        "reused": list(outcome.reused),
         "pipelines": [
             {"pipeline": p.name, "dag": p.dag_path, "content_hash": p.content_hash}
             for p in result.pipelines.values()
@@ -368,17 +422,26 @@ def render(
     if json_:
         _print_json(data)
         return
-    table = Table(title=f"render {stage} (Airflow {result.airflow_version}) → {data['out']}")
+    # Rows only for what changed: with hundreds of pipelines the unchanged ones are a count.
+    title = f"render {stage} (Airflow {result.airflow_version}) → {data['out']}"
+    table = Table(title=title)
     for column in ("pipeline", "dag file", "inputs hash", "status"):
         table.add_column(column)
     written = set(summary.written)
     for p in result.pipelines.values():
-        status = "written" if p.dag_path in written else "unchanged"
-        table.add_row(p.name, p.dag_path, p.content_hash[:12], status)
-    out.print(table)
+        if p.dag_path in written:
+            table.add_row(p.name, p.dag_path, p.content_hash[:12], "written")
+    for path in summary.removed:
+        if path.startswith("dags/"):
+            table.add_row(Path(path).stem, path, "", "removed")
+    if table.row_count:
+        out.print(table)
+    else:
+        out.print(f"{title}: nothing changed")
     out.print(
         f"{len(summary.written)} written, {len(summary.unchanged)} unchanged, "
-        f"{len(summary.removed)} removed"
+        f"{len(summary.removed)} removed; {len(outcome.rendered)} pipeline(s) rendered, "
+        f"{len(outcome.reused)} kept from the last render (--force redoes all)"
     )
 
 
@@ -605,6 +668,9 @@ def _run_plan(
 
 
 def _report_outcome(outcome: Any, json_: bool) -> None:
+    if outcome.lock_warning is not None:
+        warning = escape(outcome.lock_warning)
+        err.print(f"[yellow]warning:[/yellow] could not release the stage lock: {warning}")
     if outcome.took_over is not None:
         err.print(
             f"took over a stale lock of {outcome.took_over.owner} "

@@ -11,7 +11,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from mwaa_elt.render.generate import RenderResult
+from mwaa_elt.render.result import RenderResult
 
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
@@ -32,13 +32,18 @@ class WriteSummary:
 
 
 def _read_tree(folder: Path) -> dict[str, bytes]:
+    """Every file under `folder` (symlinked folders are not entered), by posix relative path."""
     if not folder.is_dir():
         return {}
-    return {
-        path.relative_to(folder).as_posix(): path.read_bytes()
-        for path in sorted(folder.rglob("*"))
-        if path.is_file()
-    }
+    found: dict[str, bytes] = {}
+    for current, _, names in os.walk(folder):
+        prefix = Path(current).relative_to(folder).as_posix()
+        for name in names:
+            path = os.path.join(current, name)
+            if os.path.isfile(path):
+                with open(path, "rb") as handle:
+                    found[name if prefix == "." else f"{prefix}/{name}"] = handle.read()
+    return found
 
 
 def _safe_relative(relative: str) -> PurePosixPath:

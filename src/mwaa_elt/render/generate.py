@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -12,50 +12,35 @@ from typing import Any
 import jinja2
 
 from mwaa_elt.errors import ConfigError
+from mwaa_elt.parallel import map_chunks
 from mwaa_elt.render.format import format_python
 from mwaa_elt.render.literal import comment_text, py_literal
+from mwaa_elt.render.result import (
+    DAGS_DIR,
+    RENDERER_VERSION,
+    SCRIPTS_DIR,
+    RenderedPipeline,
+    RenderResult,
+    templates_digest,
+)
 from mwaa_elt.render.view import DagView, build_view
 from mwaa_elt.spec.model import Pipeline
 from mwaa_elt.spec.resolve import StagePipeline, resolve_pipeline
 from mwaa_elt.stage import Stage
 
-# Bump when the generator changes what it writes in a way the templates do not show.
-RENDERER_VERSION = "1"
 DAG_TEMPLATE = "dag.py.j2"
-DAGS_DIR = "dags"
-SCRIPTS_DIR = "scripts"
-
-
-@dataclass(frozen=True)
-class RenderedPipeline:
-    """What rendering one pipeline produced: its DAG file, its scripts and its inputs' hash."""
-
-    name: str
-    source: str  # the spec, relative to the project, posix
-    dag_path: str  # relative to the output folder, e.g. dags/sales.py
-    script_paths: tuple[str, ...]
-    content_hash: str  # sha256 of spec, SQL, scripts, stage settings, templates, renderer
-
-
-@dataclass(frozen=True)
-class RenderResult:
-    """Every file of one stage's render, keyed by posix path relative to the output folder."""
-
-    stage: str
-    airflow_version: str
-    files: Mapping[str, bytes]
-    pipelines: Mapping[str, RenderedPipeline]
 
 
 def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _display_path(path: Path | None, root: Path, fallback: str) -> str:
+def _display_path(path: Path | None, real_root: Path, fallback: str) -> str:
+    """`path` relative to the project (`real_root` is already resolved), posix."""
     if path is None:
         return fallback
     try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
+        return path.resolve().relative_to(real_root).as_posix()
     except ValueError:
         return path.as_posix() if not path.is_absolute() else path.name
 
@@ -98,23 +83,19 @@ def template_environment(templates_dir: Path) -> jinja2.Environment:
     return env
 
 
-def templates_digest(templates_dir: Path) -> str:
-    """sha256 over every template's path and bytes: a template change changes every hash."""
-    hasher = hashlib.sha256()
-    for path in sorted(p for p in templates_dir.rglob("*") if p.is_file()):
-        hasher.update(path.relative_to(templates_dir).as_posix().encode() + b"\0")
-        hasher.update(path.read_bytes() + b"\0")
-    return hasher.hexdigest()
-
-
 def _script_key(stage: Stage, pipeline: str, script: Path, text: str) -> str:
     """Content-addressed key: a changed script gets a new key, so a live DAG keeps its own."""
     sha12 = _digest(text.encode("utf-8"))[:12]
     return f"{stage.scripts_prefix}{pipeline}/{sha12}/{script.name}"
 
 
+_LEAVES = (str, int, float, bool, type(None))
+
+
 def _plain(value: Any) -> Any:
     """JSON-ready form of a view, for hashing: dataclasses as dicts, timedeltas as seconds."""
+    if type(value) in _LEAVES:  # most of a view; the checks below would all say no
+        return value
     if hasattr(value, "__dataclass_fields__"):
         return {name: _plain(getattr(value, name)) for name in value.__dataclass_fields__}
     if isinstance(value, dict):
@@ -127,14 +108,16 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def content_hash(sp: StagePipeline, view: DagView, source: str, root: Path, templates: str) -> str:
+def content_hash(
+    sp: StagePipeline, view: DagView, source: str, real_root: Path, templates: str
+) -> str:
     """sha256 of everything the file is made from: spec and file bytes, the view, templates."""
     files: dict[str, str] = {}
     paths = [sp.pipeline.source, *(t.script for t in sp.tasks)]
     paths += [sp.pipeline.source_dir / t.step.sql_file for t in sp.tasks if _sql_file(t)]
     for path in paths:
         if path is not None and path.is_file():
-            files[_display_path(path, root, path.name)] = _digest(path.read_bytes())
+            files[_display_path(path, real_root, path.name)] = _digest(path.read_bytes())
     inputs = {
         "renderer": RENDERER_VERSION,
         "templates": templates,
@@ -149,9 +132,33 @@ def _sql_file(task: Any) -> str | None:
     return getattr(task.step, "sql_file", None)
 
 
-def _render_one(
-    pipeline: Pipeline, stage: Stage, env: jinja2.Environment, root: Path, templates: str
-) -> tuple[RenderedPipeline, str, dict[str, bytes]]:
+@dataclass(frozen=True)
+class _Job:
+    """What rendering any one pipeline of a batch needs (shared with forked workers as is)."""
+
+    pipelines: Mapping[str, Pipeline]
+    stage: Stage
+    env: jinja2.Environment
+    real_root: Path
+    templates: str
+
+
+_Outcome = tuple[RenderedPipeline, str, dict[str, bytes]] | list[str]
+
+
+def _render_chunk(job: _Job, names: Sequence[str]) -> list[_Outcome]:
+    """Each pipeline's (rendered, unformatted text, scripts), or its error messages."""
+    outcomes: list[_Outcome] = []
+    for name in names:
+        try:
+            outcomes.append(_render_one(job, job.pipelines[name]))
+        except ConfigError as error:  # returned as data: exceptions are pickled lossily
+            outcomes.append(error.messages)
+    return outcomes
+
+
+def _render_one(job: _Job, pipeline: Pipeline) -> tuple[RenderedPipeline, str, dict[str, bytes]]:
+    stage, env, root = job.stage, job.env, job.real_root
     sp = resolve_pipeline(pipeline, stage)
     source = _display_path(
         pipeline.source, root, f"pipelines/{pipeline.pipeline}/{pipeline.pipeline}.yaml"
@@ -165,7 +172,7 @@ def _render_one(
             local = PurePosixPath(SCRIPTS_DIR, *PurePosixPath(key).parts[1:]).as_posix()
             scripts[local] = task.script_text.encode("utf-8")
     view = build_view(sp, source, script_keys)
-    digest = content_hash(sp, view, source, root, templates)
+    digest = content_hash(sp, view, source, root, job.templates)
     header = {"source": source, "stage": stage.name, "content_hash": digest}
     try:
         text = env.get_template(DAG_TEMPLATE).render(view=view, header=header)
@@ -194,18 +201,23 @@ def render_pipelines(
     that `validate_paths` accepted. ConfigError lists every pipeline that cannot be rendered.
     """
     root = project_root or templates_dir.parent
-    env = template_environment(templates_dir)
-    templates = templates_digest(templates_dir)
+    job = _Job(
+        pipelines=pipelines,
+        stage=stage,
+        env=template_environment(templates_dir),
+        real_root=root.resolve(),
+        templates=templates_digest(templates_dir),
+    )
     errors: list[str] = []
     rendered: dict[str, RenderedPipeline] = {}
     sources: dict[str, str] = {}
     files: dict[str, bytes] = {}
-    for name in sorted(pipelines):
-        try:
-            item, text, scripts = _render_one(pipelines[name], stage, env, root, templates)
-        except ConfigError as error:
-            errors.extend(error.messages)
+    names = sorted(pipelines)
+    for name, outcome in zip(names, map_chunks(_render_chunk, job, names), strict=True):
+        if isinstance(outcome, list):
+            errors.extend(outcome)
             continue
+        item, text, scripts = outcome
         rendered[name] = item
         sources[item.dag_path] = text
         files.update(scripts)

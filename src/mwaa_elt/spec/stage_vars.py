@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -61,16 +61,31 @@ def position(text: str, offset: int) -> tuple[int, int]:
     return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
 
 
+# Specs repeat a handful of expressions ({{ db.x }}, {{ ds }}) thousands of times, and parsing
+# one costs far more than using the result: both caches are keyed by the expression's text.
+@lru_cache(maxsize=4096)
+def _names(inner: str) -> frozenset[str]:
+    try:
+        return frozenset(meta.find_undeclared_variables(_ENV.parse("{{" + inner + "}}")))
+    except TemplateSyntaxError:
+        return frozenset()
+
+
+@lru_cache(maxsize=4096)
+def _tree(inner: str) -> nodes.Template | str:
+    """The parsed `{{ inner }}` (never mutated by callers), or Jinja's syntax error message."""
+    try:
+        return _ENV.parse("{{" + inner + "}}")
+    except TemplateSyntaxError as exc:
+        return f"{exc.message}"
+
+
 def expressions(text: str) -> Iterator[Expression]:
     """Every `{{ ... }}` of `text`; names are the variables it reads (empty when unparsable)."""
     for match in _EXPRESSION.finditer(text):
         inner = match.group(1).strip("-")
-        try:
-            names = frozenset(meta.find_undeclared_variables(_ENV.parse("{{" + inner + "}}")))
-        except TemplateSyntaxError:
-            names = frozenset()
         line, col = position(text, match.start())
-        yield Expression(match.start(), match.end(), inner, line, col, names)
+        yield Expression(match.start(), match.end(), inner, line, col, _names(inner))
 
 
 def stage_context(stage: Stage) -> dict[str, dict[str, str]]:
@@ -90,6 +105,44 @@ def stage_context(stage: Stage) -> dict[str, dict[str, str]]:
     }
 
 
+@dataclass(frozen=True)
+class _StageFacts:
+    """What the checks and substitutions ask of one stage, derived once per Stage object."""
+
+    stage: Stage  # held, so the id keying it cannot be reused by another object meanwhile
+    context: dict[str, dict[str, str]]
+    databases: tuple[tuple[str, str, re.Pattern[str]], ...]  # (logical, real, finder)
+    bucket: str
+    bucket_pattern: re.Pattern[str]
+    values: dict[str, str | BaseException] = field(default_factory=dict)  # inner -> outcome
+
+
+_FACTS: dict[int, _StageFacts] = {}
+
+
+def _facts(stage: Stage) -> _StageFacts:
+    # Stage properties are computed on every access; thousands of texts ask the same ones.
+    found = _FACTS.get(id(stage))
+    if found is not None and found.stage is stage:
+        return found
+    if len(_FACTS) >= 64:
+        _FACTS.clear()
+    databases = tuple(
+        (logical, real, re.compile(rf"(?<![A-Za-z0-9_]){re.escape(real)}(?![A-Za-z0-9_])", re.I))
+        for logical, real in stage.glue_databases.items()
+    )
+    bucket = stage.data_lake_bucket
+    facts = _StageFacts(
+        stage=stage,
+        context=stage_context(stage),
+        databases=databases,
+        bucket=bucket,
+        bucket_pattern=re.compile(rf"(?<![a-z0-9.-]){re.escape(bucket)}(?![a-z0-9.-])"),
+    )
+    _FACTS[id(stage)] = facts
+    return facts
+
+
 def _known_databases(stages: Iterable[Stage]) -> list[str]:
     known: dict[str, None] = {}
     for stage in stages:
@@ -97,8 +150,25 @@ def _known_databases(stages: Iterable[Stage]) -> list[str]:
     return list(known)
 
 
+_REFERENCES: dict[tuple[Any, ...], tuple[tuple[Stage, ...], tuple[str, ...]]] = {}
+
+
 def _reference_problems(expr: Expression, stages: Mapping[str, Stage]) -> list[str]:
     """Static checks of one render-time expression against every stage."""
+    # A pure function of the expression's text and the stages; the entry holds the stages, so
+    # the ids in its key cannot be reused by other objects while it exists.
+    held = tuple(stages.values())
+    key = (expr.inner, tuple(stages), tuple(map(id, held)))
+    found = _REFERENCES.get(key)
+    if found is None:
+        if len(_REFERENCES) >= 4096:
+            _REFERENCES.clear()
+        found = (held, tuple(_check_references(expr, stages)))
+        _REFERENCES[key] = found
+    return list(found[1])
+
+
+def _check_references(expr: Expression, stages: Mapping[str, Stage]) -> list[str]:
     runtime = sorted(expr.names - set(RESERVED))
     if runtime:
         used = ", ".join(sorted(expr.names & set(RESERVED)))
@@ -107,10 +177,9 @@ def _reference_problems(expr: Expression, stages: Mapping[str, Stage]) -> list[s
             f"({', '.join(runtime)}) variables; split it into two {{{{ }}}}, e.g. "
             "{{ db.movielens }}.t_{{ ds_nodash }}"
         ]
-    try:
-        tree = _ENV.parse("{{" + expr.inner + "}}")
-    except TemplateSyntaxError as exc:
-        return [f"'{{{{{expr.inner}}}}}' is not a valid expression: {exc.message}"]
+    tree = _tree(expr.inner)
+    if isinstance(tree, str):
+        return [f"'{{{{{expr.inner}}}}}' is not a valid expression: {tree}"]
     problems: list[str] = []
     attributed: set[int] = set()
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
@@ -195,11 +264,28 @@ def _compiled(inner: str) -> Any:
     return _ENV.compile_expression(inner, undefined_to_none=False)
 
 
+class _EvaluationError(Exception):
+    """A remembered failure of evaluating an expression in a stage, with its original text."""
+
+
 def _evaluate(inner: str, stage: Stage) -> str:
-    value = _compiled(inner)(**stage_context(stage))
-    if isinstance(value, dict):
-        raise ValueError("names a group of variables, not a value")
-    return str(value)
+    # The outcome is a pure function of the expression and the stage (names are checked first:
+    # only stage variables are in scope), so each pair is evaluated once.
+    facts = _facts(stage)
+    outcome = facts.values.get(inner)
+    if outcome is None:
+        try:
+            context = {name: dict(group) for name, group in facts.context.items()}
+            value = _compiled(inner)(**context)
+            if isinstance(value, dict):
+                raise ValueError("names a group of variables, not a value")
+            outcome = str(value)
+        except Exception as exc:  # the sandbox and StrictUndefined raise many kinds
+            outcome = exc
+        facts.values[inner] = outcome
+    if isinstance(outcome, BaseException):
+        raise _EvaluationError(str(outcome))
+    return outcome
 
 
 def resolve_stage_vars(text: str, stage: Stage, *, source: str, line_offset: int = 0) -> str:
@@ -233,11 +319,15 @@ def resolve_stage_vars(text: str, stage: Stage, *, source: str, line_offset: int
 def hard_coded_problems(text: str, stages: Mapping[str, Stage]) -> list[TextProblem]:
     """Names of a stage written literally where a stage variable belongs."""
     problems: list[TextProblem] = []
+    # A substring test first, since most texts name no stage at all: lower() is exact for ASCII;
+    # other text goes straight to the expressions' own Unicode case folding.
+    folded = text.lower() if text.isascii() else None
     for stage in stages.values():
-        for logical, real in stage.glue_databases.items():
-            for match in re.finditer(
-                rf"(?<![A-Za-z0-9_]){re.escape(real)}(?![A-Za-z0-9_])", text, re.IGNORECASE
-            ):
+        facts = _facts(stage)
+        for logical, real, finder in facts.databases:
+            if folded is not None and real.isascii() and real.lower() not in folded:
+                continue
+            for match in finder.finditer(text):
                 line, col = position(text, match.start())
                 problems.append(
                     TextProblem(
@@ -247,8 +337,8 @@ def hard_coded_problems(text: str, stages: Mapping[str, Stage]) -> list[TextProb
                         f"write {{{{ db.{logical} }}}}",
                     )
                 )
-        bucket = stage.data_lake_bucket
-        for match in re.finditer(rf"(?<![a-z0-9.-]){re.escape(bucket)}(?![a-z0-9.-])", text):
+        bucket = facts.bucket
+        for match in facts.bucket_pattern.finditer(text) if bucket in text else ():
             line, col = position(text, match.start())
             problems.append(
                 TextProblem(
@@ -258,7 +348,8 @@ def hard_coded_problems(text: str, stages: Mapping[str, Stage]) -> list[TextProb
                     "{{ lake.uri }} (this stage's prefix) or {{ lake.bucket_uri }}",
                 )
             )
-    problems.extend(_prefix_problems(text, stages))
+    if "lake.bucket" in text:  # every match of _LAKE_PATH contains it
+        problems.extend(_prefix_problems(text, stages))
     return sorted(set(problems), key=lambda p: (p.line, p.col, p.message))
 
 
@@ -333,8 +424,16 @@ def placeholder_text(text: str) -> str:
 
 def jinja_syntax_problems(text: str) -> list[TextProblem]:
     """A Jinja syntax error that would stop Airflow rendering `text` (e.g. `{{ ds }` )."""
+    if "{{" not in text and "{%" not in text and "{#" not in text:
+        return []  # without a tag Jinja's lexer sees one data token: nothing can fail
+    return list(_jinja_syntax_problems(text))
+
+
+@lru_cache(maxsize=256)
+def _jinja_syntax_problems(text: str) -> tuple[TextProblem, ...]:
+    # Validation asks twice about each SQL file (stage variables, then before parsing the SQL).
     try:
         _ENV.parse(text)
     except TemplateSyntaxError as exc:
-        return [TextProblem(exc.lineno or 1, 1, f"Jinja template error: {exc.message}")]
-    return []
+        return (TextProblem(exc.lineno or 1, 1, f"Jinja template error: {exc.message}"),)
+    return ()

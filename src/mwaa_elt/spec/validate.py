@@ -8,7 +8,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from mwaa_elt.errors import ConfigError
+from mwaa_elt.parallel import map_chunks
 from mwaa_elt.spec.model import EMR_KINDS, TASK_KINDS, Cluster, Pipeline
 from mwaa_elt.spec.problems import FileReport, Problem, ValidationReport
 from mwaa_elt.spec.pydantic_errors import key_text, located_messages
@@ -26,6 +27,7 @@ from mwaa_elt.spec.stage_vars import (
     jinja_syntax_problems,
     stage_var_problems,
 )
+from mwaa_elt.spec.summary import IncrementalValidation, SpecSummary, consistent
 from mwaa_elt.spec.yaml_source import MAX_FILE_BYTES, Mark, YamlDocument, decode, load_yaml
 from mwaa_elt.stage import Stage
 
@@ -544,7 +546,88 @@ def _check_cluster(out: _Collector, data: dict[str, Any], stages: Mapping[str, S
 
 def validate_paths(paths: list[Path], stages: dict[str, Stage]) -> ValidationReport:
     """Validate specs together: each file, plus DAG ids and dataset schedules across them."""
-    files = [_check_file(path, stages) for path in paths]
+    return _across(_check_files(paths, stages))
+
+
+def _check_chunk(stages: Mapping[str, Stage], paths: Sequence[Path]) -> list[_File]:
+    return [_for_across(_check_file(path, stages)) for path in paths]
+
+
+def _for_across(item: _File) -> _File:
+    """`item` with its document cut to what the checks across specs read (the schedules and
+    the marks they report at): worker processes send far less back."""
+    doc = item.doc
+    if doc is None:
+        return item
+    data: Any = doc.data
+    paths: list[YamlPath] = [("pipeline",)]
+    if isinstance(data, dict):
+        slim: dict[str, Any] = {}
+        if "schedule" in data:
+            slim["schedule"] = data["schedule"]
+        overrides = data.get("stages")
+        if isinstance(overrides, dict):
+            slim["stages"] = {
+                name: {"schedule": override["schedule"]} if "schedule" in override else {}
+                for name, override in overrides.items()
+                if isinstance(override, dict)
+            }
+        paths += [where for where, _ in _after_refs(data)]
+        data = slim
+    marks = {
+        path[:end]: doc.key_marks[path[:end]]
+        for path in paths
+        for end in range(1, len(path) + 1)
+        if path[:end] in doc.key_marks
+    }
+    return _File(
+        item.report, YamlDocument(data=data, text="", key_marks=marks), item.name, item.produces
+    )
+
+
+def _check_files(paths: Sequence[Path], stages: Mapping[str, Stage]) -> list[_File]:
+    """Each file checked on its own, over the machine's cores for large batches."""
+    return map_chunks(_check_chunk, stages, paths)
+
+
+def _summary(item: _File) -> SpecSummary | None:
+    if item.report.problems or item.name is None or item.doc is None:
+        return None
+    refs = tuple(ref for _, ref in _after_refs(item.doc.data))
+    return SpecSummary(item.name, tuple(item.produces), refs)
+
+
+def validate_incremental(
+    paths: list[Path], stages: dict[str, Stage], trusted: Mapping[Path, SpecSummary]
+) -> IncrementalValidation:
+    """Like `validate_paths`, trusting `trusted` specs to be valid on their own as summarized.
+
+    Only the other specs are checked file by file; the checks across specs cover all of them.
+    The caller guarantees a trusted spec and every file it reads are unchanged since it was
+    summarized. On any problem the report is exactly `validate_paths`' for every spec.
+    """
+    fresh_paths = [path for path in paths if path not in trusted]
+    fresh = dict(zip(fresh_paths, _check_files(fresh_paths, stages), strict=True))
+    summaries: dict[Path, SpecSummary] = {}
+    for path in paths:
+        summary = trusted[path] if path in trusted else _summary(fresh[path])
+        if summary is None:
+            break
+        summaries[path] = summary
+    else:
+        if consistent(summaries.values()):
+            report = ValidationReport(files=[fresh[path].report for path in fresh_paths])
+            return IncrementalValidation(report, summaries)
+    # Something is wrong: locating it needs every spec's document, so check them all.
+    rest = [path for path in paths if path not in fresh]
+    fresh.update(zip(rest, _check_files(rest, stages), strict=True))
+    report = _across([fresh[path] for path in paths])
+    valid = {path: _summary(fresh[path]) for path in paths}
+    return IncrementalValidation(report, {p: s for p, s in valid.items() if s is not None})
+
+
+def _across(files: list[_File]) -> ValidationReport:
+    """Add the problems across specs (DAG ids, dataset schedules) to files checked one by one."""
     owners: dict[str, _File] = {}
     for item in files:
         if item.name is None:

@@ -1,0 +1,78 @@
+"""Independent per-spec work spread over the machine's cores, with results in input order.
+
+Workers are forked, so they start with the parent's imports and caches and nothing is sent to
+them but chunk bounds. Only a single-threaded parent forks (a fork copies locks other threads may
+hold); elsewhere, and for small batches, the work runs in-process. The result never depends on
+how the work was split.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, TypeVar
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+WORKERS_VARIABLE = "MWAA_ELT_WORKERS"  # a number; 1 turns parallel work off
+MIN_ITEMS = 48  # below this, starting a worker costs more than it saves
+CHUNKS_PER_WORKER = 4  # smaller chunks even out specs of unequal cost
+
+# What forked workers read: set just before the pool starts, cleared when it is done.
+_job: tuple[Callable[[Any, Sequence[Any]], list[Any]], Any, Sequence[Any]] | None = None
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def worker_count(items: int) -> int:
+    """How many processes `map_chunks` uses for `items` items here and now."""
+    configured = os.environ.get(WORKERS_VARIABLE, "").strip()
+    if configured.isdigit() and int(configured) >= 1:
+        wanted = int(configured)
+    else:
+        wanted = _cores() if items >= MIN_ITEMS else 1
+    if not sys.platform.startswith("linux") or threading.active_count() > 1:
+        return 1
+    return max(1, min(wanted, items))
+
+
+def _run_chunk(start: int, stop: int) -> list[Any]:
+    assert _job is not None, "a worker runs only inside map_chunks"
+    function, shared, items = _job
+    return function(shared, items[start:stop])
+
+
+def map_chunks(
+    function: Callable[[Any, Sequence[Item]], list[Result]],
+    shared: Any,
+    items: Sequence[Item],
+) -> list[Result]:
+    """`function(shared, chunk)` over contiguous chunks of `items`, concatenated in order.
+
+    `function` must return one result per item and be a module-level function; exceptions it
+    raises reach the caller (return user errors as data: they are pickled on the way back).
+    """
+    global _job
+    workers = worker_count(len(items))
+    if workers <= 1:
+        return function(shared, items)
+    chunks = min(len(items), workers * CHUNKS_PER_WORKER)
+    bounds = [(len(items) * i // chunks, len(items) * (i + 1) // chunks) for i in range(chunks)]
+    _job = (function, shared, items)
+    try:
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            parts = list(pool.map(_run_chunk, *zip(*bounds, strict=True)))
+    finally:
+        _job = None
+    return [result for part in parts for result in part]
