@@ -128,3 +128,19 @@ def test_sql_and_scripts_render_exactly_as_validated(
     tasks = {task.id: task for task in resolved.tasks}
     assert tasks["q"].sql == sql.removeprefix("\ufeff")
     assert tasks["s"].script_text == script
+
+
+@pytest.mark.parametrize("tag", ["{{", "{%", "{#"])
+def test_alert_addresses_are_plain_text(check: Check, valid: str, tag: str) -> None:
+    """Airflow 3's SMTP notifier renders its addresses: `{{ }}` in one was replaced and `{%`
+    made the failure alert itself fail, while Airflow 2 sent it as written."""
+    spec = valid.replace("tasks:\n", f"on_failure: {{email: ['a{tag}x@example.com']}}\ntasks:\n")
+    assert check(spec) == [
+        (
+            6,
+            22,
+            f"on_failure.email[0]: 'a{tag}x@example.com' contains '{tag}'; Airflow renders alert "
+            "addresses as templates, so it would not be sent as written: write the address as "
+            "plain text",
+        )
+    ]

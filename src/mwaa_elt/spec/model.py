@@ -135,10 +135,27 @@ ScheduleField = Annotated[
 # -- alerts and cluster ------------------------------------------------------------------------
 
 
+def _literal_address(value: str) -> str:
+    # Airflow 3's SMTP notifier renders its addresses as a template: '{{' would be replaced and
+    # '{%' would make the failure alert itself fail, so an address must be plain text.
+    tag = next((t for t in ("{{", "{%", "{#") if t in value), None)
+    if tag is not None:
+        raise ValueError(
+            f"{value!r} contains '{tag}'; Airflow renders alert addresses as templates, so it "
+            "would not be sent as written: write the address as plain text"
+        )
+    return value
+
+
+EmailAddress = Annotated[
+    str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"), AfterValidator(_literal_address)
+]
+
+
 class OnFailure(_Spec):
     """Who hears about a failed task."""
 
-    email: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]] = Field(
+    email: list[EmailAddress] = Field(
         default_factory=list, description="Addresses that get an email when a task fails."
     )
     sns_topic: str | None = Field(
