@@ -383,11 +383,6 @@ def test_a_lost_response_to_the_manifest_write_is_not_mistaken_for_a_conflict(
     assert_in_sync(status())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="lock.acquire: the retry of an If-None-Match PUT whose first attempt landed finds "
-    "this process's own lock and refuses it as another holder's (reported to the lead)",
-)
 def test_a_lost_response_to_the_lock_write_does_not_lock_out_its_own_promotion(
     project, proxy, account
 ):
@@ -398,11 +393,6 @@ def test_a_lost_response_to_the_lock_write_does_not_lock_out_its_own_promotion(
     assert account.objects() == clean
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="lock.stage_lock: when S3 also fails the lock's release, the release's error "
-    "replaces the one that stopped the promotion (reported to the lead)",
-)
 def test_an_outage_at_the_manifest_write_reports_the_manifest_not_the_lock_release(
     project, proxy, account
 ):

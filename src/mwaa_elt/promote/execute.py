@@ -23,6 +23,7 @@ class Outcome:
     verification: Verification | None = None
     rollback: ApplyResult | None = None
     took_over: LockInfo | None = None  # a stale lock this run replaced
+    lock_warning: str | None = None  # the lock could not be released
 
     @property
     def ok(self) -> bool:
@@ -62,35 +63,43 @@ def execute(
     """Take the stage lock, apply `plan` if the manifest is still the one it was built against,
     verify the new DAGs with Airflow, and roll failed ones back when asked."""
     with stage_lock(store, owner, force=force_unlock) as lease:
-        _, etag = store.load_manifest()
-        if etag != plan.manifest_etag:
-            raise ConfigError(
-                f"the manifest of stage {plan.stage} changed since this plan was made (another "
-                "promotion or rollback finished meanwhile); nothing was changed — run the "
-                "command again to plan against what is live now"
-            )
-        written_at = datetime.now(UTC)
-        outcome = Outcome(apply_plan(store, plan, progress), took_over=lease.taken_over)
-        written = {s.pipeline: s.body for s in plan.steps if isinstance(s, WriteDag)}
-        if verify is None or not written:
-            return outcome
-        outcome.verification = verify_parsed(
-            verify.environment,
-            written,
-            written_at,
-            timeout_seconds=verify.timeout_seconds,
-            poll_seconds=verify.poll_seconds,
+        outcome = _apply_and_verify(store, plan, identity, progress, verify)
+        outcome.took_over = lease.taken_over
+    outcome.lock_warning = lease.release_error
+    return outcome
+
+
+def _apply_and_verify(
+    store: StageStore,
+    plan: Plan,
+    identity: Identity,
+    progress: Progress | None,
+    verify: Verify | None,
+) -> Outcome:
+    _, etag = store.load_manifest()
+    if etag != plan.manifest_etag:
+        raise ConfigError(
+            f"the manifest of stage {plan.stage} changed since this plan was made (another "
+            "promotion or rollback finished meanwhile); nothing was changed — run the "
+            "command again to plan against what is live now"
         )
-        failed = sorted(outcome.verification.import_errors)
-        if failed and verify.rollback_on_error and plan.source != "rollback":
-            manifest, etag = store.load_manifest()
-            undo = plan_rollback(
-                store,
-                manifest,
-                etag,
-                dict.fromkeys(failed),
-                identity,
-                remove_without_history=True,
-            )
-            outcome.rollback = apply_plan(store, undo)
+    written_at = datetime.now(UTC)
+    outcome = Outcome(apply_plan(store, plan, progress))
+    written = {s.pipeline: s.body for s in plan.steps if isinstance(s, WriteDag)}
+    if verify is None or not written:
         return outcome
+    outcome.verification = verify_parsed(
+        verify.environment,
+        written,
+        written_at,
+        timeout_seconds=verify.timeout_seconds,
+        poll_seconds=verify.poll_seconds,
+    )
+    failed = sorted(outcome.verification.import_errors)
+    if failed and verify.rollback_on_error and plan.source != "rollback":
+        manifest, etag = store.load_manifest()
+        undo = plan_rollback(
+            store, manifest, etag, dict.fromkeys(failed), identity, remove_without_history=True
+        )
+        outcome.rollback = apply_plan(store, undo)
+    return outcome

@@ -68,6 +68,7 @@ class Lease:
     etag: str
     taken_over: LockInfo | None = None  # the stale lock this acquisition replaced
     lost: bool = False  # someone broke the lock (--force-unlock) while it was held
+    release_error: str | None = None  # the lock could not be deleted; its lease will expire
     _stop: threading.Event = field(default_factory=threading.Event)
 
 
@@ -110,20 +111,21 @@ def acquire(store: StageStore, owner: str, *, lease: timedelta = DEFAULT_LEASE) 
         pid=os.getpid(),
     )
     key = store.stage.lock_key
-    created = store.put_conditional(key, _body(info), if_none_match=True)
-    if created is not None:
-        return Lease(info, created)
+    taken = _write(store, info, if_none_match=True)
+    if taken is not None:
+        return taken
     found = store.get(key)
     if found is None:  # released in between: try once more from scratch
-        created = store.put_conditional(key, _body(info), if_none_match=True)
-        if created is not None:
-            return Lease(info, created)
+        taken = _write(store, info, if_none_match=True)
+        if taken is not None:
+            return taken
         found = store.get(key)
     held = _parse(found[0]) if found else None
     if held is not None and found is not None and held.stale_reason(now) is not None:
-        taken = store.put_conditional(key, _body(info), if_match=found[1])
+        taken = _write(store, info, if_match=found[1])
         if taken is not None:
-            return Lease(info, taken, taken_over=held)
+            taken.taken_over = held
+            return taken
         held = read_lock(store)  # someone else took it over first
     who = held.owner if held else "another promotion"
     since = held.acquired_at if held else "a moment ago"
@@ -132,6 +134,21 @@ def acquire(store: StageStore, owner: str, *, lease: timedelta = DEFAULT_LEASE) 
         "if its holder died on another machine, its lease expires within "
         f"{int(lease.total_seconds() // 60)} minutes, or use --force-unlock"
     )
+
+
+def _write(
+    store: StageStore, info: LockInfo, *, if_none_match: bool = False, if_match: str | None = None
+) -> Lease | None:
+    """Write our lock conditionally; a failed condition may hide our own write whose response
+    was lost (botocore retried it), so the lock is read back and our token recognised."""
+    key = store.stage.lock_key
+    etag = store.put_conditional(key, _body(info), if_none_match=if_none_match, if_match=if_match)
+    if etag is not None:
+        return Lease(info, etag)
+    found = store.get(key)
+    if found is not None and _parse(found[0]).token == info.token:
+        return Lease(info, found[1])
+    return None
 
 
 def renew(store: StageStore, held: Lease, *, lease: timedelta = DEFAULT_LEASE) -> bool:
@@ -187,4 +204,9 @@ def stage_lock(
     finally:
         held._stop.set()
         beat.join()
-        release(store, held)
+        # A failed release must not hide why the work stopped, nor fail work that succeeded:
+        # the lock then lapses with its lease.
+        try:
+            release(store, held)
+        except MwaaEltError as error:
+            held.release_error = f"{error}; the lock expires at {held.info.expires_at}"
