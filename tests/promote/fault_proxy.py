@@ -157,6 +157,7 @@ class FaultProxy:
     rules: list[Rule] = field(default_factory=list)
     exchanges: list[Exchange] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _connections: set[socket.socket] = field(default_factory=set)
     _server: _Server | None = None
     _thread: threading.Thread | None = None
 
@@ -202,11 +203,17 @@ class FaultProxy:
         return self
 
     def close(self) -> None:
-        """Release every hold, stop serving and close the listening socket."""
+        """Release every hold, stop serving, end every client connection and join the threads
+        that served them."""
         self.clear()
         if self._server is not None:
             self._server.shutdown()
-            self._server.server_close()
+            with self._lock:
+                connections = list(self._connections)
+            for connection in connections:  # idle keep-alive connections block their threads
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
+            self._server.server_close()  # joins the connection threads
         if self._thread is not None:
             self._thread.join(timeout=10)
 
@@ -234,8 +241,8 @@ class FaultProxy:
 
 
 class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
+    daemon_threads = False  # so that server_close() joins them
+    block_on_close = True
     proxy: FaultProxy
 
 
@@ -249,6 +256,17 @@ def _reset(sock: socket.socket) -> None:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive and `Expect: 100-continue`, like S3
     server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.proxy._lock:
+            self.server.proxy._connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.server.proxy._lock:
+            self.server.proxy._connections.discard(self.connection)
+        with contextlib.suppress(OSError):  # the client may have reset the connection
+            super().finish()
 
     def log_message(self, format: str, *args: object) -> None:
         pass  # one line per request would drown the test output
