@@ -402,6 +402,9 @@ def test_an_outage_at_the_manifest_write_reports_the_manifest_not_the_lock_relea
     code, output = mwaa(*PROMOTE)
     assert code == EXIT_EXTERNAL
     assert "writing manifest" in one_line(output), output
+    assert PART_WAY + ", ".join(DAGS) + NOT_RECORDED in one_line(output)
+    proxy.clear()  # S3 is back: the lock the failed release left names the promoter
+    assert status()["lock"]["pid"] == os.getpid()
 
 
 # -- a real promoter process killed between its DAG writes and its manifest write -------------
