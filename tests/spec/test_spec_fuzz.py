@@ -466,7 +466,7 @@ def stub(tmp_path_factory: pytest.TempPathFactory) -> Path:
 airflow_stage = st.sampled_from(["dev", "staging"])
 
 
-@fuzz_settings(max_examples=100)
+@fuzz_settings(max_examples=80)
 @given(case=mutated_spec(), stage=airflow_stage)
 def test_mutated_specs_give_located_problems_or_render(
     workspace: Workspace, case: tuple[str, bytes], stage: str
@@ -474,7 +474,7 @@ def test_mutated_specs_give_located_problems_or_render(
     check_mutation(workspace, *case, stage)
 
 
-@fuzz_settings(max_examples=60)
+@fuzz_settings(max_examples=50)
 @given(case=mutated_bytes(), stage=airflow_stage)
 def test_byte_mutations_of_specs_give_located_problems(
     workspace: Workspace, stub: Path, case: tuple[str, bytes], stage: str
@@ -618,7 +618,7 @@ def assert_problem_lines(lines: list[str]) -> None:
         assert PROBLEM_LINE.match(line), f"not path:line:col: message: {line!r}"
 
 
-@fuzz_settings(max_examples=10)
+@fuzz_settings(max_examples=8)
 @given(case=st.one_of(mutated_spec(), mutated_bytes()))
 def test_cli_validate_prints_exactly_the_located_problems_and_writes_nothing(
     workspace: Workspace, case: tuple[str, bytes]
@@ -704,6 +704,10 @@ def hostile_corpus() -> dict[str, bytes]:
         "fz_wrong_containers": dump(_every_leaf(DATA["movielens_emr"], [["x"]])).encode(),
         "fz_wrong_scalars": dump(_every_leaf(DATA["movielens_scifi"], 3.5)).encode(),
         "fz_terminal": to_yaml(hostile_values).encode(),
+        "fz_jinja_nesting": b"pipeline: fz_jinja_nesting\ndescription: d\nowner: analytics\n"
+        b"start_date: 2024-01-01\ntasks:\n  - id: a\n    athena: {sql: \"SELECT '{{ "
+        + b"(" * 5_000
+        + b"'\"}\n",
     }
 
 

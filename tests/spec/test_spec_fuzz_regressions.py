@@ -144,3 +144,26 @@ def test_alert_addresses_are_plain_text(check: Check, valid: str, tag: str) -> N
             "plain text",
         )
     ]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT '{{ " + "(" * 5_000 + "'",
+        "SELECT '{{ db.ops ~ " + "(" * 5_000 + "1" + ")" * 5_000 + " }}'",
+        "SELECT '{% if " + "(" * 5_000 + " %}'",
+    ],
+)
+def test_deeply_nested_jinja_is_a_located_problem_not_a_recursion_error(
+    check: Check, valid: str, sql: str
+) -> None:
+    """Jinja's parser recurses per nesting level: validation raised RecursionError."""
+    problems = check(valid.replace('{sql: "SELECT 1"}', f'{{sql: "{sql}"}}'))
+    assert problems == [
+        (
+            8,
+            28,
+            "tasks[0].athena.sql: Jinja template error: nested too deeply to parse; Airflow "
+            "could not render it either",
+        )
+    ]

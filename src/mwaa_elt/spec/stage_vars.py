@@ -28,6 +28,8 @@ _BLOCK = re.compile(r"\{%-?\s*(\w*)(.*?)-?%\}", re.DOTALL)
 _COMMENT = re.compile(r"\{#.*?#\}", re.DOTALL)
 _RESERVED_IN_BLOCK = re.compile(r"(?<![\w.])(stage|db|lake|athena)\s*\.")
 _ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+# Jinja's parser recurses once per nesting level: deep enough nesting is a RecursionError.
+_TOO_DEEP = "nested too deeply to parse; Airflow could not render it either"
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,7 @@ def position(text: str, offset: int) -> tuple[int, int]:
 def _names(inner: str) -> frozenset[str]:
     try:
         return frozenset(meta.find_undeclared_variables(_ENV.parse("{{" + inner + "}}")))
-    except TemplateSyntaxError:
+    except (TemplateSyntaxError, RecursionError):  # the text's syntax check reports both
         return frozenset()
 
 
@@ -78,6 +80,8 @@ def _tree(inner: str) -> nodes.Template | str:
         return _ENV.parse("{{" + inner + "}}")
     except TemplateSyntaxError as exc:
         return f"{exc.message}"
+    except RecursionError:
+        return _TOO_DEEP
 
 
 def expressions(text: str) -> Iterator[Expression]:
@@ -436,4 +440,8 @@ def _jinja_syntax_problems(text: str) -> tuple[TextProblem, ...]:
         _ENV.parse(text)
     except TemplateSyntaxError as exc:
         return (TextProblem(exc.lineno or 1, 1, f"Jinja template error: {exc.message}"),)
+    except RecursionError:  # Jinja's parser recurses per nesting level
+        tags = [i for i in (text.find("{{"), text.find("{%")) if i >= 0]
+        line, col = position(text, min(tags, default=0))
+        return (TextProblem(line, col, f"Jinja template error: {_TOO_DEEP}"),)
     return ()
