@@ -167,3 +167,36 @@ def test_deeply_nested_jinja_is_a_located_problem_not_a_recursion_error(
             "could not render it either",
         )
     ]
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "{{ lake.uri * 1000 }}",
+        "{{ lake.uri | center(1000) }}",
+        "{{ lake.uri.ljust(1000) }}",
+        "{{ stage.name ~ (9 ** 99) }}",
+        "{{ lake.uri.upper }}",
+        "{{ db.ops if stage.name else 'x' }}",
+    ],
+)
+def test_render_time_expressions_read_stage_variables_and_compute_nothing(
+    check: Check, valid: str, expression: str
+) -> None:
+    """mwaa-elt evaluated any expression naming a stage variable, in every stage, when
+    validating and rendering: `{{ lake.uri * 10**9 }}` hung validation and exhausted memory."""
+    problems = check(valid.replace('{sql: "SELECT 1"}', f"{{sql: \"SELECT '{expression}'\"}}"))
+    assert problems == [
+        (
+            8,
+            28,
+            f"tasks[0].athena.sql: '{expression}' computes a value at render time; a stage "
+            "variable is a plain reference such as {{ db.movielens }} or {{ lake.uri }}, with "
+            "any other text outside the braces",
+        )
+    ]
+
+
+def test_plain_references_and_joins_still_resolve(check: Check, valid: str) -> None:
+    sql = "SELECT '{{ db.ops }} {{ db['analytics'] ~ '.t' }} {{- lake.uri -}} {{ (stage.name) }}'"
+    assert check(valid.replace('{sql: "SELECT 1"}', f'{{sql: "{sql}"}}')) == []

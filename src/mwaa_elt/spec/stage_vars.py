@@ -184,6 +184,12 @@ def _check_references(expr: Expression, stages: Mapping[str, Stage]) -> list[str
     tree = _tree(expr.inner)
     if isinstance(tree, str):
         return [f"'{{{{{expr.inner}}}}}' is not a valid expression: {tree}"]
+    if not _plain_reference(tree):
+        return [
+            f"'{{{{{expr.inner}}}}}' computes a value at render time; a stage variable is a "
+            "plain reference such as {{ db.movielens }} or {{ lake.uri }}, with any other "
+            "text outside the braces"
+        ]
     problems: list[str] = []
     attributed: set[int] = set()
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
@@ -216,6 +222,28 @@ def _check_references(expr: Expression, stages: Mapping[str, Stage]) -> list[str
             )
             problems.append(f"'{name.name}' needs an attribute: write {{{{ {example} }}}}")
     return problems
+
+
+def _plain_reference(tree: nodes.Template) -> bool:
+    """Whether `{{ ... }}` only reads stage variables, maybe joined to constants with `~`.
+
+    Anything else (operators, filters, calls) would be computed by mwaa-elt in every stage, and
+    `{{ lake.uri * 10**9 }}` would exhaust memory; a stage variable needs none of it.
+    """
+    body = tree.body
+    if len(body) != 1 or not isinstance(body[0], nodes.Output) or len(body[0].nodes) != 1:
+        return False
+    return _reference(body[0].nodes[0])
+
+
+def _reference(node: nodes.Node) -> bool:
+    if isinstance(node, nodes.Concat):
+        return all(isinstance(n, nodes.Const) or _reference(n) for n in node.nodes)
+    if isinstance(node, nodes.Getattr):
+        return isinstance(node.node, nodes.Name)
+    if isinstance(node, nodes.Getitem):
+        return isinstance(node.node, nodes.Name) and isinstance(node.arg, nodes.Const)
+    return isinstance(node, nodes.Name)  # a bare `db` is reported as needing an attribute
 
 
 def stage_var_problems(
