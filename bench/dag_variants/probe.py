@@ -7,7 +7,8 @@ JSON object on stdout. Two ways of parsing, both with Airflow's own code:
              (with --describe, also every DAG as comparable data: the equivalence check's input)
   scheduler  one forked process per file, as Airflow 3's DAG processor does it: the parent
              pre-imports the Airflow modules the file names (parsing_pre_import_modules), the
-             child builds a DagBag of that one file and serializes its DAGs
+             child builds a DagBag of that one file and serializes its DAGs; several folders
+             are parsed file by file in alternation
 
 Both first initialise Airflow's ProvidersManager (see _warm_up_providers).
 """
@@ -310,8 +311,34 @@ def _parse_in_child(path: Path, folder: Path, write_fd: int) -> None:
         os._exit(status)
 
 
-def scheduler(folder: Path, files: list[str]) -> dict[str, Any]:
-    """Parse each file in a forked child of a process that looks like Airflow's DAG processor."""
+def _parse_forked(path: Path, folder: Path) -> dict[str, Any]:
+    """Fork a child that parses `path`; its report plus the parent's view of the process."""
+    read_fd, write_fd = os.pipe()
+    forked = time.perf_counter()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_fd)
+        _parse_in_child(path, folder, write_fd)
+    os.close(write_fd)
+    chunks = []
+    while chunk := os.read(read_fd, 65536):
+        chunks.append(chunk)
+    os.close(read_fd)
+    _, status = os.waitpid(pid, 0)
+    wall = time.perf_counter() - forked
+    result = json.loads(b"".join(chunks) or b"{}")
+    result["process_seconds"] = wall
+    result["exit_status"] = status
+    return result
+
+
+def scheduler(folders: list[Path], files: list[str]) -> dict[str, Any]:
+    """Parse each file in a forked child of a process that looks like Airflow's DAG processor.
+
+    With several folders (variants whose files import the same Airflow modules), each file name
+    is parsed from every folder in turn, in an order that alternates, so that the variants are
+    compared under the same moment's load.
+    """
     started = time.perf_counter()
     import airflow
     import structlog
@@ -321,51 +348,41 @@ def scheduler(folder: Path, files: list[str]) -> dict[str, Any]:
     log = structlog.get_logger()
     warm_up = _warm_up_providers()
     startup = time.perf_counter() - started
-    results = []
-    for name in files:
-        path = folder / name
-        _pre_import_airflow_modules(str(path), log)
-        read_fd, write_fd = os.pipe()
-        forked = time.perf_counter()
-        pid = os.fork()
-        if pid == 0:
-            os.close(read_fd)
-            _parse_in_child(path, folder, write_fd)
-        os.close(write_fd)
-        chunks = []
-        while chunk := os.read(read_fd, 65536):
-            chunks.append(chunk)
-        os.close(read_fd)
-        _, status = os.waitpid(pid, 0)
-        wall = time.perf_counter() - forked
-        result = json.loads(b"".join(chunks) or b"{}")
-        result["process_seconds"] = wall
-        result["exit_status"] = status
-        results.append(result)
+    results: dict[str, list[dict[str, Any]]] = {folder.name: [] for folder in folders}
+    for index, name in enumerate(files):
+        shift = index % len(folders)
+        for folder in folders[shift:] + folders[:shift]:
+            path = folder / name
+            _pre_import_airflow_modules(str(path), log)
+            results[folder.name].append(_parse_forked(path, folder))
     return {
         "airflow_version": airflow.__version__,
         "startup_seconds": startup,
         "providers_warm_up_seconds": warm_up,
-        "files": results,
+        "variants": results,
     }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("mode", choices=("fill", "scheduler"))
-    parser.add_argument("--dags-folder", type=Path, required=True)
+    parser.add_argument(
+        "--dags-folder", type=Path, action="append", required=True, help="scheduler: repeatable"
+    )
     parser.add_argument("--pre-import-from", type=Path, help="fill: import what these files do")
     parser.add_argument("--describe", action="store_true", help="fill: describe every DAG")
     parser.add_argument("--files", nargs="*", default=[], help="scheduler: files to parse")
     args = parser.parse_args(argv)
-    folder = args.dags_folder.resolve()
-    _prepare_environment(folder)
+    folders = [folder.resolve() for folder in args.dags_folder]
+    if args.mode == "fill" and len(folders) != 1:
+        parser.error("fill takes one --dags-folder")
+    _prepare_environment(folders[0])
     try:
         with _stdout_to_stderr() as out:
             if args.mode == "fill":
-                report = fill(folder, args.pre_import_from, args.describe)
+                report = fill(folders[0], args.pre_import_from, args.describe)
             else:
-                report = scheduler(folder, args.files)
+                report = scheduler(folders, args.files)
             json.dump(report, out)  # in Airflow's order: dicts keep their key order
             out.write("\n")
     finally:
