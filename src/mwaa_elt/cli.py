@@ -28,8 +28,9 @@ infra_app = typer.Typer(help="The Pulumi program, offline.", no_args_is_help=Tru
 app.add_typer(stage_app, name="stage")
 app.add_typer(infra_app, name="infra")
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# No emoji codes: a message quoting ':smile:' from a spec must print it as written.
+out = Console(highlight=False, soft_wrap=True, emoji=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 ProjectDir = Annotated[
     Path | None,

@@ -6,7 +6,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from mwaa_elt.cli import app
 from mwaa_elt.spec import resolve_pipeline, validate_paths
 from mwaa_elt.spec.yaml_source import load_yaml
 from mwaa_elt.stage import Stage
@@ -200,3 +202,20 @@ def test_render_time_expressions_read_stage_variables_and_compute_nothing(
 def test_plain_references_and_joins_still_resolve(check: Check, valid: str) -> None:
     sql = "SELECT '{{ db.ops }} {{ db['analytics'] ~ '.t' }} {{- lake.uri -}} {{ (stage.name) }}'"
     assert check(valid.replace('{sql: "SELECT 1"}', f'{{sql: "{sql}"}}')) == []
+
+
+def test_validate_prints_quoted_spec_text_as_written(scratch_project: Path) -> None:
+    """rich turned ':smile:' in a quoted value into an emoji, so the printed problem was not
+    the problem (found by comparing CLI output with the library's problems)."""
+    folder = scratch_project / "pipelines" / "demo"
+    folder.mkdir(parents=True)
+    (folder / "demo.yaml").write_text(
+        "pipeline: demo\ndescription: d\nowner: analytics\nstart_date: 2024-01-01\n"
+        "retry_delay: ':smile: [bold]x[/bold]'\ntasks:\n  - id: a\n    athena: {sql: SELECT 1}\n"
+    )
+    result = CliRunner().invoke(app, ["validate", "-C", str(scratch_project)])
+    assert result.exit_code == 1
+    assert result.stdout.splitlines()[0].endswith(
+        "demo.yaml:5:1: retry_delay: ':smile: [bold]x[/bold]' is not a duration; write a number "
+        "and a unit: 30s, 5m, 1h, 1d or a combination such as 1h30m"
+    )
