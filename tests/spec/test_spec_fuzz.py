@@ -681,7 +681,7 @@ def hostile_corpus() -> dict[str, bytes]:
         **DATA["movielens_emr"],
         "pipeline": "fz_terminal",
         "owner": "\x1b[2J\x1b[31mred",
-        "retry_delay": "1\nfake.yaml:1:1: injected line [bold]x[/bold]",
+        "retry_delay": "1\nfake.yaml:1:1: injected line :smile: [bold]x[/bold]",
         "schedule": "\u2028@daily\x85",
         "tags": ["\t", "a" * 101],
     }
