@@ -219,3 +219,39 @@ def test_validate_prints_quoted_spec_text_as_written(scratch_project: Path) -> N
         "demo.yaml:5:1: retry_delay: ':smile: [bold]x[/bold]' is not a duration; write a number "
         "and a unit: 30s, 5m, 1h, 1d or a combination such as 1h30m"
     )
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "uri"),
+    [
+        ("key", "s3://bucket", "s3://bucket"),
+        ("key", "s3:///key", "s3:///key"),
+        ("key", "{{ lake.bucket }}/landing/x", "{bucket}/landing/x"),
+        ("prefix", "s3://bucket/", "s3://bucket/"),
+    ],
+)
+def test_a_wait_for_s3_target_that_cannot_render_is_refused_by_validate(
+    check: Check, valid: str, stages: dict[str, Stage], field: str, value: str, uri: str
+) -> None:
+    """Validation let these through and rendering refused them: `validate` said ok and
+    `render` failed (found by rendering every spec the fuzzers' mutations left valid)."""
+    spec = valid.replace('athena: {sql: "SELECT 1"}', f"wait_for_s3: {{{field}: '{value}'}}")
+    resolved = uri.format(bucket=stages["dev"].data_lake_bucket)
+    assert check(spec) == [
+        (
+            8,
+            19,
+            f"tasks[0].wait_for_s3.{field}: '{value}' is '{resolved}' in stage dev, not "
+            "s3://<bucket>/<key>; write {{ lake.bucket_uri }}<key>, {{ lake.uri }}<key> or "
+            "s3://<bucket>/<key>",
+        )
+    ]
+
+
+def test_an_unload_folder_may_hold_any_character(check: Check, valid: str) -> None:
+    """A line break in the folder gave the wrong message: 'must be inside this stage's own
+    prefix' although it was."""
+    spec = valid.replace(
+        'athena: {sql: "SELECT 1"}', 'unload: {sql: SELECT 1, to: "{{ lake.uri }}a\\nb/"}'
+    )
+    assert check(spec) == []

@@ -25,6 +25,7 @@ from mwaa_elt.spec.stage_vars import (
     TextProblem,
     hard_coded_problems,
     jinja_syntax_problems,
+    resolve_stage_vars,
     stage_var_problems,
 )
 from mwaa_elt.spec.summary import IncrementalValidation, SpecSummary, consistent
@@ -371,7 +372,8 @@ def _check_task(
     if kind == "wait_for_s3":
         for key in ("key", "prefix"):
             if isinstance(step.get(key), str):
-                _check_s3_uri(out, (*step_path, key), f"{label}.{key}", step[key], key == "prefix")
+                where = (*step_path, key)
+                _check_s3_uri(out, where, f"{label}.{key}", step[key], key == "prefix", stages)
     if kind in {"wait_for_partition", "check"}:
         table = step.get("table")
         if isinstance(table, str) and not _TABLE.match(table):
@@ -389,7 +391,7 @@ def _check_task(
 
 
 def _check_unload_target(out: _Collector, where: YamlPath, to: str) -> None:
-    match = re.match(r"^\{\{\s*lake\.uri\s*\}\}(.*)$", to)
+    match = re.match(r"^\{\{\s*lake\.uri\s*\}\}(.*)$", to, re.DOTALL)
     rest = match.group(1) if match else ""
     if not match or not rest:
         out.at(
@@ -402,15 +404,38 @@ def _check_unload_target(out: _Collector, where: YamlPath, to: str) -> None:
         out.at(where, f"{key_text(where)}: '{to}' must end with '/': unload writes a folder")
 
 
-def _check_s3_uri(out: _Collector, where: YamlPath, label: str, value: str, folder: bool) -> None:
+def _check_s3_uri(
+    out: _Collector,
+    where: YamlPath,
+    label: str,
+    value: str,
+    folder: bool,
+    stages: Mapping[str, Stage],
+) -> None:
     if not (value.startswith("s3://") or re.match(r"^\{\{\s*lake\.", value)):
         out.at(
             where,
             f"{label}: '{value}' is not an S3 location; start with {{{{ lake.bucket_uri }}}}, "
             "{{ lake.uri }} or s3://",
         )
-    elif folder and not value.endswith("/"):
+        return
+    if folder and not value.endswith("/"):
         out.at(where, f"{label}: a prefix ends with '/'; write '{value}/'")
+        return
+    # What the sensor gets in each stage must name a bucket and a key, as rendering requires.
+    for stage in stages.values():
+        try:
+            uri = resolve_stage_vars(value, stage, source=label)
+        except ConfigError:
+            return  # a bad stage variable is reported on its own
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        if not uri.startswith("s3://") or not bucket or not key:
+            out.at(
+                where,
+                f"{label}: '{value}' is '{uri}' in stage {stage.name}, not s3://<bucket>/<key>; "
+                "write {{ lake.bucket_uri }}<key>, {{ lake.uri }}<key> or s3://<bucket>/<key>",
+            )
+            return
 
 
 def _referenced_file(
