@@ -934,7 +934,11 @@ def status(stage: StageOption, json_: JsonFlag = False, project_dir: ProjectDir 
             f"`mwaa-elt rollback <pipeline> --stage {stage} --to <version>`"
         )
     if report.lock is not None:
-        out.print(f"locked by {report.lock.owner} since {report.lock.acquired_at}")
+        from datetime import UTC, datetime
+
+        stale = report.lock.stale_reason(datetime.now(UTC))
+        note = f" — stale ({stale}): the next promotion takes it over" if stale else ""
+        out.print(f"locked by {report.lock.owner} since {report.lock.acquired_at}{note}")
 
 
 @app.command("rollback")

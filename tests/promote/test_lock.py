@@ -118,3 +118,44 @@ def test_release_leaves_a_lock_someone_else_took_after_force(store: StageStore) 
 def test_owner_names_caller_host_and_pid() -> None:
     owner = lock.lock_owner("arn:aws:iam::1:user/x")
     assert owner.startswith(f"arn:aws:iam::1:user/x on {socket.gethostname()} (pid ")
+
+
+def test_a_promotion_whose_lock_was_broken_stops_before_its_next_write(
+    store: StageStore, dev: Stage
+) -> None:
+    from promote_support import build, plan_for
+
+    from mwaa_elt.promote.apply import apply_plan
+
+    held = lock.acquire(store, "arn:alice")
+    lock.force_unlock(store)
+    lock.acquire(_other(dev), "arn:bob")
+    assert not lock.renew(store, held) and held.lost
+    plan = plan_for(store, [build(dev, "a")])
+    with pytest.raises(ConfigError, match="broken by someone else") as raised:
+        apply_plan(store, plan, guard=lambda: lock.check_held(held))
+    assert "stage dev is as it was" in raised.value.messages[-1]
+    assert store.load_manifest()[1] is None
+
+
+def test_ctrl_c_during_apply_says_what_is_live(store: StageStore, dev: Stage) -> None:
+    from promote_support import build, plan_for
+
+    from mwaa_elt.promote.apply import apply_plan
+    from mwaa_elt.promote.plan import WriteDag
+
+    plan = plan_for(store, [build(dev, "a"), build(dev, "b")])
+    dags = [i for i, step in enumerate(plan.steps) if isinstance(step, WriteDag)]
+    calls = iter(range(len(plan.steps)))
+
+    def interrupt_before_second_dag() -> None:
+        if next(calls) == dags[1]:
+            raise KeyboardInterrupt
+
+    with pytest.raises(ConfigError) as raised:
+        apply_plan(store, plan, guard=interrupt_before_second_dag)
+    assert raised.value.messages[0] == "interrupted"
+    assert (
+        "already wrote dags/a.py, which the manifest does not record yet"
+        in raised.value.messages[1]
+    )

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mwaa_elt.errors import ExternalError
+from mwaa_elt.errors import ConfigError, MwaaEltError
 from mwaa_elt.promote.plan import (
     DeleteDag,
     Plan,
@@ -51,10 +51,18 @@ class ApplyResult:
         }
 
 
-def apply_plan(store: StageStore, plan: Plan, progress: Progress | None = None) -> ApplyResult:
+def apply_plan(
+    store: StageStore,
+    plan: Plan,
+    progress: Progress | None = None,
+    *,
+    guard: Callable[[], None] | None = None,
+) -> ApplyResult:
     """Execute `plan`'s steps in order against the stage's bucket; the manifest is written last.
 
-    An interruption leaves the old manifest describing what is live; re-running completes it.
+    `guard` runs before each step and may raise to stop (the stage lock was lost). Any stop —
+    an error, a guard, Ctrl-C — says which DAG files are live but not yet in the manifest;
+    running the same command again completes the work.
     """
     if store.stage.name != plan.stage:
         raise ValueError(f"plan for stage {plan.stage} applied to stage {store.stage.name}")
@@ -62,9 +70,13 @@ def apply_plan(store: StageStore, plan: Plan, progress: Progress | None = None) 
     total = len(plan.steps)
     for index, step in enumerate(plan.steps, start=1):
         try:
+            if guard is not None:
+                guard()
             _run(store, step, result)
-        except ExternalError as error:
-            raise ExternalError([*error.messages, _stopped_at(plan, index)]) from None
+        except MwaaEltError as error:
+            raise type(error)([*error.messages, _stopped_at(plan, index)]) from None
+        except KeyboardInterrupt:
+            raise ConfigError(["interrupted", _stopped_at(plan, index)]) from None
         if progress is not None:
             progress(index, total, step)
     return result

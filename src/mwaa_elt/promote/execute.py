@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from mwaa_elt.errors import ConfigError
+from mwaa_elt.errors import ConfigError, MwaaEltError
 from mwaa_elt.promote.apply import ApplyResult, Progress, apply_plan
-from mwaa_elt.promote.lock import LockInfo, stage_lock
+from mwaa_elt.promote.lock import Lease, LockInfo, check_held, stage_lock
 from mwaa_elt.promote.mwaa import MwaaEnvironment, Verification, verify_parsed
 from mwaa_elt.promote.plan import Identity, Plan, WriteDag
 from mwaa_elt.promote.rollback import plan_rollback
@@ -62,9 +62,15 @@ def execute(
 ) -> Outcome:
     """Take the stage lock, apply `plan` if the manifest is still the one it was built against,
     verify the new DAGs with Airflow, and roll failed ones back when asked."""
-    with stage_lock(store, owner, force=force_unlock) as lease:
-        outcome = _apply_and_verify(store, plan, identity, progress, verify)
-        outcome.took_over = lease.taken_over
+    lease: Lease | None = None
+    try:
+        with stage_lock(store, owner, force=force_unlock) as lease:
+            outcome = _apply_and_verify(store, plan, identity, progress, verify, lease)
+            outcome.took_over = lease.taken_over
+    except MwaaEltError as error:
+        if lease is not None and lease.release_error is not None:
+            error.messages.append(f"the stage lock could not be released: {lease.release_error}")
+        raise
     outcome.lock_warning = lease.release_error
     return outcome
 
@@ -75,6 +81,7 @@ def _apply_and_verify(
     identity: Identity,
     progress: Progress | None,
     verify: Verify | None,
+    lease: Lease,
 ) -> Outcome:
     _, etag = store.load_manifest()
     if etag != plan.manifest_etag:
@@ -84,7 +91,7 @@ def _apply_and_verify(
             "command again to plan against what is live now"
         )
     written_at = datetime.now(UTC)
-    outcome = Outcome(apply_plan(store, plan, progress))
+    outcome = Outcome(apply_plan(store, plan, progress, guard=lambda: check_held(lease)))
     written = {s.pipeline: s.body for s in plan.steps if isinstance(s, WriteDag)}
     if verify is None or not written:
         return outcome
@@ -101,5 +108,5 @@ def _apply_and_verify(
         undo = plan_rollback(
             store, manifest, etag, dict.fromkeys(failed), identity, remove_without_history=True
         )
-        outcome.rollback = apply_plan(store, undo)
+        outcome.rollback = apply_plan(store, undo, guard=lambda: check_held(lease))
     return outcome

@@ -154,12 +154,21 @@ def _write(
 def renew(store: StageStore, held: Lease, *, lease: timedelta = DEFAULT_LEASE) -> bool:
     """Extend the lease if the lock is still ours; False (and `held.lost`) when it was broken."""
     info = LockInfo(**{**asdict(held.info), "expires_at": (_now() + lease).isoformat()})
-    etag = store.put_conditional(store.stage.lock_key, _body(info), if_match=held.etag)
-    if etag is None:
+    renewed = _write(store, info, if_match=held.etag)
+    if renewed is None:
         held.lost = True
         return False
-    held.info, held.etag = info, etag
+    held.info, held.etag = info, renewed.etag
     return True
+
+
+def check_held(held: Lease) -> None:
+    """Raise when the lock was broken while held, so the work stops before its next write."""
+    if held.lost:
+        raise ConfigError(
+            "the stage lock was broken by someone else (--force-unlock) while this command ran; "
+            "it stopped so that two promotions never write at once"
+        )
 
 
 def release(store: StageStore, held: Lease | LockInfo) -> None:

@@ -17,7 +17,7 @@ from mwaa_elt.errors import ConfigError, ExternalError
 from mwaa_elt.promote.manifest import Manifest, empty_manifest
 from mwaa_elt.stage import Stage
 
-RETRIES = Config(retries={"mode": "standard", "max_attempts": 5})
+RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 5})
 RENDERED_HASH_METADATA = "mwaa-elt-rendered-hash"
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 _PRECONDITION = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
@@ -25,7 +25,7 @@ _RERUN = "the manifest still describes what is live; re-run to complete"
 
 
 def make_client(service: str, region: str, *, profile: str | None = None) -> Any:
-    """A boto3 client with botocore's standard retry mode (5 attempts), from `profile` or the
+    """A boto3 client with botocore's standard retry mode (5 attempts in all), from `profile` or the
     default credential chain."""
     try:
         session = boto3.session.Session(profile_name=profile)
@@ -139,9 +139,7 @@ class StageStore:
         try:
             self.client.delete_object(Bucket=self.bucket, Key=key)
         except (ClientError, BotoCoreError) as error:
-            raise self._fail(
-                "deleting", key, error, "the manifest still describes what is live; re-run"
-            ) from None
+            raise self._fail("deleting", key, error, "the object is still there") from None
 
     def load_manifest(self) -> tuple[Manifest, str | None]:
         """The stage's manifest and its ETag, or an empty manifest and None if there is none."""
