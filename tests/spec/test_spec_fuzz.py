@@ -420,8 +420,8 @@ def validate(paths: list[Path]) -> ValidationReport:
 def assert_renders_or_refuses_cleanly(
     report: ValidationReport, name: str, ws: Workspace, stage: str
 ) -> None:
-    """A spec the validator accepted renders for `stage`; a refusal is a one-line ConfigError
-    naming the spec, never another exception."""
+    """A spec the validator accepted renders for `stage`, unless rendering refuses it on purpose
+    (RENDER_REFUSALS) with a one-line ConfigError naming the spec; never another exception."""
     pipeline = report.pipelines[name]
     try:
         with hard_timeout(f"rendering {name} for {stage}"):
@@ -432,6 +432,9 @@ def assert_renders_or_refuses_cleanly(
         for message in error.messages:
             assert message.startswith(f"pipelines/{name}/{name}.yaml"), message
             assert message.splitlines() == [message], message
+            assert RENDER_REFUSALS.search(message), (
+                f"validate accepted what render refuses: {message}"
+            )
         return
     assert f"dags/{name}.py" in result.files
 
@@ -462,6 +465,8 @@ def stub(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+# What rendering refuses by design although the spec is valid (tests/render cover both).
+RENDER_REFUSALS = re.compile(r"header: true cannot be rendered|would come from both")
 # dev runs Airflow 3, staging Airflow 2: a valid mutation is rendered on one of them.
 airflow_stage = st.sampled_from(["dev", "staging"])
 
@@ -495,9 +500,13 @@ WRONG_KINDS: dict[str, Any] = {
     "map": {"Not A Key!": [1]},
     "long string": "z" * 3_000,
     "hostile string": '\'"""\\\n{{ ds }}{% raw %}\u2603\x1b',
+    "bucket without key": "s3://bucket",
+    "stage variable": "{{ lake.bucket }}/x",
     "deep nesting": DEEP,
     "alias bomb": BOMB,
 }
+# Text kinds a field may accept although rendering cannot use them: accepted ones are rendered.
+RENDERED_KINDS = {"hostile string", "long string", "bucket without key", "stage variable"}
 # Kinds no field of a spec accepts: each must be refused where it was written.
 NEVER_VALID = {"list", "map", "deep nesting", "alias bomb"}
 # The loader refuses these for the whole file at the first one, so they go one key at a time.
@@ -549,11 +558,12 @@ def test_every_field_given_every_wrong_type_is_refused_where_it_is(
 ) -> None:
     """Every key of an example gets a value of `kind`, a group of non-overlapping keys at a
     time: each such key has a problem within its own lines, or the field accepts that value
-    (then changing that key alone leaves no problem there either); never-valid kinds are always
-    refused. One validation reports all of a group's problems at once."""
+    (then changing that key alone leaves no problem there either, and the spec renders);
+    never-valid kinds are always refused. One validation reports a group's problems at once."""
     target = workspace.spec(name)
     companions = [stub] if name == "scifi_quality" else []
     failures = []
+    accepted: list[YamlPath] = []
     try:
         groups = field_groups(DATA[name])
         if kind in WHOLE_FILE:
@@ -586,6 +596,17 @@ def test_every_field_given_every_wrong_type_is_refused_where_it_is(
                 ]
                 if found:
                     failures.append((path, "reported only alone", found))
+                elif single.pipelines.get(name) is not None:
+                    accepted.append(path)
+        if accepted and kind in RENDERED_KINDS:  # what validate accepts must render, all at once
+            tree = copy.deepcopy(DATA[name])
+            for path in accepted:
+                replace(tree, path, WRONG_KINDS[kind])
+            workspace.write(name, dump(tree).encode())
+            report = validate([target, *companions])
+            if report.pipelines.get(name) is not None:
+                for stage in ("dev", "staging"):
+                    assert_renders_or_refuses_cleanly(report, name, workspace, stage)
     finally:
         workspace.restore()
     assert failures == []
