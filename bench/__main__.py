@@ -1,106 +1,182 @@
-"""`make bench`: benchmarks in fresh processes, written to bench/results.md and results.json.
+"""`make bench`: every benchmark section in its own fresh process, then bench/results.md + .json.
 
-Today it measures generation at scale: validating and rendering N copies of the example
-pipelines (distinct names and SQL), and a no-op re-render. Run: .venv/bin/python -m bench [N]
+    python -m bench [SECTION ...] [--quick]
+
+A section is a module bench/<name>.py with `run(quick: bool = False) -> dict` (raising its
+BenchError when it cannot measure) and `markdown(result: dict) -> list[str]`. Sections not named
+keep their last results, so one section can be re-measured alone. --quick (a smoke run: small
+sizes, one repetition) writes bench/results.quick.md and .json instead, never the real results.
 """
 
 from __future__ import annotations
 
+import argparse
+import importlib
+import importlib.util
 import json
 import os
 import platform
-import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from importlib.metadata import version
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-REPETITIONS = 3
-
-
-def make_project(target: Path, copies: int) -> None:
-    """A project with `copies` renamed copies of each example pipeline, each with its own SQL."""
-    shutil.copy(ROOT / "Pulumi.yaml", target / "Pulumi.yaml")
-    shutil.copytree(ROOT / "stacks", target / "stacks")
-    shutil.copytree(ROOT / "dag_templates", target / "dag_templates")
-    pipelines = target / "pipelines"
-    pipelines.mkdir()
-    examples = [p for p in sorted((ROOT / "pipelines").iterdir()) if p.is_dir()]
-    for index in range(copies):
-        example = examples[index % len(examples)]
-        name = f"{example.name}_{index:04d}"
-        folder = pipelines / name
-        shutil.copytree(example, folder)
-        spec = (folder / f"{example.name}.yaml").read_text()
-        spec = spec.replace(f"pipeline: {example.name}", f"pipeline: {name}")
-        # Downstream copies wait for their own upstream copy, so every schedule resolves.
-        for other in examples:
-            spec = spec.replace(f"after: [{other.name}.", f"after: [{other.name}_{index - 1:04d}.")
-        (folder / f"{example.name}.yaml").unlink()
-        (folder / f"{name}.yaml").write_text(spec)
-        for sql in folder.rglob("*.sql"):
-            sql.write_text(sql.read_text() + f"\n-- variant {index}\n")
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+SECTIONS = ("generation", "parse_cost", "promotion")  # report order
+CHILD = "--run-section"  # the fresh process that runs one section
 
 
-def timed(command: list[str], cwd: Path) -> float:
-    start = time.perf_counter()
-    subprocess.run(command, cwd=cwd, check=True, capture_output=True)
-    return time.perf_counter() - start
+def available() -> list[str]:
+    return [name for name in SECTIONS if importlib.util.find_spec(f"bench.{name}") is not None]
 
 
-def summarize(samples: list[float]) -> dict[str, float]:
-    return {
-        "median_s": round(statistics.median(samples), 3),
-        "min_s": round(min(samples), 3),
-        "max_s": round(max(samples), 3),
-    }
+def _commit() -> str:
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+    except OSError:
+        return "unknown"
+    if head.returncode != 0:
+        return "unknown"
+    return head.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
 
 
-def main() -> None:
-    copies = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
-    cli = str(Path(sys.executable).with_name("mwaa-elt"))
-    results: dict[str, dict[str, float]] = {}
-    with tempfile.TemporaryDirectory(prefix="mwaa-elt-bench-") as scratch:
-        project = Path(scratch)
-        make_project(project, copies)
-        runs: dict[str, list[float]] = {"validate": [], "render": [], "render (no-op)": []}
-        for _ in range(REPETITIONS):
-            shutil.rmtree(project / "build", ignore_errors=True)
-            runs["validate"].append(timed([cli, "validate"], project))
-            runs["render"].append(timed([cli, "render", "--stage", "dev"], project))
-            runs["render (no-op)"].append(timed([cli, "render", "--stage", "dev"], project))
-        results = {name: summarize(samples) for name, samples in runs.items()}
-    report = {
-        "specs": copies,
-        "repetitions": REPETITIONS,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "versions": {name: version(name) for name in ("mwaa-elt", "pydantic", "sqlglot", "ruff")},
-        "generation": results,
-    }
-    out = Path(__file__).resolve().parent
-    (out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
+def _version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "-"
+
+
+def run_child(name: str, quick: bool, out: Path) -> int:
+    """Inside the fresh process: run one section and write its result as JSON to `out`."""
+    module = importlib.import_module(f"bench.{name}")
+    try:
+        result = module.run(quick=quick)
+    except Exception as error:  # each section has its own BenchError; all mean "not measured"
+        if type(error).__name__ != "BenchError":
+            raise
+        print(f"bench.{name}: {error}", file=sys.stderr)
+        return 1
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+def run_section(name: str, quick: bool) -> dict[str, Any]:
+    """One section in a fresh Python process; its result with how long and large the run was."""
+    with tempfile.TemporaryDirectory(prefix=f"mwaa-elt-bench-{name}-") as scratch:
+        out = Path(scratch) / "result.json"
+        command = [sys.executable, "-m", "bench", CHILD, name, "--out", str(out)]
+        started = time.perf_counter()
+        process = subprocess.Popen([*command, *(["--quick"] if quick else [])], cwd=ROOT)
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0 or not out.is_file():
+            return {"error": f"bench.{name} exited with {process.returncode}; see its output"}
+        return {
+            "result": json.loads(out.read_text()),
+            "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "commit": _commit(),
+            "section_wall_s": round(time.perf_counter() - started, 1),
+            "section_peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        }
+
+
+def _section_lines(name: str, entry: dict[str, Any]) -> list[str]:
+    if "error" in entry:
+        return [f"## {name}", "", f"Not measured: {entry['error']}."]
+    try:
+        lines = importlib.import_module(f"bench.{name}").markdown(entry["result"])
+    except (ImportError, KeyError, TypeError, ValueError) as error:
+        return [f"## {name}", "", f"Stored result does not fit the current report ({error!r})."]
+    note = f"Measured {entry['measured_at']} at commit {entry['commit']}."
+    return [*lines, "", note]
+
+
+def write_report(report: dict[str, Any], md: Path) -> None:
+    machine = report["machine"]
     lines = [
         "# Benchmarks",
         "",
-        f"{copies} specs (copies of the examples with distinct names and SQL), "
-        f"{REPETITIONS} runs each in fresh processes, {report['cores']} cores, "
-        f"Python {report['python']}; "
-        + ", ".join(f"{k} {v}" for k, v in report["versions"].items())
-        + ".",
-        "",
-        "| step | median | min-max |",
-        "|---|---|---|",
+        f"`python -m bench{' --quick' if report['quick'] else ''}` (`make bench`): "
+        f"{machine['cores']} cores, {machine['memory_gb']} GB, {machine['platform']}, "
+        f"Python {machine['python']}; mwaa-elt {report['versions']['mwaa-elt']}. Each section "
+        "ran in its own fresh process; sections list their own versions.",
     ]
-    for name, stats in results.items():
-        lines.append(f"| {name} | {stats['median_s']} s | {stats['min_s']}-{stats['max_s']} s |")
-    (out / "results.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    for name in SECTIONS:
+        if name in report["sections"]:
+            lines += ["", *_section_lines(name, report["sections"][name])]
+    md.write_text("\n".join(lines) + "\n")
+
+
+def _memory_gb() -> float:
+    try:
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        return 0.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("sections", nargs="*", metavar="SECTION", help=", ".join(available()))
+    parser.add_argument("--quick", action="store_true", help="small sizes, one repetition")
+    parser.add_argument(CHILD, dest="child", help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        return run_child(args.child, args.quick, args.out)
+
+    present = available()
+    unknown = [name for name in args.sections if name not in present]
+    if unknown:
+        parser.error(f"no section {', '.join(unknown)}; sections: {', '.join(present)}")
+    chosen = args.sections or present
+    stem = "results.quick" if args.quick else "results"
+    json_path, md_path = HERE / f"{stem}.json", HERE / f"{stem}.md"
+    sections: dict[str, Any] = {}
+    if json_path.is_file():
+        try:
+            sections = dict(json.loads(json_path.read_text()).get("sections", {}))
+        except (ValueError, AttributeError, TypeError):
+            sections = {}
+    failed = []
+    for name in chosen:
+        print(f"bench: {name}…", file=sys.stderr)
+        sections[name] = run_section(name, args.quick)
+        if "error" in sections[name]:
+            failed.append(name)
+    report = {
+        "quick": args.quick,
+        "machine": {
+            "cores": len(os.sched_getaffinity(0))
+            if hasattr(os, "sched_getaffinity")
+            else os.cpu_count(),
+            "memory_gb": _memory_gb(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
+        "versions": {"mwaa-elt": _version("mwaa-elt")},
+        "sections": {name: sections[name] for name in SECTIONS if name in sections},
+    }
+    json_path.write_text(json.dumps(report, indent=2) + "\n")
+    write_report(report, md_path)
+    print(md_path.read_text())
+    if failed:
+        print(f"bench: not measured: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
