@@ -441,8 +441,8 @@ def render(
         out.print(f"{title}: nothing changed")
     out.print(
         f"{len(summary.written)} written, {len(summary.unchanged)} unchanged, "
-        f"{len(summary.removed)} removed; {len(outcome.rendered)} pipeline(s) rendered, "
-        f"{len(outcome.reused)} kept from the last render (--force redoes all)"
+        f"{len(summary.removed)} removed; {len(outcome.rendered)} rendered, "
+        f"{len(outcome.reused)} kept from the last render"
     )
 
 

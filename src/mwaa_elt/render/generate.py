@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -208,6 +209,9 @@ def render_pipelines(
         real_root=root.resolve(),
         templates=templates_digest(templates_dir),
     )
+    # Compiled once here, not once per forked worker; an error is reported per pipeline.
+    with contextlib.suppress(jinja2.TemplateError):
+        job.env.get_template(DAG_TEMPLATE)
     errors: list[str] = []
     rendered: dict[str, RenderedPipeline] = {}
     sources: dict[str, str] = {}
