@@ -1,16 +1,16 @@
 """Time how Airflow parses a folder of DAG files; run inside the benchmark's Airflow venv.
 
 Uses only the standard library and Airflow (plus whatever the DAG files import), and prints one
-JSON object on stdout. Two ways of parsing, both with Airflow's own code:
+JSON object on stdout. Three modes, all with Airflow's own code:
 
-  fill       one DagBag over the whole folder in this process, as `DagBag(folder)` does it
-             (with --describe, also every DAG as comparable data: the equivalence check's input)
+  describe   one DagBag over a whole folder, every DAG described as comparable data
+  fill       a DagBag per file in this process, the folders (variants) alternating file by file
   scheduler  one forked process per file, as Airflow 3's DAG processor does it: the parent
              pre-imports the Airflow modules the file names (parsing_pre_import_modules), the
              child builds a DagBag of that one file and serializes its DAGs; several folders
              are parsed file by file in alternation
 
-Both first initialise Airflow's ProvidersManager (see _warm_up_providers).
+All first initialise Airflow's ProvidersManager (see _warm_up_providers).
 """
 
 from __future__ import annotations
@@ -232,48 +232,76 @@ def describe_dag(dag: Any) -> dict[str, Any]:
 # --- the two ways of parsing ----------------------------------------------------------------------
 
 
-def fill(folder: Path, pre_import_from: Path | None, describe: bool) -> dict[str, Any]:
-    """Fill one DagBag from `folder` after importing what the DAG processor would have."""
+def _prepare_airflow(pre_import_from: Path) -> dict[str, Any]:
+    """Import Airflow, the core modules and what the files of `pre_import_from` import."""
     started = time.perf_counter()
     import airflow
-    from airflow.models.dagbag import DagBag
 
-    modules = list(CORE_MODULES) + _airflow_imports(pre_import_from or folder)
-    pre_imported = _import_all(modules)
+    pre_imported = _import_all(list(CORE_MODULES) + _airflow_imports(pre_import_from))
     warm_up = _warm_up_providers()
-    startup = time.perf_counter() - started
-
-    started, cpu_started = time.perf_counter(), time.process_time()
-    bag = DagBag(dag_folder=str(folder), include_examples=False, load_op_links=False)
-    fill_seconds = time.perf_counter() - started
-    fill_cpu_seconds = time.process_time() - cpu_started
-
-    files = [
-        {
-            "file": Path(stat.file).name,  # relative to the DAGs folder, which is `folder`
-            "seconds": _seconds(stat.duration),
-            "dags": stat.dag_num,
-            "tasks": stat.task_num,
-        }
-        for stat in bag.dagbag_stats
-    ]
-    report: dict[str, Any] = {
+    return {
         "airflow_version": airflow.__version__,
         "python_version": ".".join(map(str, sys.version_info[:3])),
         "versions": versions(),
-        "startup_seconds": startup,
         "pre_imported": len(pre_imported),
         "providers_warm_up_seconds": warm_up,
-        "fill_seconds": fill_seconds,
-        "fill_cpu_seconds": fill_cpu_seconds,
+        "startup_seconds": time.perf_counter() - started,
+    }
+
+
+def describe_folder(folder: Path) -> dict[str, Any]:
+    """Fill one DagBag from `folder` and describe its DAGs: the equivalence check's input."""
+    report = _prepare_airflow(folder)
+    from airflow.models.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(folder), include_examples=False, load_op_links=False)
+    return {
+        **report,
         "dag_count": len(bag.dags),
         "task_count": sum(len(dag.tasks) for dag in bag.dags.values()),
-        "files": sorted(files, key=lambda f: f["file"]),
         "import_errors": {Path(p).name: str(m)[-2000:] for p, m in bag.import_errors.items()},
+        "dags": {dag_id: describe_dag(bag.dags[dag_id]) for dag_id in sorted(bag.dags)},
     }
-    if describe:
-        report["dags"] = {dag_id: describe_dag(bag.dags[dag_id]) for dag_id in sorted(bag.dags)}
-    return report
+
+
+def _fill_file(path: Path) -> dict[str, Any]:
+    """A DagBag of one file, timed around and by Airflow itself (`dagbag_stats`)."""
+    from airflow.models.dagbag import DagBag
+
+    started, cpu_started = time.perf_counter(), time.process_time()
+    bag = DagBag(dag_folder=str(path), include_examples=False, load_op_links=False)
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+    stats = bag.dagbag_stats
+    return {
+        "file": path.name,
+        "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
+        "stat_seconds": _seconds(stats[0].duration) if stats else None,
+        "dags": len(bag.dags),
+        "tasks": sum(len(dag.tasks) for dag in bag.dags.values()),
+        "import_errors": len(bag.import_errors),
+    }
+
+
+def fill(
+    folders: list[Path], files: list[str], warm_up: list[str], pre_import_from: Path
+) -> dict[str, Any]:
+    """Fill a DagBag with each file of each folder, the folders alternating file by file.
+
+    The files named by `warm_up` are parsed once per folder first, untimed: one-time costs (lazy
+    imports, dag-factory's own import) are not any file's. Alternating makes every variant see
+    the same moment's load on a shared machine.
+    """
+    report = _prepare_airflow(pre_import_from)
+    for name in warm_up:
+        for folder in folders:
+            _fill_file(folder / name)
+    results: dict[str, list[dict[str, Any]]] = {folder.name: [] for folder in folders}
+    for index, name in enumerate(files):
+        shift = index % len(folders)
+        for folder in folders[shift:] + folders[:shift]:
+            results[folder.name].append(_fill_file(folder / name))
+    return {**report, "variants": results}
 
 
 def _parse_in_child(path: Path, folder: Path, write_fd: int) -> None:
@@ -365,22 +393,25 @@ def scheduler(folders: list[Path], files: list[str]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("mode", choices=("fill", "scheduler"))
+    parser.add_argument("mode", choices=("describe", "fill", "scheduler"))
     parser.add_argument(
-        "--dags-folder", type=Path, action="append", required=True, help="scheduler: repeatable"
+        "--dags-folder", type=Path, action="append", required=True, help="fill, scheduler: 1+"
     )
+    parser.add_argument("--files", nargs="*", default=[], help="fill, scheduler: files to parse")
+    parser.add_argument("--warm-up", nargs="*", default=[], help="fill: files parsed untimed")
     parser.add_argument("--pre-import-from", type=Path, help="fill: import what these files do")
-    parser.add_argument("--describe", action="store_true", help="fill: describe every DAG")
-    parser.add_argument("--files", nargs="*", default=[], help="scheduler: files to parse")
     args = parser.parse_args(argv)
     folders = [folder.resolve() for folder in args.dags_folder]
-    if args.mode == "fill" and len(folders) != 1:
-        parser.error("fill takes one --dags-folder")
+    if args.mode == "describe" and len(folders) != 1:
+        parser.error("describe takes one --dags-folder")
     _prepare_environment(folders[0])
     try:
         with _stdout_to_stderr() as out:
-            if args.mode == "fill":
-                report = fill(folders[0], args.pre_import_from, args.describe)
+            if args.mode == "describe":
+                report = describe_folder(folders[0])
+            elif args.mode == "fill":
+                source = (args.pre_import_from or folders[0]).resolve()
+                report = fill(folders, args.files, args.warm_up, source)
             else:
                 report = scheduler(folders, args.files)
             json.dump(report, out)  # in Airflow's order: dicts keep their key order
