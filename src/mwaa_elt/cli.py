@@ -803,11 +803,40 @@ def promote(
             _print_plan(plan, diffs=diff if diff is not None else True)
             _print_kept(kept)
         return
-    if not skip_mwaa_checks:
+    _apply_confirmed(
+        store,
+        plan,
+        identity,
+        yes=yes,
+        json_=json_,
+        diffs=diff if diff is not None else interactive,
+        kept=kept,
+        skip_mwaa=skip_mwaa_checks,
+        force_unlock=force_unlock,
+        rollback_on_error=rollback_on_error,
+    )
+
+
+def _apply_confirmed(
+    store: Any,
+    plan: Any,
+    identity: Any,
+    *,
+    yes: bool,
+    json_: bool,
+    diffs: bool,
+    kept: list[str],
+    skip_mwaa: bool,
+    force_unlock: bool,
+    rollback_on_error: bool,
+) -> None:
+    """The MWAA gate, the plan shown and confirmed, then applied under the lock and reported."""
+    target = store.stage
+    if not skip_mwaa:
         with err.status(f"gate: MWAA environment {target.environment_name} is AVAILABLE…"):
             _environment(target).require_available()
     if not json_:
-        _print_plan(plan, diffs=diff if diff is not None else interactive)
+        _print_plan(plan, diffs=diffs)
         _print_kept(kept)
     _confirm(plan, target, yes)
     outcome = _run_plan(
@@ -815,7 +844,7 @@ def promote(
         plan,
         identity=identity,
         force_unlock=force_unlock,
-        verify=_verify(target, skip_mwaa_checks, rollback_on_error),
+        verify=_verify(target, skip_mwaa, rollback_on_error),
         quiet=json_,
     )
     _report_outcome(outcome, json_)
@@ -964,20 +993,18 @@ def rollback(
     identity = identity_now(caller_arn(target))
     manifest, etag = store.load_manifest()
     plan = plan_rollback(store, manifest, etag, {pipeline: to}, identity)
-    if not skip_mwaa_checks:
-        _environment(target).require_available()
-    if not json_:
-        _print_plan(plan, diffs=not yes)
-    _confirm(plan, target, yes)
-    outcome = _run_plan(
+    _apply_confirmed(
         store,
         plan,
-        identity=identity,
+        identity,
+        yes=yes,
+        json_=json_,
+        diffs=not yes,
+        kept=[],
+        skip_mwaa=skip_mwaa_checks,
         force_unlock=force_unlock,
-        verify=_verify(target, skip_mwaa_checks, False),
-        quiet=json_,
+        rollback_on_error=False,
     )
-    _report_outcome(outcome, json_)
 
 
 @app.command("sandbox")
