@@ -202,15 +202,15 @@ def _check_graph(out: _Collector, data: dict[str, Any]) -> None:
         first_line[task_id] = out.doc.mark(("tasks", index, "id")).line
         deps = item.get("depends_on")
         edges[task_id] = [d for d in deps if isinstance(d, str)] if isinstance(deps, list) else []
+    ids = list(first_line)
+    unknown = 0
     for index, item in enumerate(tasks):
         if not isinstance(item, dict) or not isinstance(item.get("depends_on"), list):
             continue
         for position, dep in enumerate(item["depends_on"]):
             if isinstance(dep, str) and dep not in first_line:
-                close = difflib.get_close_matches(dep, list(first_line), n=1)
-                hint = (
-                    f"did you mean '{close[0]}'?" if close else (f"tasks: {', '.join(first_line)}")
-                )
+                unknown += 1
+                hint = _task_hint(dep, ids, suggest=unknown <= _MAX_SUGGESTIONS)
                 out.at(
                     ("tasks", index, "depends_on", position),
                     f"tasks[{index}].depends_on: '{dep}' is not a task of this pipeline; {hint}",
@@ -224,6 +224,20 @@ def _check_graph(out: _Collector, data: dict[str, Any]) -> None:
             ("tasks", index, "depends_on"),
             f"dependency cycle: {' -> '.join(cycle)}; remove one of these depends_on entries",
         )
+
+
+# A suggestion compares the name with every task id: a few are worth it, thousands (a spec of
+# thousands of tasks that all name missing ones) took minutes.
+_MAX_SUGGESTIONS = 20
+_MAX_LISTED = 10
+
+
+def _task_hint(dep: str, ids: list[str], *, suggest: bool) -> str:
+    close = difflib.get_close_matches(dep, ids, n=1) if suggest else []
+    if close:
+        return f"did you mean '{close[0]}'?"
+    more = f", ... ({len(ids)} in all)" if len(ids) > _MAX_LISTED else ""
+    return f"tasks: {', '.join(ids[:_MAX_LISTED])}{more}"
 
 
 def _find_cycle(edges: dict[str, list[str]]) -> list[str] | None:
