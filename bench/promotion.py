@@ -700,7 +700,9 @@ def _operations(by_operation: Mapping[str, int]) -> str:
 
 
 def _ratio_text(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}{TIMES}"
+    if value is None:
+        return "-"
+    return f"{value:.2f}{TIMES}" if value >= 0.1 else f"{value:.3f}{TIMES}"
 
 
 def _slower(fast: Mapping[str, Any], field: str) -> str:
