@@ -392,16 +392,20 @@ def mutated_bytes(draw: st.DrawFn) -> tuple[str, bytes]:
 def assert_well_formed(report: ValidationReport, checked: list[Path]) -> None:
     """Each problem is in a file that was checked or that a spec references, on a line that
     exists, with a one-line message."""
+    folders = {p.parent.resolve() for p in checked}
+    lines_of: dict[Path, list[bytes]] = {}
     for problem in report.problems:
         where = f"{problem.path}:{problem.line}:{problem.col}: {problem.message!r}"
-        folders = {p.parent.resolve() for p in checked}
-        assert (
-            problem.path in checked
-            or problem.path.resolve().parent in folders
-            or any(folder in problem.path.resolve().parents for folder in folders)
-        ), where
-        raw = problem.path.read_bytes() if problem.path.is_file() else b""
-        lines = raw.split(b"\n")
+        if problem.path not in lines_of:
+            resolved = problem.path.resolve()
+            assert (
+                problem.path in checked
+                or resolved.parent in folders
+                or any(folder in resolved.parents for folder in folders)
+            ), where
+            raw = problem.path.read_bytes() if problem.path.is_file() else b""
+            lines_of[problem.path] = raw.split(b"\n")
+        lines = lines_of[problem.path]
         assert 1 <= problem.line <= len(lines), f"{where}: the file has {len(lines)} lines"
         line = lines[problem.line - 1].decode("utf-8", "replace")
         line = line.removeprefix("\ufeff") if problem.line == 1 else line  # editors hide a BOM
@@ -487,6 +491,38 @@ def test_byte_mutations_of_specs_give_located_problems(
     name, raw = case
     alone = [workspace.spec(name), *([stub] if name == "scifi_quality" else [])]
     check_mutation(workspace, name, raw, stage, alone)
+
+
+# -- large specs: thousands of the same mistake --------------------------------------------------
+
+HEAD = "pipeline: big\ndescription: d\nowner: analytics\nstart_date: 2024-01-01\ntasks:\n"
+LARGE = {
+    # 4,000 tasks naming missing ones: each was compared with every task id (111 s)
+    "missing dependencies": lambda n: "".join(
+        f"- {{id: t{i}, athena: {{sql: SELECT 1}}, depends_on: [x{i}]}}\n" for i in range(n)
+    ),
+    "duplicate task ids": lambda n: "- {id: t, athena: {sql: SELECT 1}}\n" * n,
+    "one long cycle": lambda n: "".join(
+        f"- {{id: t{i}, athena: {{sql: SELECT 1}}, depends_on: [t{(i + 1) % n}]}}\n"
+        for i in range(n)
+    ),
+    "unknown keys": lambda n: (
+        "- {id: a, athena: {sql: SELECT 1}}\n" + "".join(f"k{i}: 1\n" for i in range(n))
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(LARGE))
+def test_large_specs_of_one_mistake_finish_with_located_problems(tmp_path: Path, kind: str) -> None:
+    """Specs near the size limit repeating one mistake thousands of times: validation finishes
+    (within the hang limit) and every problem is well formed."""
+    path = tmp_path / "big" / "big.yaml"
+    path.parent.mkdir()
+    path.write_text(HEAD + LARGE[kind](4_000))
+    assert path.stat().st_size <= MAX_SPEC_BYTES
+    report = validate([path])
+    assert report.problems
+    assert_well_formed(report, [path])
 
 
 # -- every field, every wrong type -------------------------------------------------------------
