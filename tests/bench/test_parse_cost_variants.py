@@ -9,7 +9,6 @@ variant that drifts.
 from __future__ import annotations
 
 import ast
-import copy
 from pathlib import Path
 from typing import Any
 
@@ -109,31 +108,87 @@ def test_dag_factory_dags_differ_from_mwaa_elts_only_where_dag_factory_must(rend
     }
 
 
-def test_compare_names_the_task_argument_that_differs(rendered):
-    other = copy.deepcopy(rendered["dags"])
-    other["sales_0000"]["tasks"]["drop_summary"]["fields"]["query"] = "DROP TABLE other"
+def _task(operator: str, upstream: list[str], **changes: Any) -> dict[str, Any]:
+    """A task as the probe describes it (the keys compare() reads), with `changes` applied."""
+    return {
+        "operator": f"airflow.providers.amazon.aws.operators.{operator}",
+        "group": None,
+        "upstream": upstream,
+        "owner": "analytics",
+        "retries": 1,
+        "retry_delay": {"timedelta_seconds": 300.0},
+        "trigger_rule": "all_success",
+        "is_setup": False,
+        "is_teardown": False,
+        "on_failure_callback": [],
+        "outlets": [],
+        "fields": {"query": "SELECT 1", "aws_conn_id": "aws_default"},
+        "attributes": {"deferrable": True},
+        **changes,
+    }
+
+
+def _described() -> dict[str, Any]:
+    """Two DAGs as the probe describes them: an Athena one and an EMR one with a teardown."""
+    athena = {"summary": _task("athena.AthenaOperator", [])}
+    emr = {
+        "create_cluster": _task("emr.EmrCreateJobFlowOperator", [], is_setup=True),
+        "terminate_cluster": _task(
+            "emr.EmrTerminateJobFlowOperator",
+            ["create_cluster"],
+            is_teardown=True,
+            trigger_rule="all_done_setup_success",
+        ),
+    }
+    return {
+        dag_id: {"dag_id": dag_id, "doc_md": f"{dag_id} docs", "tags": ["dev"], "tasks": tasks}
+        for dag_id, tasks in (("sales_0000", athena), ("sales_emr_0000", emr))
+    }
+
+
+def test_compare_finds_nothing_between_equal_descriptions():
+    assert parse_cost.compare(_described(), _described(), dag_factory=False) == []
+
+
+def test_compare_names_the_task_argument_that_differs():
+    other = _described()
+    other["sales_0000"]["tasks"]["summary"]["fields"]["query"] = "SELECT 2"
     for dag_factory in (False, True):
-        problems = parse_cost.compare(rendered["dags"], other, dag_factory=dag_factory)
-        assert [p.split(":")[0] for p in problems] == ["sales_0000.drop_summary.fields"]
+        problems = parse_cost.compare(_described(), other, dag_factory=dag_factory)
+        assert [p.split(":")[0] for p in problems] == ["sales_0000.summary.fields"]
 
 
-def test_compare_reports_missing_dags_and_tasks(rendered):
-    other = copy.deepcopy(rendered["dags"])
+def test_compare_reports_missing_dags_and_tasks():
+    other = _described()
     del other["sales_0000"]
-    del other["sales_emr_0000"]["tasks"]["build_sessions"]
-    problems = parse_cost.compare(rendered["dags"], other, dag_factory=False)
-    assert "sales_0000: built by only one of the two variants" in problems
-    assert "sales_emr_0000.build_sessions: built by only one of the two variants" in problems
+    del other["sales_emr_0000"]["tasks"]["terminate_cluster"]
+    problems = parse_cost.compare(_described(), other, dag_factory=False)
+    assert problems == [
+        "sales_0000: built by only one of the two variants",
+        "sales_emr_0000.terminate_cluster: built by only one of the two variants",
+    ]
 
 
-def test_dag_factory_allowances_do_not_cover_other_tasks_or_other_tags(rendered):
-    other = copy.deepcopy(rendered["dags"])
-    other["sales_0000"]["tasks"]["create_summary"]["trigger_rule"] = "all_done"
+def test_compare_allows_dag_factorys_known_differences_to_dag_factory_only():
+    other = _described()
+    for dag in other.values():
+        dag["doc_md"] += "\n## YML DAG\n..."
+        dag["tags"].append("dagfactory")
+    tasks = other["sales_emr_0000"]["tasks"]
+    tasks["create_cluster"]["is_setup"] = False
+    tasks["terminate_cluster"].update(is_teardown=False, trigger_rule="all_done")
+    assert parse_cost.compare(_described(), other, dag_factory=True) == []
+    assert len(parse_cost.compare(_described(), other, dag_factory=False)) == 7
+
+
+def test_dag_factory_allowances_do_not_cover_other_tasks_tags_or_docs():
+    other = _described()
+    other["sales_0000"]["tasks"]["summary"]["trigger_rule"] = "all_done"
     other["sales_0000"]["tags"].append("unexpected")
     other["sales_emr_0000"]["doc_md"] = "something else entirely"
-    problems = parse_cost.compare(rendered["dags"], other, dag_factory=True)
+    problems = parse_cost.compare(_described(), other, dag_factory=True)
     assert sorted(p.split(":")[0] for p in problems) == [
-        "sales_0000.create_summary.trigger_rule",
+        "sales_0000.summary.trigger_rule",
         "sales_0000.tags",
         "sales_emr_0000.doc_md",
     ]
