@@ -177,6 +177,28 @@ scalars = st.one_of(
     st.floats(),
     st.text(max_size=12),
 )
+# Values each a mistake somewhere: YAML look-alikes, bad dates, cron, durations, paths, S3
+# locations, stage variables, SQL, names of another kind, very long text.
+# fmt: off
+WRONG_TEXTS = [
+    "", " ", "null", "~", "yes", "0x1F", "1e3", ".inf", "2024-13-45", "2024-02-30", "@daily",
+    "@dailly", "* * * * * *", "61 25 * * *", "1h", "0s", "-1m", "99999999999d", "s3://",
+    "s3://bucket", "s3:///key", "{{ lake.bucket }}", "{{ lake.uri }}", "{{ lake.uri * 3 }}",
+    "{{ db.nope }}", "{{ db }}", "{{ stage.name ~ ds }}", "{{ db.movielens ~ '.t' }}", "{{ ds",
+    "{% if %}", "{# open", "dev_movielens", "airflow", "../x.sql", "/etc/passwd", "~/x.sql",
+    "C:\\x.sql", "sql/missing.sql", "sql/create_movies.sql", "scripts/clean_ratings.hql",
+    "scripts", "SELEC 1", "SELECT 1; SELECT 2", "j-ABC", "emr-7.5.0", "m5.xlarge", "Hive",
+    "spark.x", "movielens_scifi.scifi", "x" * 100_000, "y" * (MAX_SPEC_BYTES + 1),
+]
+EDIT_PIECES = [
+    "\u2028", "\x85", "\ufeff", "\t", "'", '"', "{", "}", "[", "]", "&", "*", "!", "%", "@", "`",
+    "|", ">", "#", ": ", "- ", "\\", "? ", ",", "!!binary ", "\x7f",
+]
+SPECIAL_BYTES = [
+    b"\x00", b"\xff", b"\xc3", b"\xef\xbb\xbf", b"\xc2\x85", b"\xe2\x80\xa8", b"\r", b"\t",
+    b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\x1b[2J", b"\n---\n", b"&x ", b"*x", b"!!str ",
+]
+# fmt: on
 wrong_values = st.one_of(
     scalars,
     st.sampled_from([0, -1, 10**30, 1.5, float("nan"), float("inf"), True, None, [], {}]),
@@ -190,60 +212,7 @@ wrong_values = st.one_of(
         max_leaves=6,
     ),
     hostile_text(),
-    st.sampled_from(
-        [
-            "",
-            " ",
-            "null",
-            "~",
-            "yes",
-            "0x1F",
-            "1e3",
-            ".inf",
-            "2024-13-45",
-            "2024-02-30",
-            "@daily",
-            "@dailly",
-            "* * * * * *",
-            "61 25 * * *",
-            "1h",
-            "0s",
-            "-1m",
-            "99999999999d",
-            "s3://",
-            "s3://bucket",
-            "s3:///key",
-            "{{ lake.bucket }}",
-            "{{ lake.uri }}",
-            "{{ db.nope }}",
-            "{{ db }}",
-            "{{ stage.name ~ ds }}",
-            "{{ db.movielens ~ '.t' }}",
-            "{{ ds",
-            "{% if %}",
-            "{# open",
-            "dev_movielens",
-            "airflow",
-            "../x.sql",
-            "/etc/passwd",
-            "~/x.sql",
-            "C:\\x.sql",
-            "sql/missing.sql",
-            "sql/create_movies.sql",
-            "scripts/clean_ratings.hql",
-            "scripts",
-            "SELEC 1",
-            "SELECT 1; SELECT 2",
-            "j-ABC",
-            "emr-7.5.0",
-            "m5.xlarge",
-            "Hive",
-            "spark.x",
-            "movielens_scifi.scifi",
-            "x" * 100_000,
-            "y" * (MAX_SPEC_BYTES + 1),
-        ]
-    ),
+    st.sampled_from(WRONG_TEXTS),
     st.just(DEEP),
     st.just(BOMB),
 )
@@ -310,38 +279,7 @@ def text_edit(draw: st.DrawFn, text: str) -> str:
     elif kind == "truncate":
         return text[: draw(st.integers(0, len(text)))]
     else:
-        piece = draw(
-            st.sampled_from(
-                [
-                    "\u2028",
-                    "\x85",
-                    "\ufeff",
-                    "\t",
-                    "'",
-                    '"',
-                    "{",
-                    "}",
-                    "[",
-                    "]",
-                    "&",
-                    "*",
-                    "!",
-                    "%",
-                    "@",
-                    "`",
-                    "|",
-                    ">",
-                    "#",
-                    ": ",
-                    "- ",
-                    "\\",
-                    "? ",
-                    ",",
-                    "!!binary ",
-                    "\x7f",
-                ]
-            )
-        )
+        piece = draw(st.sampled_from(EDIT_PIECES))
         line = lines[at]
         col = draw(st.integers(0, len(line)))
         lines[at] = line[:col] + piece + line[col:]
@@ -353,25 +291,7 @@ def mutated_bytes(draw: st.DrawFn) -> tuple[str, bytes]:
     """An example spec's bytes with one to four byte-level edits."""
     name = draw(st.sampled_from(EXAMPLES))
     raw = bytearray(ORIGINAL[name])
-    special = st.sampled_from(
-        [
-            b"\x00",
-            b"\xff",
-            b"\xc3",
-            b"\xef\xbb\xbf",
-            b"\xc2\x85",
-            b"\xe2\x80\xa8",
-            b"\r",
-            b"\t",
-            b"\xed\xa0\x80",
-            b"\xf4\x90\x80\x80",
-            b"\x1b[2J",
-            b"\n---\n",
-            b"&x ",
-            b"*x",
-            b"!!str ",
-        ]
-    )
+    special = st.sampled_from(SPECIAL_BYTES)
     for _ in range(draw(st.integers(1, 4))):
         at = draw(st.integers(0, len(raw)))
         kind = draw(st.sampled_from(["insert", "special", "flip", "delete"]))
