@@ -78,6 +78,7 @@ def run_section(name: str, quick: bool) -> dict[str, Any]:
     """One section in a fresh Python process; its result with how long and large the run was."""
     with tempfile.TemporaryDirectory(prefix=f"mwaa-elt-bench-{name}-") as scratch:
         out = Path(scratch) / "result.json"
+        commit = _commit()  # before: others may commit while a long section runs
         command = [sys.executable, "-m", "bench", CHILD, name, "--out", str(out)]
         started = time.perf_counter()
         process = subprocess.Popen([*command, *(["--quick"] if quick else [])], cwd=ROOT)
@@ -88,7 +89,7 @@ def run_section(name: str, quick: bool) -> dict[str, Any]:
         return {
             "result": json.loads(out.read_text()),
             "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "commit": _commit(),
+            "commit": commit,
             "section_wall_s": round(time.perf_counter() - started, 1),
             "section_peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
         }
