@@ -769,7 +769,9 @@ def promote(
     store = _stage_store(target)
     identity = identity_now(caller_arn(target))
     manifest, etag = store.load_manifest()
-    live = store.read_dags(keys_to_diff(prepared.builds, manifest))
+    show_diffs = diff if diff is not None else (plan_only or not (yes or json_))
+    wanted = keys_to_diff(prepared.builds, manifest) if show_diffs or plan_only else []
+    live = store.read_dags(wanted)
     plan = build_plan(
         target,
         prepared.builds,
@@ -795,12 +797,11 @@ def promote(
             out.print(f"{to} is up to date: nothing to promote")
         return
     _gates(project, stages, prepared, plan, skip_mwaa=skip_mwaa_checks, profile=source_profile)
-    interactive = not yes and not json_
     if plan_only:
         if json_:
             _print_json(_plan_json(plan))
         else:
-            _print_plan(plan, diffs=diff if diff is not None else True)
+            _print_plan(plan, diffs=show_diffs)
             _print_kept(kept)
         return
     _apply_confirmed(
@@ -809,7 +810,7 @@ def promote(
         identity,
         yes=yes,
         json_=json_,
-        diffs=diff if diff is not None else interactive,
+        diffs=show_diffs,
         kept=kept,
         skip_mwaa=skip_mwaa_checks,
         force_unlock=force_unlock,
@@ -883,9 +884,15 @@ def _gates(
     from mwaa_elt.promote.mwaa import require_source_runs_succeeded
 
     target = prepared.target
-    requirements_gate(prepared.render, target, project.environment_dir / "requirements.txt")
-    with err.status(f"integrity gate: DagBag under Airflow {target.airflow.version}…"):
-        dagbag_gate(prepared.render, target, project.root)
+    written = plan.changed()
+    requirements = project.environment_dir / "requirements.txt"
+    requirements_gate(prepared.render, target, requirements, written)
+    if written:
+        with err.status(
+            f"integrity gate: {len(written)} DAG(s) in DagBag under Airflow "
+            f"{target.airflow.version}…"
+        ):
+            dagbag_gate(prepared.render, target, project.root, written)
     source = prepared.source
     if source in stages and target.config.gates.require_source_run_success and not skip_mwaa:
         moving = [c.pipeline for c in plan.changes if c.action in {"added", "updated"}]

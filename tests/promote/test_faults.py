@@ -174,7 +174,7 @@ def project(
     monkeypatch.chdir(scratch_project)
     from mwaa_elt.promote import gates
 
-    monkeypatch.setattr(gates, "dagbag_gate", lambda render, stage, root: None)
+    monkeypatch.setattr(gates, "dagbag_gate", lambda *args: None)
     return scratch_project
 
 

@@ -46,14 +46,17 @@ def project(scratch_project: Path, project_root: Path, endpoint: str, monkeypatc
 
 
 @pytest.fixture(autouse=True)
-def dagbag_gate_once_per_render(monkeypatch, request):
-    """The DagBag gate costs an Airflow start-up (seconds); tests not about it record what it
-    was asked to check instead. `test_the_integrity_gate_*` run the real one."""
-    if request.node.name.startswith("test_the_integrity_gate"):
-        return
-    from mwaa_elt.promote import gates
+def gated(monkeypatch, request) -> list[list[str]]:
+    """The DagBag gate costs an Airflow start-up (seconds); tests not about it record which
+    pipelines it was asked to load instead. `test_the_integrity_gate_*` run the real one."""
+    asked: list[list[str]] = []
+    if not request.node.name.startswith("test_the_integrity_gate"):
+        from mwaa_elt.promote import gates
 
-    monkeypatch.setattr(gates, "dagbag_gate", lambda render, stage, root: None)
+        monkeypatch.setattr(
+            gates, "dagbag_gate", lambda render, stage, root, names: asked.append(sorted(names))
+        )
+    return asked
 
 
 def mwaa(*args: str, stdout_only: bool = False) -> tuple[int, str]:
@@ -100,7 +103,7 @@ def edit_sql(project: Path, text: str) -> None:
     path.write_text(path.read_text() + f"\n-- {text}\n")
 
 
-def test_first_promotion_writes_everything_and_a_second_writes_nothing(project, stages):
+def test_first_promotion_writes_everything_and_a_second_writes_nothing(project, stages, gated):
     first = promote_json("--to", "dev")
     assert first["stage"] == "dev" and first["from"] == "working-tree"
     assert {p["action"] for p in first["pipelines"]} == {"added"}
@@ -113,11 +116,13 @@ def test_first_promotion_writes_everything_and_a_second_writes_nothing(project, 
     assert sum(k.startswith("dags/") for k in before) == 3
     second = promote_json("--to", "dev")
     assert (second["uploaded"], second["unchanged"]) == (0, 3)
+    assert len(gated) == 1  # nothing to write: no gate to pass
     assert versions(stages["dev"]) == before
 
 
-def test_one_changed_sql_file_uploads_exactly_one_dag(project, stages):
+def test_one_changed_sql_file_uploads_exactly_one_dag(project, stages, gated):
     promote_json("--to", "dev")
+    assert gated == [["movielens_emr", "movielens_scifi", "scifi_quality"]]
     before = versions(stages["dev"])
     edit_sql(project, "only this one")
     result = promote_json("--to", "dev")
@@ -137,6 +142,7 @@ def test_one_changed_sql_file_uploads_exactly_one_dag(project, stages):
         stages["dev"].manifest_key,
     }
     assert "-- only this one" in dag(stages["dev"], "movielens_scifi")
+    assert gated[-1] == ["movielens_scifi"]  # only the DAG the promotion writes is loaded
 
 
 def test_plan_prints_a_diff_and_writes_nothing(project, stages):

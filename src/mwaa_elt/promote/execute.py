@@ -83,8 +83,7 @@ def _apply_and_verify(
     verify: Verify | None,
     lease: Lease,
 ) -> Outcome:
-    _, etag = store.load_manifest()
-    if etag != plan.manifest_etag:
+    if store.etag(store.stage.manifest_key) != plan.manifest_etag:
         raise ConfigError(
             f"the manifest of stage {plan.stage} changed since this plan was made (another "
             "promotion or rollback finished meanwhile); nothing was changed — run the "

@@ -5,8 +5,8 @@ from __future__ import annotations
 import ast
 import sys
 import tempfile
-from collections.abc import Mapping
-from pathlib import Path
+from collections.abc import Collection, Mapping
+from pathlib import Path, PurePosixPath
 
 from packaging.utils import canonicalize_name
 
@@ -14,8 +14,7 @@ from mwaa_elt.airflow_versions import MWAA_PREINSTALLED_PROVIDERS
 from mwaa_elt.check import PARSE_TIME, CheckReport, run_dagbag
 from mwaa_elt.environment_files import build_requirements, package_names
 from mwaa_elt.errors import ConfigError
-from mwaa_elt.render import RenderResult, write_render
-from mwaa_elt.render.generate import DAGS_DIR
+from mwaa_elt.render import RenderResult
 from mwaa_elt.stage import Stage
 
 # Modules that come with Airflow itself rather than from a distribution requirements.txt names.
@@ -27,12 +26,17 @@ _NOT_GATING = {PARSE_TIME}
 _TWO_LEVEL = {"alibaba", "apache", "atlassian", "cncf", "common", "dbt", "microsoft"}
 
 
-def dagbag_gate(render: RenderResult, stage: Stage, project_root: Path) -> CheckReport:
-    """Load the rendered DAGs with the DagBag of the stage's Airflow; ConfigError on failure."""
+def dagbag_gate(
+    render: RenderResult, stage: Stage, project_root: Path, pipelines: Collection[str]
+) -> CheckReport:
+    """Load the DAG files of `pipelines` (those a promotion writes) with the DagBag of the
+    stage's Airflow; ConfigError on failure. DAG ids are unique by validation already."""
     with tempfile.TemporaryDirectory(prefix="mwaa-elt-gate-") as scratch:
-        folder = Path(scratch) / "out"
-        write_render(render, folder)
-        report = run_dagbag(folder / DAGS_DIR, stage.airflow.major, project_root=project_root)
+        folder = Path(scratch)
+        for name in sorted(pipelines):
+            dag_path = PurePosixPath(render.pipelines[name].dag_path)
+            (folder / dag_path.name).write_bytes(render.files[dag_path.as_posix()])
+        report = run_dagbag(folder, stage.airflow.major, project_root=project_root)
     failures = [
         f"{file.path.name}: {finding.rule}: {finding.message}"
         for file in report.files
@@ -77,12 +81,20 @@ def _distribution(module: str) -> str | None:
     return canonicalize_name(parts[0])
 
 
-def requirements_gate(render: RenderResult, stage: Stage, requirements_source: Path) -> None:
-    """Refuse DAGs that import a distribution the stage's MWAA environment does not install."""
+def requirements_gate(
+    render: RenderResult,
+    stage: Stage,
+    requirements_source: Path,
+    pipelines: Collection[str] | None = None,
+) -> None:
+    """Refuse DAGs (of `pipelines`, default all) that import a distribution the stage's MWAA
+    environment does not install."""
     provided = package_names(build_requirements(stage, requirements_source))
     provided |= MWAA_PREINSTALLED_PROVIDERS.get(stage.airflow.major, frozenset())
     missing: dict[str, set[str]] = {}
     for name, pipeline in render.pipelines.items():
+        if pipelines is not None and name not in pipelines:
+            continue
         for distribution in required_distributions(render.files[pipeline.dag_path]):
             if distribution not in provided:
                 missing.setdefault(distribution, set()).add(name)

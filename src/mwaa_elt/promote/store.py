@@ -53,6 +53,17 @@ class StageStore:
     def _fail(self, what: str, key: str, error: Exception, state: str) -> ExternalError:
         return ExternalError(f"{what} {self.uri(key)} failed: {error}; {state}")
 
+    def etag(self, key: str) -> str | None:
+        """The current ETag of `key` (HEAD: no body), or None when it does not exist."""
+        try:
+            return str(self.client.head_object(Bucket=self.bucket, Key=key)["ETag"])
+        except ClientError as error:
+            if _code(error) in _MISSING:
+                return None
+            raise self._fail("HEAD", key, error, "nothing was changed by this step") from None
+        except BotoCoreError as error:
+            raise self._fail("HEAD", key, error, "nothing was changed by this step") from None
+
     def head_metadata(self, key: str) -> dict[str, str] | None:
         """The user metadata of `key` (HEAD), or None when it does not exist."""
         try:
