@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 import yaml
 from fuzz_support import HANG_SECONDS, PIECES, fuzz_settings, hard_timeout, hostile_text
-from hypothesis import given
+from hypothesis import Phase, given
 from hypothesis import strategies as st
 from render_support import ROOT, TEMPLATES, airflow_missing, with_airflow
 
@@ -348,7 +348,8 @@ def assert_source_carries(result: RenderResult, named: dict[str, Texts], stage: 
 # -- the properties ----------------------------------------------------------------------------
 
 
-@fuzz_settings(max_examples=10)
+# No shrinking: an example costs two renders, and the failure names the field and both texts.
+@fuzz_settings(max_examples=10, phases=[Phase.explicit, Phase.generate])
 @given(batch=st.lists(texts, min_size=1, max_size=3))
 def test_hostile_text_in_every_field_is_carried_by_the_generated_source(batch: list[Texts]) -> None:
     with tempfile.TemporaryDirectory(prefix="fuzz-render-") as tmp:
