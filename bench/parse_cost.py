@@ -560,7 +560,8 @@ def markdown(result: dict[str, Any]) -> list[str]:
         "",
         "Measured at steady state, as a scheduler re-parses unchanged files: compiled DAG files "
         "are cached in `__pycache__` (an untimed first parse writes them), and Airflow's "
-        "ProvidersManager is initialised before the clock starts (a one-time ~0.3 s that every "
+        "ProvidersManager is initialised before the clock starts (a one-time "
+        f"{_ms(processor['variants'][MWAA_ELT]['providers_warm_up']['median_s'])} that every "
         "variant's first Asset would pay). A ratio is the median over repetitions of that "
         "repetition's ratio: within a repetition the variants are measured side by side.",
         *_busy_note(result),

@@ -130,8 +130,8 @@ def _import_all(modules: list[str]) -> list[str]:
 def _warm_up_providers() -> float:
     """Initialise what every variant's first Asset would (ProvidersManager's URI handlers).
 
-    It is the same one-time cost for every variant (about a quarter second); paid before the
-    clock starts, the numbers show what the files themselves cost.
+    It is the same one-time cost for every variant (a few hundred ms); paid before the clock
+    starts, the numbers show what the files themselves cost.
     """
     started = time.perf_counter()
     from airflow.sdk import Asset
