@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +20,7 @@ from mwaa_elt.promote.plan import (
 )
 from mwaa_elt.promote.store import RENDERED_HASH_METADATA, StageStore
 
-# Called after each step with (index of the step, 1-based; number of steps; the step).
+# Called after each step completes with (steps completed so far; number of steps; the step).
 Progress = Callable[[int, int, Step], None]
 
 
@@ -51,6 +52,17 @@ class ApplyResult:
         }
 
 
+# Steps of one phase are independent and run in parallel; phases run in order, so scripts and
+# bundles are in place before any DAG that uses them, and the manifest is written last.
+WORKERS = 8
+
+
+def _phase(step: Step) -> int:
+    if isinstance(step, UploadScript | UploadBundle | UploadTemplates):
+        return 0
+    return 1 if isinstance(step, WriteDag | DeleteDag) else 2
+
+
 def apply_plan(
     store: StageStore,
     plan: Plan,
@@ -58,7 +70,7 @@ def apply_plan(
     *,
     guard: Callable[[], None] | None = None,
 ) -> ApplyResult:
-    """Execute `plan`'s steps in order against the stage's bucket; the manifest is written last.
+    """Execute `plan`'s steps phase by phase against the stage's bucket; the manifest last.
 
     `guard` runs before each step and may raise to stop (the stage lock was lost). Any stop —
     an error, a guard, Ctrl-C — says which DAG files are live but not yet in the manifest;
@@ -67,26 +79,65 @@ def apply_plan(
     if store.stage.name != plan.stage:
         raise ValueError(f"plan for stage {plan.stage} applied to stage {store.stage.name}")
     result = ApplyResult(plan)
-    total = len(plan.steps)
-    for index, step in enumerate(plan.steps, start=1):
-        try:
-            if guard is not None:
-                guard()
-            _run(store, step, result)
-        except MwaaEltError as error:
-            raise type(error)([*error.messages, _stopped_at(plan, index)]) from None
-        except KeyboardInterrupt:
-            raise ConfigError(["interrupted", _stopped_at(plan, index)]) from None
-        if progress is not None:
-            progress(index, total, step)
+    done: list[Step] = []
+
+    def run(step: Step) -> Effect:
+        if guard is not None:
+            guard()
+        return _run(store, step, result.version_ids)
+
+    with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="mwaa-elt-apply") as pool:
+        for phase in sorted({_phase(step) for step in plan.steps}):
+            steps = [step for step in plan.steps if _phase(step) == phase]
+            futures = {pool.submit(run, step): step for step in steps}
+            try:
+                for future in as_completed(futures):
+                    _count(result, future.result())
+                    done.append(futures[future])
+                    if progress is not None:
+                        progress(len(done), len(plan.steps), futures[future])
+            except BaseException as error:
+                _settle(futures, done)  # nothing new starts once the run is stopping
+                if isinstance(error, MwaaEltError):
+                    raise type(error)([*error.messages, _stopped(plan, done)]) from None
+                if isinstance(error, KeyboardInterrupt):
+                    raise ConfigError(["interrupted", _stopped(plan, done)]) from None
+                raise
     return result
 
 
-def _stopped_at(plan: Plan, failed: int) -> str:
-    """The stage's state when step `failed` (1-based) of `plan` failed, and what to do."""
-    done = plan.steps[: failed - 1]
-    wrote = [step.key for step in done if isinstance(step, WriteDag)]
-    deleted = [step.key for step in done if isinstance(step, DeleteDag)]
+def _settle(futures: dict[Future[Effect], Step], done: list[Step]) -> None:
+    """Cancel what has not started, wait for what has, and count what completed."""
+    for future in futures:
+        future.cancel()
+    wait(futures)
+    for future, step in futures.items():
+        if step not in done and not future.cancelled() and future.exception() is None:
+            done.append(step)
+
+
+@dataclass(frozen=True)
+class Effect:
+    """What one step did to the bucket."""
+
+    uploaded: int = 0
+    skipped: int = 0
+    deleted: int = 0
+    manifest_etag: str | None = None
+
+
+def _count(result: ApplyResult, effect: Effect) -> None:
+    result.uploaded += effect.uploaded
+    result.skipped += effect.skipped
+    result.deleted += effect.deleted
+    if effect.manifest_etag is not None:
+        result.manifest_etag = effect.manifest_etag
+
+
+def _stopped(plan: Plan, done: list[Step]) -> str:
+    """The stage's state after the `done` steps of `plan` completed, and what to do."""
+    wrote = sorted(step.key for step in done if isinstance(step, WriteDag))
+    deleted = sorted(step.key for step in done if isinstance(step, DeleteDag))
     what = "rollback" if plan.source == "rollback" else "promotion"
     if not wrote and not deleted:
         return (
@@ -107,33 +158,30 @@ def _keys(keys: list[str], shown: int = 5) -> str:
     return ", ".join(keys[:shown]) + more
 
 
-def _run(store: StageStore, step: Step, result: ApplyResult) -> None:
+def _run(store: StageStore, step: Step, version_ids: dict[str, str | None]) -> Effect:
     match step:
         case UploadScript(key=key, body=body):
-            if store.put_if_absent(key, body):
-                result.uploaded += 1
-            else:
-                result.skipped += 1
+            written = store.put_if_absent(key, body)
+            return Effect(uploaded=int(written), skipped=int(not written))
         case UploadBundle(key=key, body=body) | UploadTemplates(key=key, body=body):
-            if not store.put_if_absent(key, body):
-                result.skipped += 1
+            return Effect(skipped=int(not store.put_if_absent(key, body)))
         case WriteDag(pipeline=pipeline, key=key, body=body, rendered_hash=rendered_hash):
-            result.version_ids[pipeline] = store.put(
+            version_ids[pipeline] = store.put(
                 key,
                 body,
                 metadata={RENDERED_HASH_METADATA: rendered_hash},
                 content_type="text/x-python",
                 state="the object holds its previous file or the new one, never part of one",
             )
-            result.uploaded += 1
+            return Effect(uploaded=1)
         case DeleteDag(key=key):
             store.delete(key)
-            result.deleted += 1
+            return Effect(deleted=1)
         case WriteManifest(manifest=manifest, expected_etag=etag, pending_versions=pending):
             records = dict(manifest.pipelines)
             for name in pending:
                 records[name] = records[name].model_copy(
-                    update={"dag_version_id": result.version_ids.get(name)}
+                    update={"dag_version_id": version_ids.get(name)}
                 )
             final = manifest.model_copy(update={"pipelines": records})
-            result.manifest_etag = store.write_manifest(final, etag)
+            return Effect(manifest_etag=store.write_manifest(final, etag))

@@ -17,7 +17,8 @@ from mwaa_elt.errors import ConfigError, ExternalError
 from mwaa_elt.promote.manifest import Manifest, empty_manifest
 from mwaa_elt.stage import Stage
 
-RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 5})
+# Standard retries for throttling and 5xx; enough connections for apply's parallel uploads.
+RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 5}, max_pool_connections=16)
 RENDERED_HASH_METADATA = "mwaa-elt-rendered-hash"
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 _PRECONDITION = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
