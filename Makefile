@@ -30,7 +30,7 @@ lint: setup
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/ruff format --check $(LINT_PATHS)
 
-bench: setup bench-envs
+bench: setup airflow-envs bench-envs
 	$(BIN)/python -m bench
 
 clean:
