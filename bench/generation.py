@@ -189,8 +189,12 @@ def run(quick: bool = False, progress: Callable[[str], None] | None = None) -> d
     }
 
 
-def _ms_per_spec(scale: dict[str, Any], step: str) -> float:
-    return 1000 * scale["steps"][step]["median_s"] / scale["specs"]
+def _cpu_ms_per_spec(scale: dict[str, Any], step: str) -> float:
+    return 1000 * scale["steps"][step]["cpu_median_s"] / scale["specs"]
+
+
+def _wall_cpu(stats: dict[str, float]) -> str:
+    return f"{stats['median_s']:.2f} s ({stats['cpu_median_s']:.2f} s)"
 
 
 def markdown(result: dict[str, Any]) -> list[str]:
@@ -235,19 +239,20 @@ def markdown(result: dict[str, Any]) -> list[str]:
         "",
         "### Linearity",
         "",
-        "Median wall time per scale; ms/spec and its ratio to the smallest scale's (1.0 = linear).",
+        "Median wall time (CPU time) per scale; render cost per spec, in CPU time (steadier than "
+        "wall time on a shared machine), and its ratio to the smallest scale's (1.0 = linear).",
         "",
-        "| specs | validate | render | ms/spec (render) | ratio | render (no-op) "
+        "| specs | validate | render | render CPU ms/spec (ratio) | render (no-op) "
         "| peak memory (render) |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|",
     ]
     for scale in scales:
         s = scale["steps"]
-        ratio = _ms_per_spec(scale, "render") / _ms_per_spec(base, "render")
+        per_spec = _cpu_ms_per_spec(scale, "render")
+        ratio = per_spec / _cpu_ms_per_spec(base, "render")
         lines.append(
-            f"| {scale['specs']} | {s['validate']['median_s']:.2f} s | "
-            f"{s['render']['median_s']:.2f} s | {_ms_per_spec(scale, 'render'):.1f} | "
-            f"{ratio:.2f} | {s['render (no-op)']['median_s']:.2f} s | "
+            f"| {scale['specs']} | {_wall_cpu(s['validate'])} | {_wall_cpu(s['render'])} | "
+            f"{per_spec:.1f} ({ratio:.2f}) | {_wall_cpu(s['render (no-op)'])} | "
             f"{s['render']['peak_rss_mb']:.0f} MB |"
         )
     return lines
