@@ -862,12 +862,13 @@ def _prepare(
     """What the promotion moves: the working tree's pipelines, or the source stage's."""
     from mwaa_elt.promote.builds import from_stage, from_working_tree
 
+    # No spinner here: its thread would keep validation and rendering from forking workers.
     if source is None:
         selected = _valid_pipelines(project, stages, names)
-        with err.status(f"rendering {len(selected)} pipeline(s) for {target.name}…"):
-            return from_working_tree(project, stages, target, selected, complete=not names)
-    with err.status(f"reading what is live in {source} and rendering it for {target.name}…"):
-        return from_stage(stages, _stage_store(stages[source], profile), target, names)
+        err.print(f"rendering {len(selected)} pipeline(s) for {target.name}…")
+        return from_working_tree(project, stages, target, selected, complete=not names)
+    err.print(f"reading what is live in {source} and rendering it for {target.name}…")
+    return from_stage(stages, _stage_store(stages[source], profile), target, names)
 
 
 def _gates(
