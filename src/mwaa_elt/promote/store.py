@@ -54,10 +54,10 @@ class StageStore:
     def _fail(self, what: str, key: str, error: Exception, state: str) -> ExternalError:
         return ExternalError(f"{what} {self.uri(key)} failed: {error}; {state}")
 
-    def etag(self, key: str) -> str | None:
-        """The current ETag of `key` (HEAD: no body), or None when it does not exist."""
+    def _head(self, key: str) -> dict[str, Any] | None:
+        """HeadObject of `key` (no body), or None when it does not exist."""
         try:
-            return str(self.client.head_object(Bucket=self.bucket, Key=key)["ETag"])
+            return dict(self.client.head_object(Bucket=self.bucket, Key=key))
         except ClientError as error:
             if _code(error) in _MISSING:
                 return None
@@ -65,17 +65,15 @@ class StageStore:
         except BotoCoreError as error:
             raise self._fail("HEAD", key, error, "nothing was changed by this step") from None
 
+    def etag(self, key: str) -> str | None:
+        """The current ETag of `key`, or None when it does not exist."""
+        found = self._head(key)
+        return None if found is None else str(found["ETag"])
+
     def head_metadata(self, key: str) -> dict[str, str] | None:
-        """The user metadata of `key` (HEAD), or None when it does not exist."""
-        try:
-            response = self.client.head_object(Bucket=self.bucket, Key=key)
-        except ClientError as error:
-            if _code(error) in _MISSING:
-                return None
-            raise self._fail("HEAD", key, error, "nothing was changed by this step") from None
-        except BotoCoreError as error:
-            raise self._fail("HEAD", key, error, "nothing was changed by this step") from None
-        return dict(response.get("Metadata") or {})
+        """The user metadata of `key`, or None when it does not exist."""
+        found = self._head(key)
+        return None if found is None else dict(found.get("Metadata") or {})
 
     def exists(self, key: str) -> bool:
         """Whether `key` exists (HEAD)."""
