@@ -866,7 +866,7 @@ def _prepare(
     if source is None:
         selected = _valid_pipelines(project, stages, names)
         err.print(f"rendering {len(selected)} pipeline(s) for {target.name}…")
-        return from_working_tree(project, stages, target, selected, complete=not names)
+        return from_working_tree(project, target, selected, complete=not names)
     err.print(f"reading what is live in {source} and rendering it for {target.name}…")
     return from_stage(stages, _stage_store(stages[source], profile), target, names)
 

@@ -63,7 +63,6 @@ def check_route(stages: Mapping[str, Stage], source: str | None, target: str) ->
 
 def from_working_tree(
     project: Project,
-    stages: Mapping[str, Stage],
     target: Stage,
     pipelines: Mapping[str, Pipeline],
     *,

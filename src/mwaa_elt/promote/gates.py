@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 import sys
 import tempfile
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from pathlib import Path, PurePosixPath
 
 from packaging.utils import canonicalize_name
@@ -108,8 +108,3 @@ def requirements_gate(
                 for distribution, users in sorted(missing.items())
             ]
         )
-
-
-def dag_bodies(render: RenderResult) -> Mapping[str, bytes]:
-    """Each pipeline's rendered DAG file."""
-    return {name: render.files[p.dag_path] for name, p in render.pipelines.items()}

@@ -217,7 +217,9 @@ def build_plan(
         action: Action = "added" if record is None else "updated"
         diff = None
         if record is not None and dag_changed:
-            diff = _diff(stage, record.dag_key, live_dags.get(record.dag_key), build)
+            diff = _text_diff(
+                stage, record.dag_key, live_dags.get(record.dag_key), build.dag_key, build.dag
+            )
         changes.append(_change(build, action, record, diff))
         source_key = build.bundle.key(stage.bundles_prefix)
         templates_key = build.templates.key(stage.templates_prefix)
@@ -396,10 +398,6 @@ def _delete(stage: Stage, pipeline: str, key: str) -> DeleteDag:
             f"{stage.dags_prefix}; refusing to delete it — fix the manifest by hand"
         )
     return DeleteDag(pipeline, key)
-
-
-def _diff(stage: Stage, old_key: str, old: bytes | None, build: PipelineBuild) -> str:
-    return _text_diff(stage, old_key, old, build.dag_key, build.dag)
 
 
 def _text_diff(stage: Stage, old_key: str, old: bytes | None, new_key: str, new: bytes) -> str:
