@@ -16,15 +16,14 @@ All first initialise Airflow's ProvidersManager (see _warm_up_providers).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
+import importlib.util
 import json
 import os
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -86,24 +85,19 @@ def _prepare_environment(folder: Path) -> None:
     os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "ERROR"
 
 
-@contextlib.contextmanager
-def _stdout_to_stderr() -> Iterator[Any]:
-    """Send everything written to fd 1 (Airflow's log handlers included) to stderr; yield stdout."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        with os.fdopen(os.dup(saved), "w") as real_stdout:
-            yield real_stdout
-            real_stdout.flush()
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
+def _load_dagbag_probe() -> Any:
+    """mwaa-elt's own DagBag probe (stdlib + Airflow only), loaded from the source tree."""
+    path = Path(__file__).resolve().parents[2] / "src" / "mwaa_elt" / "dagbag_probe.py"
+    spec = importlib.util.spec_from_file_location("dagbag_probe", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def _seconds(value: Any) -> float:
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+_DAGBAG_PROBE = _load_dagbag_probe()
+_stdout_to_stderr = _DAGBAG_PROBE._stdout_to_stderr
+_seconds = _DAGBAG_PROBE._seconds
 
 
 def versions() -> dict[str, str | None]:
