@@ -101,6 +101,32 @@ def test_nesting_is_limited() -> None:
     assert message == f"nested deeper than {MAX_DEPTH} levels; a spec is never this deep"
 
 
+@pytest.mark.parametrize("opener", [b"[", b"{a: "])
+def test_nesting_limit_is_ours_however_deep_the_input(opener: bytes) -> None:
+    # 10,000 levels: far past the YAML library's own limit, which reads ahead of our events.
+    shallow = only_problem(b"k:\n  a: " + opener * (MAX_DEPTH + 1))
+    deep = only_problem(b"k:\n  a: " + opener * 10_000)
+    assert deep == shallow
+    assert deep[2] == f"nested deeper than {MAX_DEPTH} levels; a spec is never this deep"
+
+
+def test_brackets_in_quoted_values_and_comments_are_not_nesting() -> None:
+    text = (
+        b"a: '" + b"[" * 2000 + b"'\n"
+        b'b: "' + b"{" * 2000 + b'"  # ' + b"[" * 2000 + b"\n"
+        b"c: [[1, 2], {d: [3]}]\n"
+    )
+    doc, problems = load_yaml(text)
+    assert problems == []
+    assert doc is not None and doc.data["c"] == [[1, 2], {"d": [3]}]
+
+
+def test_quoted_brackets_do_not_hide_deep_nesting_after_them() -> None:
+    line, _, message = only_problem(b"a: '" + b"[" * 2000 + b"'\nb: " + b"[" * 10_000)
+    assert line == 2
+    assert message.startswith(f"nested deeper than {MAX_DEPTH} levels")
+
+
 def test_alias_bomb_is_refused_at_the_first_anchor() -> None:
     bomb = b"a: &a [x, x, x, x, x, x, x, x, x]\n" + b"".join(
         b"%c: &%c [*%c, *%c, *%c, *%c, *%c, *%c, *%c, *%c, *%c]\n" % ((c, c, c - 1) + (c - 1,) * 8)

@@ -139,6 +139,18 @@ def load_yaml_text(text: str) -> tuple[YamlDocument | None, list[YamlProblem]]:
     brk = _YAML_ONLY_BREAK.search(text)
     if brk:
         return None, [YamlProblem(_offset_mark(text, brk.start()), _break_message(brk.group()))]
+    cut = _past_deep_flow(text)
+    if cut is not None:
+        # Our depth limit must decide, not the YAML library's own (lower-level, differently
+        # worded, read ahead of the events we see): compose only up to the bracket that opens
+        # level MAX_DEPTH + 1, where our composer is certain to have refused already.
+        _, problems = _compose(text[:cut])
+        if problems and problems[0].message == _TOO_DEEP:
+            return None, problems
+    return _compose(text)
+
+
+def _compose(text: str) -> tuple[YamlDocument | None, list[YamlProblem]]:
     doc = YamlDocument(data=None, text=text)
     composer = _Composer(_LOADER(text), doc)
     try:
@@ -155,6 +167,64 @@ def load_yaml_text(text: str) -> tuple[YamlDocument | None, list[YamlProblem]]:
         return None, composer.problems
     doc.data = data
     return doc, []
+
+
+_TOO_DEEP = f"nested deeper than {MAX_DEPTH} levels; a spec is never this deep"
+_OPENERS = "[{"
+_CLOSERS = "]}"
+
+
+def _past_deep_flow(text: str) -> int | None:
+    """The offset just past the first '[' or '{' that opens flow level MAX_DEPTH + 1, if any.
+
+    A light scan, not a parser: it skips comments and quoted scalars that start where a node
+    may start, and counts brackets. It errs only towards reporting a cut that the composer
+    then does not confirm, which costs one more parse, never a wrong message.
+    """
+    depth = 0
+    node_start = True
+    i, end = 0, len(text)
+    while i < end:
+        char = text[i]
+        if char in _OPENERS:
+            depth += 1
+            if depth > MAX_DEPTH:
+                return i + 1
+            node_start = True
+        elif char in _CLOSERS:
+            depth = max(depth - 1, 0)
+            node_start = False
+        elif char == "#" and (i == 0 or text[i - 1] in " \t\n"):
+            newline = text.find("\n", i)
+            i = end if newline < 0 else newline
+            continue
+        elif char in "'\"" and node_start:
+            i = _past_quoted(text, i)
+            node_start = False
+            continue
+        elif char in ",:-?\n":
+            node_start = True
+        elif char not in " \t\r":
+            node_start = False
+        i += 1
+    return None
+
+
+def _past_quoted(text: str, start: int) -> int:
+    """The offset past the quoted scalar that starts at `start` (or the end of the text)."""
+    quote = text[start]
+    i = start + 1
+    while i < len(text):
+        if quote == '"' and text[i] == "\\":
+            i += 2
+            continue
+        if text[i] == quote:
+            if quote == "'" and text[i + 1 : i + 2] == "'":
+                i += 2
+                continue
+            return i + 1
+        i += 1
+    return len(text)
 
 
 def _break_message(char: str) -> str:
@@ -238,9 +308,7 @@ class _Composer:
         self._refuse_anchor(event)
         mark = _mark(event.start_mark)
         if depth > MAX_DEPTH:
-            raise _Refused(
-                mark, f"nested deeper than {MAX_DEPTH} levels; a spec is never this deep"
-            )
+            raise _Refused(mark, _TOO_DEEP)
         self.doc.value_marks[path] = mark
         if isinstance(event, yaml.ScalarEvent):
             return self._scalar(event, path, mark)
