@@ -1,22 +1,39 @@
 # Two set-up commands on a fresh machine: `make demo` and `make test`. Each installs what it needs:
-# .venv (the tool, Pulumi, moto, pytest) and .venv-airflow2/3 (DagBag checks per Airflow line).
+# .venv (the tool, Pulumi, moto, pytest) from requirements/tool.lock, and the MWAA environments
+# (.venv-airflow-<version>) that DAG checks and local runs use. Everything installs from lock
+# files with exact versions and hashes, written by uv (`make lock`); re-running skips what is done.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+UV := $(BIN)/uv
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test demo lint bench clean
+.PHONY: setup lock test demo lint bench clean
 
 include make/airflow.mk
 include make/bench.mk
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+# uv is bootstrapped by pip from its own hashed pin, then installs the lock exactly (sync removes
+# anything the lock does not list) and the project itself, built with a pinned setuptools.
+$(STAMP): pyproject.toml requirements/tool.lock requirements/uv.txt requirements/build.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@test -x $(UV) || $(BIN)/python -m pip install --quiet --disable-pip-version-check \
+	  --require-hashes --no-deps -r requirements/uv.txt
+	$(UV) pip sync --quiet --python $(BIN)/python --require-hashes requirements/tool.lock
+	$(UV) pip install --quiet --python $(BIN)/python --no-deps \
+	  --build-constraints requirements/build.txt -e .
 	@touch $(STAMP)
+
+# Re-resolves the locks from pyproject.toml and requirements/*.in (needs .venv for uv).
+LOCK := $(UV) pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+	--custom-compile-command "make lock"
+lock: setup
+	$(LOCK) pyproject.toml --extra dev -o requirements/tool.lock
+	$(LOCK) requirements/uv.in -o requirements/uv.txt
+	$(LOCK) requirements/build.in -o requirements/build.txt
+	$(BIN)/mwaa-elt airflow-envs lock --all
 
 test: setup airflow-envs
 	$(BIN)/python -m pytest -n 2 -q

@@ -3,7 +3,7 @@
 The same N pipelines (five-task Athena ones and EMR ones, each with its own names and SQL) are
 expressed three ways: rendered by `mwaa-elt render --stage dev`; as dag-factory YAML with one
 loader file per YAML (dag-factory's documented pattern); and as plain hand-written DAG files. All
-three are parsed by the dev stage's Airflow in one venv (.venv-bench-dagfactory: the airflow3 pins
+three are parsed by the dev stage's Airflow in one venv (.venv-bench-dagfactory: the 3.0.6 MWAA pins
 plus dag-factory), in fresh processes, several times, after proving they build the same DAGs.
 
 Run alone: .venv/bin/python -m bench.parse_cost [--quick]  (prints markdown, writes the JSON)
@@ -39,7 +39,8 @@ MWAA_ELT, HAND_WRITTEN, DAG_FACTORY = "mwaa-elt", "hand-written", "dag-factory"
 VARIANTS = (MWAA_ELT, HAND_WRITTEN, DAG_FACTORY)
 TARGET_VS_HAND_WRITTEN = 1.1
 TARGET_VS_DAG_FACTORY = 0.6
-# The packages whose versions must equal the dev stage's DagBag venv (requirements/airflow3.txt).
+# The dev stage's MWAA environment, and the packages whose versions must equal its lock.
+LOCK = ROOT / "requirements" / "mwaa" / "3.0.6" / "environment.lock"
 PINNED = (
     "apache-airflow",
     "apache-airflow-core",
@@ -253,8 +254,8 @@ def _processor_summary(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
 
 def _pinned_versions() -> dict[str, str]:
     pins = {}
-    for line in (ROOT / "requirements" / "airflow3.txt").read_text().splitlines():
-        match = re.fullmatch(r"([A-Za-z0-9_.-]+)==(\S+)", line.strip())
+    for line in LOCK.read_text().splitlines():
+        match = re.match(r"([A-Za-z0-9_.-]+)==(\S+)", line.strip())
         if match:
             pins[match[1].lower().replace("_", "-")] = match[2]
     return pins
@@ -264,11 +265,11 @@ def _check_versions(found: dict[str, str | None], dev_airflow: str) -> None:
     if found.get("apache-airflow") != dev_airflow:
         raise BenchError(
             f"{BENCH_VENV.name} has Airflow {found.get('apache-airflow')}, the {STAGE} stage runs "
-            f"{dev_airflow}: update requirements/airflow3.txt and run `make bench-envs`"
+            f"{dev_airflow}: point LOCK at that version's lock and run `make bench-envs`"
         )
     pins = _pinned_versions()
     wrong = [
-        f"{name} {found.get(name)} (airflow3.txt: {pins.get(name.lower())})"
+        f"{name} {found.get(name)} ({LOCK.name}: {pins.get(name.lower())})"
         for name in PINNED
         if found.get(name) != pins.get(name.lower())
     ]

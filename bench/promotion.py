@@ -322,8 +322,6 @@ def _environment(base: dict[str, str], endpoint: str, region: str) -> dict[str, 
         AWS_CONFIG_FILE=os.devnull,
         AWS_SHARED_CREDENTIALS_FILE=os.devnull,
         AWS_EC2_METADATA_DISABLED="true",
-        MWAA_ELT_AIRFLOW2_PYTHON=str(ROOT / ".venv-airflow2" / "bin" / "python"),
-        MWAA_ELT_AIRFLOW3_PYTHON=str(ROOT / ".venv-airflow3" / "bin" / "python"),
     )
     return env
 

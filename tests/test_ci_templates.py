@@ -171,9 +171,22 @@ def _buildspec_invocations(path: Path) -> list[Invocation]:
     return found
 
 
-def _docs_invocations() -> list[Invocation]:
-    blocks = re.findall(r"```(?:bash|console)\n(.*?)```", DOCS.read_text(encoding="utf-8"), re.S)
-    return [inv for block in blocks for inv in invocations_in(block, "docs/ci-cd.md")]
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def docs_invocations() -> list[Invocation]:
+    """Every `mwaa-elt` command in a shell block of the README and the docs pages."""
+    found = []
+    for path in DOCUMENTS:
+        text = path.read_text(encoding="utf-8")
+        where = str(path.relative_to(ROOT))
+        for kind, block in re.findall(r"```(bash|console|sh|shell)\n(.*?)```", text, re.S):
+            if kind == "console":  # a transcript: commands follow a `$ ` prompt, the rest is output
+                lines = block.splitlines()
+                block = "\n".join(line[2:] for line in lines if line.startswith("$ "))
+            block = re.sub(r"(?m)(^|\s)#.*$", "", block)  # comments mention, they do not run
+            found += invocations_in(block, where)
+    return found
 
 
 def all_invocations() -> list[Invocation]:
@@ -181,7 +194,7 @@ def all_invocations() -> list[Invocation]:
     for action in ACTIONS:
         found += _action_invocations(action)
     found += _buildspec_invocations(BUILDSPEC_VALIDATE) + _buildspec_invocations(BUILDSPEC_PROMOTE)
-    return found + _docs_invocations()
+    return found + docs_invocations()
 
 
 # -- checking an invocation against the click command tree ---------------------------------------

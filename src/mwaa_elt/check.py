@@ -1,8 +1,9 @@
 """Prove generated DAG files with Airflow's own DagBag, under the Airflow line a stage runs.
 
-Airflow cannot live in the main venv, so each major line has its own venv (`make airflow-envs`)
-and `dagbag_probe.py` runs there in a fresh process; this module runs it, reads its JSON and
-applies the gate rules. It returns data; the CLI formats it.
+Airflow cannot live in the main venv, so each Airflow version has its own environment built from
+MWAA's image (`make airflow-envs`, airflow_environments.py), and `dagbag_probe.py` runs there in
+a fresh process; this module runs it, reads its JSON and applies the gate rules. It returns data;
+the CLI formats it.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mwaa_elt.airflow_environments import airflow_python
 from mwaa_elt.errors import ConfigError, ExternalError
 
 PROBE = Path(__file__).with_name("dagbag_probe.py")
-SUPPORTED_MAJORS = (2, 3)
 PROBE_TIMEOUT_SECONDS = 300.0
 DEFAULT_OWNER = "airflow"
 
@@ -101,30 +102,6 @@ class RenderedTask:
     fields: dict[str, Any]
 
 
-def airflow_python(airflow_major: int, project_root: Path | None = None) -> Path:
-    """The Python of the Airflow <N> venv: $MWAA_ELT_AIRFLOW<N>_PYTHON, else .venv-airflow<N>."""
-    if airflow_major not in SUPPORTED_MAJORS:
-        raise ConfigError(
-            f"Airflow {airflow_major}: no check environment for this major version; "
-            f"expected one of {', '.join(map(str, SUPPORTED_MAJORS))}"
-        )
-    variable = f"MWAA_ELT_AIRFLOW{airflow_major}_PYTHON"
-    explicit = os.environ.get(variable)
-    if explicit:
-        python = Path(explicit)
-        if not python.is_file():
-            raise ConfigError(f"${variable}={explicit}: no such Python interpreter")
-        return python
-    root = project_root or Path(__file__).resolve().parents[2]
-    python = root / f".venv-airflow{airflow_major}" / "bin" / "python"
-    if not python.is_file():
-        raise ConfigError(
-            f"{python.parent.parent}: the Airflow {airflow_major} check environment is missing; "
-            f"run `make airflow-envs` in {root} (or set ${variable})"
-        )
-    return python
-
-
 def _probe_environment(home: Path, dags_folder: Path) -> dict[str, str]:
     """The caller's environment without Airflow settings, plus a throw-away Airflow home."""
     env = {
@@ -146,15 +123,15 @@ def _probe_environment(home: Path, dags_folder: Path) -> dict[str, str]:
 
 def run_probe(
     dags_folder: Path,
-    airflow_major: int,
+    airflow_version: str,
     *,
     renders: Sequence[tuple[str, str, str]] = (),
     project_root: Path | None = None,
 ) -> tuple[dict[str, Any], float]:
-    """Run the DagBag probe over `dags_folder` in the right Airflow venv; its JSON and wall time."""
+    """Run the DagBag probe over `dags_folder` in the MWAA environment; its JSON and wall time."""
     if not dags_folder.is_dir():
         raise ConfigError(f"{dags_folder}: no such folder of DAG files; render the pipelines first")
-    python = airflow_python(airflow_major, project_root)
+    python = airflow_python(airflow_version, project_root)
     folder = dags_folder.resolve()
     command = [str(python), str(PROBE), "--dags-folder", str(folder)]
     for dag_id, task_id, logical_date in renders:
@@ -172,7 +149,7 @@ def run_probe(
             )
         except subprocess.TimeoutExpired as error:
             raise ExternalError(
-                f"Airflow {airflow_major} DagBag probe over {folder} did not finish in "
+                f"Airflow {airflow_version} DagBag probe over {folder} did not finish in "
                 f"{PROBE_TIMEOUT_SECONDS:.0f} s"
             ) from error
         elapsed = time.monotonic() - started
@@ -183,7 +160,7 @@ def run_probe(
     if done.returncode != 0 or not isinstance(data, dict):
         tail = "\n".join(done.stderr.strip().splitlines()[-15:])
         raise ExternalError(
-            f"Airflow {airflow_major} DagBag probe ({python}) failed with exit code "
+            f"Airflow {airflow_version} DagBag probe ({python}) failed with exit code "
             f"{done.returncode}:\n{tail}"
         )
     return data, elapsed
@@ -191,13 +168,13 @@ def run_probe(
 
 def run_dagbag(
     dags_folder: Path,
-    airflow_major: int,
+    airflow_version: str,
     *,
     budget_seconds: float = 1.0,
     project_root: Path | None = None,
 ) -> CheckReport:
-    """Load `dags_folder` with the DagBag of Airflow `airflow_major`; apply the rules per file."""
-    data, elapsed = run_probe(dags_folder, airflow_major, project_root=project_root)
+    """Load `dags_folder` with the DagBag of Airflow `airflow_version`; apply the rules per file."""
+    data, elapsed = run_probe(dags_folder, airflow_version, project_root=project_root)
     return CheckReport(
         airflow_version=data["airflow_version"],
         dags_folder=Path(data["dags_folder"]),
@@ -209,7 +186,7 @@ def run_dagbag(
 
 def render_tasks(
     dags_folder: Path,
-    airflow_major: int,
+    airflow_version: str,
     tasks: Sequence[tuple[str, str]],
     logical_date: str,
     *,
@@ -222,7 +199,7 @@ def render_tasks(
     """
     data, _ = run_probe(
         dags_folder,
-        airflow_major,
+        airflow_version,
         renders=[(dag_id, task_id, logical_date) for dag_id, task_id in tasks],
         project_root=project_root,
     )

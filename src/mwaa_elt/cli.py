@@ -12,9 +12,12 @@ from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
+from mwaa_elt import airflow_environments
+from mwaa_elt.airflow_environments import uv_binary
 from mwaa_elt.errors import EXIT_INVALID, ConfigError, MwaaEltError
+from mwaa_elt.mwaa_images import vendored_versions
 from mwaa_elt.project import Project, find_project
-from mwaa_elt.stage import Stage, load_stage
+from mwaa_elt.stage import Stage, load_all_stages, load_stage
 
 app = typer.Typer(
     name="mwaa-elt",
@@ -27,6 +30,11 @@ stage_app = typer.Typer(help="What a stage is: its names, ARNs and settings.", n
 infra_app = typer.Typer(help="The Pulumi program, offline.", no_args_is_help=True)
 app.add_typer(stage_app, name="stage")
 app.add_typer(infra_app, name="infra")
+airflow_envs_app = typer.Typer(
+    help="Local environments built from MWAA's image for each Airflow version.",
+    no_args_is_help=True,
+)
+app.add_typer(airflow_envs_app, name="airflow-envs")
 
 # No emoji codes: a message quoting ':smile:' from a spec must print it as written.
 out = Console(highlight=False, soft_wrap=True, emoji=False)
@@ -51,6 +59,71 @@ def _stage(project_dir: Path | None, name: str) -> Stage:
 def _print_json(data: Any) -> None:
     # Plain print: rich would wrap long lines and break the JSON for machines reading a pipe.
     print(json.dumps(data, indent=2))
+
+
+# -- airflow-envs ----------------------------------------------------------------------------
+
+VersionsArgument = Annotated[
+    list[str] | None,
+    typer.Argument(help="Airflow versions (default: those the project's stages run)."),
+]
+
+
+def _airflow_versions(project_dir: Path | None, versions: list[str] | None) -> list[str]:
+    if versions:
+        return versions
+    stages = load_all_stages(_project(project_dir).stacks_dir)
+    return sorted({stage.airflow.version for stage in stages.values()})
+
+
+@airflow_envs_app.command("build")
+def airflow_envs_build(versions: VersionsArgument = None, project_dir: ProjectDir = None) -> None:
+    """Build each environment from its lock (a no-op when it is current)."""
+    for version in _airflow_versions(project_dir, versions):
+        env = airflow_environments.environment(version)
+        with err.status(f"building {env.path.name} (Python {env.image.python_minor})"):
+            built = airflow_environments.build(env, uv_binary())
+        out.print(f"{env.path.name}: {'built' if built else 'up to date'}")
+
+
+@airflow_envs_app.command("lock")
+def airflow_envs_lock(
+    versions: VersionsArgument = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every vendored MWAA image.")] = False,
+    project_dir: ProjectDir = None,
+) -> None:
+    """Resolve each environment under MWAA's constraints into its lock file."""
+    chosen = vendored_versions() if all_ else _airflow_versions(project_dir, versions)
+    for version in chosen:
+        env = airflow_environments.environment(version)
+        with err.status(f"resolving Airflow {version} under MWAA's constraints"):
+            airflow_environments.lock(env, uv_binary())
+        out.print(f"{env.lock_file.relative_to(env.root)}: written")
+
+
+@airflow_envs_app.command("list")
+def airflow_envs_list(json_: JsonFlag = False, project_dir: ProjectDir = None) -> None:
+    """Each vendored MWAA image: its Python, and whether its environment is built and current."""
+    rows = []
+    for version in vendored_versions():
+        env = airflow_environments.environment(version)
+        rows.append(
+            {
+                "airflow_version": version,
+                "python_version": env.image.python_version,
+                "path": str(env.path),
+                "locked": env.lock_file.is_file(),
+                "current": airflow_environments.is_current(env),
+            }
+        )
+    if json_:
+        _print_json(rows)
+        return
+    table = Table("Airflow", "Python", "locked", "environment")
+    for row in rows:
+        state = "current" if row["current"] else "not built"
+        table.add_row(row["airflow_version"], row["python_version"], str(row["locked"]), state)
+    out.print(table)
 
 
 # -- stage -----------------------------------------------------------------------------------
@@ -401,7 +474,7 @@ def render(
     target = out_dir or project.build_dir(stage)
     outcome, record_file = _render_cached(project, stage, pipelines, target, force)
     result = outcome.result
-    summary = write_render(result, target)
+    summary = write_render(result, target, pipelines=pipelines or None)
     try:
         save_record(record_file, outcome.record)
     except OSError as exc:  # the render is written; only the next one loses its head start
@@ -463,13 +536,15 @@ def check(
 
     project = _project(project_dir)
     result = _render_stage(project, stage, None)
-    major = int(result.airflow_version.split(".")[0])
     with tempfile.TemporaryDirectory(prefix="mwaa-elt-check-") as scratch:
         folder = Path(scratch) / "out"
         write_render(result, folder)
         with err.status(f"loading DAGs with DagBag under Airflow {result.airflow_version}…"):
             report = run_dagbag(
-                folder / "dags", major, budget_seconds=budget, project_root=project.root
+                folder / "dags",
+                result.airflow_version,
+                budget_seconds=budget,
+                project_root=project.root,
             )
     rows = []
     for file in report.files:
@@ -553,6 +628,14 @@ def _environment(stage: Stage, profile: str | None = None) -> Any:
 
 def _short_hash(value: str | None) -> str:
     return value[:12] if value else "-"
+
+
+def _short_commit(value: str | None) -> str:
+    """A commit cut to 12 hex digits, keeping a suffix such as `-dirty` that says what it was."""
+    if not value:
+        return "-"
+    commit, dash, suffix = value.partition("-")
+    return commit[:12] + dash + suffix
 
 
 def _print_plan(plan: Any, *, diffs: bool) -> None:
@@ -950,7 +1033,7 @@ def status(stage: StageOption, json_: JsonFlag = False, project_dir: ProjectDir 
             record.promoted_from,
             record.promoted_at.replace("T", " ").replace("+00:00", "Z"),
             record.promoted_by,
-            _short_hash(record.git_commit),
+            _short_commit(record.git_commit),
             drift,
         )
     out.print(table)

@@ -13,20 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from airflow_lines import python_of_line
 
 from bench import parse_cost
 from bench.dag_variants import dag_factory_yaml, handwritten
-from mwaa_elt.check import airflow_python
-from mwaa_elt.errors import ConfigError
 
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """One Athena and one EMR bench pipeline rendered by mwaa-elt and described under Airflow 3."""
-    try:
-        python = airflow_python(3)
-    except ConfigError as error:
-        pytest.skip(f"no Airflow 3 venv ({error}); `make airflow-envs` builds it")
+    python = python_of_line(3)
     scratch = tmp_path_factory.mktemp("parse-cost")
     pipelines = parse_cost.render_mwaa_elt(scratch, athena=1, emr=1)
     report = parse_cost.describe(scratch / "variants" / parse_cost.MWAA_ELT, pipelines, python)

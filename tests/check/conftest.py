@@ -1,4 +1,4 @@
-"""Airflow venv discovery for the DagBag tests: each test runs under Airflow 2 and 3, or skips."""
+"""The DagBag tests run under both Airflow lines, each in its MWAA environment."""
 
 from __future__ import annotations
 
@@ -6,37 +6,21 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from mwaa_elt.check import airflow_python
-from mwaa_elt.errors import ConfigError
+from airflow_lines import AIRFLOW_VERSION, python_of_line
 
 SAMPLE_DAGS = Path(__file__).with_name("sample_dags")
 
 
-def _missing_reason(major: int) -> str | None:
-    try:
-        airflow_python(major)
-    except ConfigError as error:
-        return f"no Airflow {major} venv ({error}); `make airflow-envs` builds it"
-    return None
-
-
-def _with_airflow(major: int) -> object:
-    reason = _missing_reason(major)
-    return pytest.param(
-        major,
-        id=f"airflow{major}",
-        marks=pytest.mark.skipif(reason is not None, reason=reason or ""),
-    )
-
-
-AIRFLOW_MAJORS = [_with_airflow(2), _with_airflow(3)]
-
-
-@pytest.fixture(scope="module", params=AIRFLOW_MAJORS)
+@pytest.fixture(scope="module", params=[pytest.param(m, id=f"airflow{m}") for m in (2, 3)])
 def airflow_major(request: pytest.FixtureRequest) -> int:
-    """2 and 3, each skipped when its venv is missing."""
+    """2 and 3; the line's MWAA environment must be built (`make airflow-envs`)."""
+    python_of_line(request.param)
     return request.param
+
+
+@pytest.fixture(scope="module")
+def airflow_version(airflow_major: int) -> str:
+    return AIRFLOW_VERSION[airflow_major]
 
 
 @pytest.fixture(scope="module")

@@ -7,35 +7,27 @@ import shutil
 from pathlib import Path
 
 import pytest
+from airflow_lines import AIRFLOW_VERSION, environment_overrides
 from typer.testing import CliRunner
 
-from mwaa_elt.check import airflow_python
 from mwaa_elt.cli import app
-from mwaa_elt.errors import ConfigError
 
 runner = CliRunner()
-
-
-def _has_airflow(major: int) -> bool:
-    try:
-        return airflow_python(major).exists()
-    except ConfigError:
-        return False
 
 
 @pytest.fixture
 def project(scratch_project: Path, project_root: Path, monkeypatch) -> Path:
     shutil.copytree(project_root / "pipelines", scratch_project / "pipelines")
     shutil.copytree(project_root / "dag_templates", scratch_project / "dag_templates")
-    for name in (".venv-airflow2", ".venv-airflow3"):
-        if (project_root / name).exists():
-            (scratch_project / name).symlink_to(project_root / name)
+    for variable, python in environment_overrides().items():
+        monkeypatch.setenv(variable, python)
     monkeypatch.chdir(scratch_project)
     return scratch_project
 
 
-@pytest.mark.skipif(not (_has_airflow(2) and _has_airflow(3)), reason="run `make airflow-envs`")
-@pytest.mark.parametrize(("stage", "version"), [("dev", "3.0.6"), ("prod", "2.11.0")])
+@pytest.mark.parametrize(
+    ("stage", "version"), [("dev", AIRFLOW_VERSION[3]), ("prod", AIRFLOW_VERSION[2])]
+)
 def test_check_passes_every_example_under_the_stage_airflow(project, stage, version):
     # A generous budget: parse time depends on the machine's load, and `make bench` measures it.
     result = runner.invoke(app, ["check", "--stage", stage, "--budget", "60", "--json"])
@@ -50,7 +42,6 @@ def test_check_passes_every_example_under_the_stage_airflow(project, stage, vers
     assert not (project / "build").exists()  # check renders into a scratch folder
 
 
-@pytest.mark.skipif(not _has_airflow(2), reason="run `make airflow-envs`")
 def test_check_fails_with_exit_1_when_a_gate_fails(project):
     result = runner.invoke(app, ["check", "--stage", "prod", "--budget", "0", "--json"])
     assert result.exit_code == 1

@@ -46,8 +46,8 @@ BUDGET_SECONDS = 5.0
 
 
 @pytest.fixture(scope="module")
-def report(sample_dags: Path, airflow_major: int) -> CheckReport:
-    return run_dagbag(sample_dags, airflow_major, budget_seconds=BUDGET_SECONDS)
+def report(sample_dags: Path, airflow_version: str) -> CheckReport:
+    return run_dagbag(sample_dags, airflow_version, budget_seconds=BUDGET_SECONDS)
 
 
 @pytest.mark.parametrize(

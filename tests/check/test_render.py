@@ -19,8 +19,8 @@ TASKS = [
 
 
 @pytest.fixture(scope="module")
-def rendered(sample_dags: Path, airflow_major: int) -> dict[tuple[str, str], RenderedTask]:
-    return render_tasks(sample_dags, airflow_major, TASKS, RUN)
+def rendered(sample_dags: Path, airflow_version: str) -> dict[tuple[str, str], RenderedTask]:
+    return render_tasks(sample_dags, airflow_version, TASKS, RUN)
 
 
 def test_athena_query_renders_ds_params_and_macros(rendered: dict) -> None:
@@ -50,6 +50,6 @@ def test_xcoms_render_as_placeholders(rendered: dict) -> None:
     assert sensor["step_id"] == "<xcom:add_steps[0]>"
 
 
-def test_unknown_task_is_a_config_error(sample_dags: Path, airflow_major: int) -> None:
+def test_unknown_task_is_a_config_error(sample_dags: Path, airflow_version: str) -> None:
     with pytest.raises(ConfigError, match=r"cannot render sales_orders\.nope"):
-        render_tasks(sample_dags, airflow_major, [("sales_orders", "nope")], RUN)
+        render_tasks(sample_dags, airflow_version, [("sales_orders", "nope")], RUN)

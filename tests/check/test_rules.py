@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
+from mwaa_elt.airflow_environments import airflow_python
 from mwaa_elt.check import (
     FAILURE_NOTIFICATION,
     IMPORTS,
     PARSE_TIME,
     UNIQUE_DAG_ID,
-    airflow_python,
     evaluate,
     run_dagbag,
 )
@@ -114,27 +114,31 @@ def test_a_file_without_a_dag_fails() -> None:
     )
 
 
-def test_missing_venv_says_how_to_build_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("MWAA_ELT_AIRFLOW3_PYTHON", raising=False)
-    with pytest.raises(ConfigError, match=r"run `make airflow-envs`"):
-        airflow_python(3, project_root=tmp_path)
+def test_missing_environment_says_how_to_build_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MWAA_ELT_AIRFLOW_PYTHON_3_0_6", raising=False)
+    with pytest.raises(
+        ConfigError, match=r"Airflow 3\.0\.6 image is missing; run `make airflow-envs`"
+    ):
+        airflow_python("3.0.6", root=tmp_path)
 
 
-def test_env_var_overrides_the_venv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_env_var_overrides_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     python = tmp_path / "python"
     python.touch()
-    monkeypatch.setenv("MWAA_ELT_AIRFLOW2_PYTHON", str(python))
-    assert airflow_python(2, project_root=tmp_path / "elsewhere") == python
-    monkeypatch.setenv("MWAA_ELT_AIRFLOW2_PYTHON", str(tmp_path / "missing"))
-    with pytest.raises(ConfigError, match="MWAA_ELT_AIRFLOW2_PYTHON"):
-        airflow_python(2)
+    monkeypatch.setenv("MWAA_ELT_AIRFLOW_PYTHON_2_11_0", str(python))
+    assert airflow_python("2.11.0", root=tmp_path / "elsewhere") == python
+    monkeypatch.setenv("MWAA_ELT_AIRFLOW_PYTHON_2_11_0", str(tmp_path / "missing"))
+    with pytest.raises(ConfigError, match="MWAA_ELT_AIRFLOW_PYTHON_2_11_0"):
+        airflow_python("2.11.0")
 
 
-def test_unsupported_major_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="Airflow 1"):
-        airflow_python(1)
+def test_version_without_an_mwaa_image_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"Airflow 1\.10\.12 is not vendored"):
+        airflow_python("1.10.12")
 
 
 def test_missing_dags_folder_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such folder"):
-        run_dagbag(tmp_path / "nowhere", 3)
+        run_dagbag(tmp_path / "nowhere", "3.0.6")

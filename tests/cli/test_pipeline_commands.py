@@ -119,6 +119,15 @@ def test_render_removes_the_dag_of_a_deleted_spec(project):
     assert not (project / "build/dev/dags/scifi_quality.py").exists()
 
 
+def test_render_of_one_pipeline_keeps_the_other_pipelines_output(project):
+    assert runner.invoke(app, ["render", "--stage", "dev"]).exit_code == 0
+    before = sorted(p.name for p in (project / "build/dev/dags").iterdir())
+    result = runner.invoke(app, ["render", "--stage", "dev", "movielens_scifi", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["removed"] == []
+    assert sorted(p.name for p in (project / "build/dev/dags").iterdir()) == before
+
+
 def test_render_of_an_unknown_pipeline_or_stage_is_refused(project):
     assert runner.invoke(app, ["render", "--stage", "qa"]).exit_code == 1
     result = runner.invoke(app, ["render", "--stage", "dev", "nope"])

@@ -22,6 +22,7 @@ from typing import Any
 import boto3
 import pytest
 import requests
+from airflow_lines import environment_overrides
 from fault_proxy import (
     Action,
     Drop,
@@ -35,8 +36,7 @@ from fault_proxy import (
 from typer.testing import CliRunner
 
 from mwaa_elt import cli
-from mwaa_elt.check import airflow_python
-from mwaa_elt.errors import EXIT_EXTERNAL, ConfigError, MwaaEltError
+from mwaa_elt.errors import EXIT_EXTERNAL, MwaaEltError
 from mwaa_elt.promote.sandbox import Sandbox
 from mwaa_elt.promote.status import UNFINISHED
 from mwaa_elt.stage import Stage
@@ -50,17 +50,6 @@ LOCK = r"\.mwaa-elt/lock\.json"
 TEMPLATE_CHANGE = "# a template change: every DAG file differs from the live one\n"
 # A clean promotion's bucket per scenario, computed once per test process.
 _REFERENCES: dict[str, dict[str, bytes]] = {}
-
-
-def _airflow_pythons() -> dict[str, str] | None:
-    try:
-        return {f"MWAA_ELT_AIRFLOW{n}_PYTHON": str(airflow_python(n)) for n in (2, 3)}
-    except ConfigError:
-        return None
-
-
-AIRFLOW = _airflow_pythons()
-needs_airflow = pytest.mark.skipif(AIRFLOW is None, reason="run `make airflow-envs`")
 
 
 # -- fixtures and helpers ------------------------------------------------------------------
@@ -169,7 +158,7 @@ def project(
     (seconds of Airflow start-up) — the subprocess tests run the real one."""
     for folder in ("pipelines", "dag_templates", "infra/environment"):
         shutil.copytree(project_root / folder, scratch_project / folder)
-    for name, value in (AIRFLOW or {}).items():
+    for name, value in environment_overrides().items():
         monkeypatch.setenv(name, value)
     monkeypatch.chdir(scratch_project)
     from mwaa_elt.promote import gates
@@ -412,7 +401,7 @@ def test_an_outage_at_the_manifest_write_reports_the_manifest_not_the_lock_relea
 
 
 def _spawn_promoter(project: Path, proxy: FaultProxy, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "AWS_ENDPOINT_URL": proxy.url, **(AIRFLOW or {})}
+    env = {**os.environ, "AWS_ENDPOINT_URL": proxy.url, **environment_overrides()}
     with log.open("wb") as sink:
         return subprocess.Popen(
             [str(Path(sys.executable).with_name("mwaa-elt")), *PROMOTE],
@@ -433,7 +422,6 @@ def _wait_held(hold: Hold, promoter: subprocess.Popen[bytes], log: Path) -> None
             pytest.fail(f"the promoter never reached its manifest write:\n{log.read_text()}")
 
 
-@needs_airflow
 @pytest.mark.parametrize(
     ("scenario", "sig"),
     [("update", signal.SIGKILL), ("first", signal.SIGTERM)],

@@ -11,12 +11,12 @@ from typing import Any
 
 import boto3
 import pytest
+from airflow_lines import environment_overrides
 from botocore.stub import Stubber
 from typer.testing import CliRunner
 
 from mwaa_elt import cli
-from mwaa_elt.check import airflow_python
-from mwaa_elt.errors import ConfigError, MwaaEltError
+from mwaa_elt.errors import MwaaEltError
 from mwaa_elt.promote import lock
 from mwaa_elt.promote.mwaa import MwaaEnvironment
 from mwaa_elt.promote.store import StageStore, make_client
@@ -25,22 +25,12 @@ from mwaa_elt.stage import Stage
 runner = CliRunner()
 
 
-def _has_airflow() -> bool:
-    try:
-        return airflow_python(2).exists() and airflow_python(3).exists()
-    except ConfigError:
-        return False
-
-
-pytestmark = pytest.mark.skipif(not _has_airflow(), reason="run `make airflow-envs`")
-
-
 @pytest.fixture
 def project(scratch_project: Path, project_root: Path, endpoint: str, monkeypatch) -> Path:
     for folder in ("pipelines", "dag_templates", "infra/environment"):
         shutil.copytree(project_root / folder, scratch_project / folder)
-    for major in (2, 3):
-        monkeypatch.setenv(f"MWAA_ELT_AIRFLOW{major}_PYTHON", str(airflow_python(major)))
+    for variable, python in environment_overrides().items():
+        monkeypatch.setenv(variable, python)
     monkeypatch.chdir(scratch_project)
     return scratch_project
 

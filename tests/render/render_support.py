@@ -6,9 +6,8 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+from airflow_lines import AIRFLOW_VERSION
 
-from mwaa_elt.check import airflow_python
-from mwaa_elt.errors import ConfigError
 from mwaa_elt.stage import Stage
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -16,7 +15,6 @@ TEMPLATES = ROOT / "dag_templates"
 GOLDEN = Path(__file__).with_name("golden")
 FIXTURES = Path(__file__).with_name("fixtures")
 STAGES = ("dev", "staging", "prod")
-AIRFLOW_VERSION = {2: "2.11.0", 3: "3.0.6"}  # the MWAA releases the check venvs pin
 EXAMPLES = ("movielens_emr", "movielens_scifi", "scifi_quality")
 
 
@@ -26,22 +24,8 @@ def with_airflow(stage: Stage, major: int) -> Stage:
     return dataclasses.replace(stage, config=config)
 
 
-def airflow_missing(major: int) -> str | None:
-    try:
-        airflow_python(major)
-    except ConfigError as error:
-        return f"no Airflow {major} venv ({error}); `make airflow-envs` builds it"
-    return None
-
-
 def airflow_param(stage: str, major: int) -> object:
-    reason = airflow_missing(major)
-    return pytest.param(
-        stage,
-        major,
-        id=f"{stage}-airflow{major}",
-        marks=pytest.mark.skipif(reason is not None, reason=reason or ""),
-    )
+    return pytest.param(stage, major, id=f"{stage}-airflow{major}")
 
 
 STAGE_X_AIRFLOW = [airflow_param(stage, major) for stage in STAGES for major in (2, 3)]

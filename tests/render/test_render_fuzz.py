@@ -27,12 +27,13 @@ from typing import Any
 
 import pytest
 import yaml
+from airflow_lines import python_of_line
 from fuzz_support import HANG_SECONDS, PIECES, fuzz_settings, hard_timeout, hostile_text
 from hypothesis import Phase, given
 from hypothesis import strategies as st
-from render_support import ROOT, TEMPLATES, airflow_missing, with_airflow
+from render_support import ROOT, TEMPLATES, with_airflow
 
-from mwaa_elt.check import PROBE, airflow_python
+from mwaa_elt.check import PROBE
 from mwaa_elt.render import RenderResult, render_pipelines, write_render
 from mwaa_elt.render.view import sql_string
 from mwaa_elt.spec import Pipeline, validate_paths
@@ -419,7 +420,7 @@ def run_fuzz_probe(folder: Path, major: int) -> dict[str, Any]:
             PYTHONDONTWRITEBYTECODE="1",
         )
         done = subprocess.run(
-            [str(airflow_python(major)), str(FUZZ_PROBE), str(PROBE), str(folder)],
+            [str(python_of_line(major)), str(FUZZ_PROBE), str(PROBE), str(folder)],
             env=env,
             capture_output=True,
             text=True,
@@ -432,14 +433,7 @@ def run_fuzz_probe(folder: Path, major: int) -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     "major",
-    [
-        pytest.param(
-            m,
-            id=f"airflow{m}",
-            marks=pytest.mark.skipif(bool(airflow_missing(m)), reason=airflow_missing(m) or ""),
-        )
-        for m in (3, 2)
-    ],
+    [pytest.param(m, id=f"airflow{m}") for m in (3, 2)],
 )
 def test_hostile_dags_load_in_dagbag_and_carry_the_text(tmp_path: Path, major: int) -> None:
     """A batch of generated pipelines plus the hand-written corpus, one DagBag per Airflow line:

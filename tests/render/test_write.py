@@ -41,6 +41,16 @@ def test_stale_files_are_removed_and_unchanged_counted(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dev"]  # no staging left behind
 
 
+def test_rendering_some_pipelines_keeps_the_others_output(tmp_path: Path) -> None:
+    out = tmp_path / "dev"
+    write_render(_result(OLD), out)
+    # pipeline a re-rendered alone: its old script goes, b's DAG stays.
+    summary = write_render(_result({"dags/a.py": b"a = 2\n"}), out, pipelines=["a"])
+    assert _tree(out) == {"dags/a.py": b"a = 2\n", "dags/b.py": b"b = 1\n"}
+    assert summary.written == ("dags/a.py",)
+    assert summary.removed == ("scripts/a/123/x.hql",)
+
+
 def test_nothing_changed_touches_nothing(tmp_path: Path) -> None:
     out = tmp_path / "dev"
     write_render(_result(OLD), out)

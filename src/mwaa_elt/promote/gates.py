@@ -36,7 +36,7 @@ def dagbag_gate(
         for name in sorted(pipelines):
             dag_path = PurePosixPath(render.pipelines[name].dag_path)
             (folder / dag_path.name).write_bytes(render.files[dag_path.as_posix()])
-        report = run_dagbag(folder, stage.airflow.major, project_root=project_root)
+        report = run_dagbag(folder, stage.airflow.version, project_root=project_root)
     failures = [
         f"{file.path.name}: {finding.rule}: {finding.message}"
         for file in report.files

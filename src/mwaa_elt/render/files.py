@@ -8,6 +8,7 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -85,9 +86,22 @@ def _swap_in(staging: Path, out_dir: Path) -> Path | None:
     return old
 
 
-def write_render(result: RenderResult, out_dir: Path) -> WriteSummary:
+def owner(relative: str) -> str | None:
+    """The pipeline a rendered file belongs to: `dags/<name>.py`, `scripts/<name>/...`."""
+    parts = PurePosixPath(relative).parts
+    if len(parts) == 2 and parts[0] == "dags":
+        return PurePosixPath(parts[1]).stem
+    if len(parts) > 2 and parts[0] == "scripts":
+        return parts[1]
+    return None
+
+
+def write_render(
+    result: RenderResult, out_dir: Path, *, pipelines: Collection[str] | None = None
+) -> WriteSummary:
     """Make `out_dir` hold exactly `result.files`, all or nothing; unchanged output is not touched.
 
+    With `pipelines`, only those pipelines' files are replaced and the rest of `out_dir` is kept.
     On any failure the previous contents of `out_dir` stay exactly as they were.
     """
     if out_dir.exists() and not out_dir.is_dir():
@@ -95,11 +109,17 @@ def write_render(result: RenderResult, out_dir: Path) -> WriteSummary:
     previous = _read_tree(out_dir)
     for relative in result.files:
         _safe_relative(relative)
+    files = dict(result.files)
+    if pipelines is not None:
+        chosen = set(pipelines)
+        for relative, data in previous.items():
+            if relative not in files and owner(relative) not in chosen:
+                files[relative] = data
     summary = WriteSummary(
         out_dir=out_dir,
-        written=tuple(p for p, data in result.files.items() if previous.get(p) != data),
-        unchanged=tuple(p for p, data in result.files.items() if previous.get(p) == data),
-        removed=tuple(sorted(set(previous) - set(result.files))),
+        written=tuple(p for p, data in files.items() if previous.get(p) != data),
+        unchanged=tuple(p for p, data in files.items() if previous.get(p) == data),
+        removed=tuple(sorted(set(previous) - set(files))),
     )
     if out_dir.is_dir() and not summary.changed:
         return summary
@@ -107,7 +127,7 @@ def write_render(result: RenderResult, out_dir: Path) -> WriteSummary:
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.new-", dir=out_dir.parent))
     try:
         staging.chmod(0o755)  # mkdtemp makes it private; the output is an ordinary folder
-        for relative, data in result.files.items():
+        for relative, data in files.items():
             path = staging.joinpath(*_safe_relative(relative).parts)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
