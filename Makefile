@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 UV := $(BIN)/uv
 STAMP := $(VENV)/.installed
 
-.PHONY: setup lock test demo lint bench clean
+.PHONY: setup lock test demo lint bench golden clean
 
 include make/airflow.mk
 include make/bench.mk
@@ -49,6 +49,16 @@ lint: setup
 
 bench: setup airflow-envs bench-envs
 	$(BIN)/python -m bench
+
+# After a deliberate change to templates or examples: re-render the golden DAG files the tests
+# compare against (tests/render/golden/<stage>/), then review `git diff` like code.
+golden: setup
+	@for stage in dev staging prod; do \
+	  out=$$(mktemp -d) && $(BIN)/mwaa-elt render --stage $$stage --out $$out --force --json >/dev/null && \
+	  rm -f tests/render/golden/$$stage/*.py && cp $$out/dags/*.py tests/render/golden/$$stage/ && \
+	  rm -rf $$out || exit 1; \
+	done
+	@git status --short tests/render/golden
 
 clean:
 	rm -rf $(VENV) .venv-* build .pytest_cache .ruff_cache

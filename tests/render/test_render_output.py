@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -18,20 +17,16 @@ from mwaa_elt.render.format import ruff_command
 from mwaa_elt.spec import discover_specs, validate_paths
 from mwaa_elt.stage import Stage
 
-UPDATE = os.environ.get("MWAA_ELT_UPDATE_GOLDEN") == "1"
 Render = Callable[..., RenderResult]
 
 
 @pytest.mark.parametrize("stage", STAGES)
 @pytest.mark.parametrize("pipeline", EXAMPLES)
 def test_rendered_dag_matches_golden_file(render_for: Render, stage: str, pipeline: str) -> None:
-    """Regenerate with MWAA_ELT_UPDATE_GOLDEN=1 and review the diff like code."""
+    """After a deliberate change, `make golden` rewrites the files; review the diff like code."""
     rendered = render_for(stage).files[f"dags/{pipeline}.py"]
     golden = GOLDEN / stage / f"{pipeline}.py"
-    if UPDATE:
-        golden.parent.mkdir(parents=True, exist_ok=True)
-        golden.write_bytes(rendered)
-    assert golden.is_file(), f"{golden} missing; run with MWAA_ELT_UPDATE_GOLDEN=1"
+    assert golden.is_file(), f"{golden} missing; run `make golden`"
     assert rendered.decode() == golden.read_text(encoding="utf-8")
 
 
