@@ -98,13 +98,16 @@ def airflow_python(airflow_version: str, root: Path | None = None) -> Path:
         if not python.is_file():
             raise ConfigError(f"${variable}={explicit}: no such Python interpreter")
         return python
-    env = environment(airflow_version, root or TOOL_ROOT)
-    if not env.stamp.is_file():
-        raise ConfigError(
-            f"{env.path}: the environment of MWAA's Airflow {airflow_version} image is missing; "
-            f"run `make airflow-envs` in {env.root} (or set ${variable})"
-        )
-    return env.python
+    # A project's own environments first (`make airflow-envs` in it), then the tool's.
+    folders = dict.fromkeys([root or TOOL_ROOT, TOOL_ROOT])
+    envs = [environment(airflow_version, folder) for folder in folders]
+    for env in envs:
+        if env.stamp.is_file():
+            return env.python
+    raise ConfigError(
+        f"{envs[-1].path}: the environment of MWAA's Airflow {airflow_version} image is missing; "
+        f"run `make airflow-envs` in {envs[-1].root} (or set ${variable})"
+    )
 
 
 def requirements_text(env: AirflowEnvironment) -> str:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from mwaa_elt import airflow_environments
 from mwaa_elt.airflow_environments import airflow_python
 from mwaa_elt.check import (
     FAILURE_NOTIFICATION,
@@ -118,6 +119,7 @@ def test_missing_environment_says_how_to_build_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("MWAA_ELT_AIRFLOW_PYTHON_3_0_6", raising=False)
+    monkeypatch.setattr(airflow_environments, "TOOL_ROOT", tmp_path / "tool")
     with pytest.raises(
         ConfigError, match=r"Airflow 3\.0\.6 image is missing; run `make airflow-envs`"
     ):
