@@ -634,15 +634,26 @@ def test_a_promoter_sigkilled_at_any_phase_is_converged_by_one_rerun(
     assert_in_sync(status())
 
 
+def _wait_stopped(process: subprocess.Popen[bytes], log: Path) -> None:
+    """Wait until `process` stopped itself (SIGSTOP at a phase point)."""
+    deadline = time.monotonic() + 240  # rendering and the DagBag gate, on a loaded machine
+    while Path(f"/proc/{process.pid}/stat").read_text().split(") ")[1][0] != "T":
+        if process.poll() is not None:
+            pytest.fail(f"the promoter exited ({process.returncode}):\n{log.read_text()}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"the promoter never paused:\n{log.read_text()}")
+        time.sleep(0.1)
+
+
 @needs_airflow
 def test_a_promotion_whose_lock_is_broken_mid_write_writes_nothing_once_it_knows(
     project, proxy, account, tmp_path, tmp_path_factory
 ):
-    """Two real processes. A promotes a template change through the proxy, which holds its
-    template-snapshot upload (its first write, before any DAG file); B, another change in
-    another checkout, breaks A's live lock with --force-unlock --yes and completes. Then A's held
-    write goes on: A must write nothing once its fence fails, exit 1 saying why, and one re-run of
-    A's command must leave `status` clean."""
+    """Two real processes. A promotes a template change through the proxy and is paused (every
+    thread, its heartbeat too) between its first writes (the template snapshot) and its DAG
+    files; B, another change in another checkout, breaks A's live lock with --force-unlock --yes
+    and completes. A then resumes: it must write nothing once its fence fails, exit 1 saying
+    why, and one re-run of A's command must leave `status` clean."""
     first = reference("first", project, account)
     clean = reference("update", project, account)
     start("update", project, account)  # A's change: the template change over a live stage
@@ -650,24 +661,22 @@ def test_a_promotion_whose_lock_is_broken_mid_write_writes_nothing_once_it_knows
     shutil.copytree(project, other, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.log"))
     template = other / "dag_templates/dag.py.j2"
     template.write_text("# another change, promoted by B\n" + template.read_text())
-    templates = rf"{re.escape(account.stage.templates_prefix)}.*"
-    hold = Hold()
-    proxy.add("PUT", templates, hold)
+    proxy.clear()
     a_log, b_log = tmp_path / "a.log", tmp_path / "b.log"
-    a = _spawn_promoter(project, proxy, a_log)
+    a = _spawn_promoter(project, proxy, a_log, env={"MWAA_ELT_PAUSE_AT": "uploaded"})
     try:
-        _wait_held(hold, a, a_log)
+        _wait_stopped(a, a_log)
+        assert proxy.seen("PUT", rf"{re.escape(account.stage.templates_prefix)}.*")
         b = _spawn_promoter(other, account.endpoint, b_log, "--force-unlock")  # not proxied
         assert b.wait(timeout=300) == 0, b_log.read_text()
         assert "that holder is alive" in one_line(b_log.read_text())
         by_b = account.objects()
-        hold.release(forward=True)  # A's write in flight at the break lands: the window
+        a.send_signal(signal.SIGCONT)
         assert a.wait(timeout=120) == 1, a_log.read_text()
     finally:
         if a.poll() is None:
             a.kill()
             a.wait(timeout=30)
-        hold.release(forward=False)
     assert "broken by someone else" in one_line(a_log.read_text())
     learned = min(
         e.ended
@@ -683,7 +692,8 @@ def test_a_promotion_whose_lock_is_broken_mid_write_writes_nothing_once_it_knows
     ]  # fmt: skip
     assert after == [], "A wrote after it learned that its lock was broken"
     assert proxy.seen("PUT", r"dags/.*") == []  # A never reached its DAG files
-    assert status()["drifted"] == []  # B's promotion is what is live, intact
+    assert account.objects() == by_b  # B's promotion is what is live, intact
+    assert status()["drifted"] == []
 
     code, output = mwaa(*PROMOTE)  # A's command, once
 
