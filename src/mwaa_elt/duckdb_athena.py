@@ -100,9 +100,13 @@ class Column:
 
 @dataclass(frozen=True)
 class Query:
-    """A query (SELECT, WITH, VALUES), e.g. a data-quality check; `select` is DuckDB SQL."""
+    """A query (SELECT, WITH, VALUES), e.g. a data-quality check; `select` is DuckDB SQL.
+
+    `reads` (here and on the other statements with a query) are the tables the query reads.
+    """
 
     select: str
+    reads: tuple[TableName, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,7 @@ class CreateTableAs:
     properties: Mapping[str, str | tuple[str, ...]]
     if_not_exists: bool
     with_data: bool = True
+    reads: tuple[TableName, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -130,6 +135,7 @@ class InsertInto:
     table: TableName
     columns: tuple[str, ...]
     select: str
+    reads: tuple[TableName, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -140,6 +146,7 @@ class Unload:
     to: str
     format: str
     properties: Mapping[str, str | tuple[str, ...]]
+    reads: tuple[TableName, ...] = ()
 
     @property
     def compression(self) -> str:
@@ -221,6 +228,7 @@ class CreateView:
     table: TableName
     select: str
     or_replace: bool
+    reads: tuple[TableName, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -408,7 +416,7 @@ class _Translator:
 
     def statement(self, tree: exp.Expression) -> Statement:
         if isinstance(tree, exp.Query):
-            return Query(self.query(tree))
+            return Query(self.query(tree), _reads(tree))
         if isinstance(tree, exp.Create):
             return self.create(tree)
         if isinstance(tree, exp.Insert):
@@ -434,7 +442,10 @@ class _Translator:
             return CreateDatabase(tree.this.name, exists)
         if kind == "VIEW" and isinstance(tree.expression, exp.Query):
             return CreateView(
-                _table(tree.this), self.query(tree.expression), bool(tree.args.get("replace"))
+                _table(tree.this),
+                self.query(tree.expression),
+                bool(tree.args.get("replace")),
+                _reads(tree.expression),
             )
         if kind != "TABLE":
             raise self.fail(None, f"CREATE {kind}", "this statement has no DuckDB translation")
@@ -477,6 +488,7 @@ class _Translator:
             properties=MappingProxyType(props),
             if_not_exists=bool(tree.args.get("exists")),
             with_data=props.get("with_data", "true") == "true",
+            reads=_reads(tree.expression),
         )
 
     def external_table(
@@ -567,7 +579,7 @@ class _Translator:
         source = tree.expression
         if not isinstance(source, exp.Query | exp.Values):
             raise self.fail(None, "INSERT", "expected INSERT INTO t SELECT ... or VALUES ...")
-        return InsertInto(_table(target), columns, self.query(source))
+        return InsertInto(_table(target), columns, self.query(source), _reads(source))
 
     def query(self, tree: exp.Expression) -> str:
         """DuckDB SQL of a query, after the rewrites sqlglot does not do."""
@@ -645,6 +657,21 @@ class _Translator:
             fmt = node.args["format"]
             return exp.StrToTime(this=node.this, format=exp.Literal.string(_joda(fmt.name, _never)))
         return node
+
+
+def _reads(tree: exp.Expression) -> tuple[TableName, ...]:
+    """The tables a query reads, in order of appearance, without its own CTEs."""
+    ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+    found: dict[TableName, int] = {}
+    for table in tree.find_all(exp.Table):
+        if not table.name or (not table.db and table.name.lower() in ctes):
+            continue
+        name = TableName(table.db or None, table.name)
+        start = min(
+            (n.meta["start"] for n in table.walk() if n._meta and "start" in n.meta), default=0
+        )
+        found[name] = min(found.get(name, start), start)
+    return tuple(sorted(found, key=found.__getitem__))
 
 
 def _name_like_athena(tree: exp.Expression) -> None:
@@ -809,7 +836,13 @@ def _unload(sql: str, lead: int, text: str) -> Unload:
     fmt = props.get("format")
     if fmt is None:
         raise SqlSyntaxError("UNLOAD", *_position(sql, lead), "expected WITH (format = '...')")
-    return Unload(select=select, to=to, format=str(fmt).lower(), properties=MappingProxyType(props))
+    return Unload(
+        select=select,
+        to=to,
+        format=str(fmt).lower(),
+        properties=MappingProxyType(props),
+        reads=_reads(tree),
+    )
 
 
 # -- types -------------------------------------------------------------------------------------

@@ -180,7 +180,10 @@ def test_catalog_statements():
     )
     view = translate("CREATE OR REPLACE VIEW a.v AS SELECT approx_distinct(x) AS n FROM a.t")
     assert view == CreateView(
-        TableName("a", "v"), "SELECT APPROX_COUNT_DISTINCT(x) AS n FROM a.t", True
+        TableName("a", "v"),
+        "SELECT APPROX_COUNT_DISTINCT(x) AS n FROM a.t",
+        True,
+        (TableName("a", "t"),),
     )
 
 
@@ -290,3 +293,20 @@ def test_unnamed_result_columns_are_named_as_athena_names_them(con):
 def test_unload_without_format_is_refused():
     with pytest.raises(SqlSyntaxError, match="format"):
         translate("UNLOAD (SELECT 1) TO 's3://b/x/'")
+
+
+def test_statements_name_the_tables_their_query_reads():
+    query = translate(
+        "WITH recent AS (SELECT * FROM movielens.ratings)\n"
+        "SELECT * FROM recent JOIN movielens.movies USING (movieid)\n"
+        "WHERE movieid IN (SELECT movieid FROM analytics.top)"
+    )
+    assert query.reads == (
+        TableName("movielens", "ratings"),
+        TableName("movielens", "movies"),
+        TableName("analytics", "top"),
+    )
+    ctas = translate("CREATE TABLE a.t AS SELECT * FROM b.u")
+    assert ctas.reads == (TableName("b", "u"),)
+    unload = translate("UNLOAD (SELECT * FROM b.u) TO 's3://x/y/' WITH (format = 'JSON')")
+    assert unload.reads == (TableName("b", "u"),)
