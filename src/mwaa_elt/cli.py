@@ -283,6 +283,31 @@ def schema(
     err.print(f"wrote {out_path}")
 
 
+@app.command("test")
+def test(
+    pipelines: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Pipeline names (default: every pipeline with tests).", show_default=False
+        ),
+    ] = None,
+    json_: JsonFlag = False,
+    project_dir: ProjectDir = None,
+) -> None:
+    """Run SQL unit tests (pipelines/<name>/tests/*.yaml) on DuckDB. Exit 1 on any failure."""
+    from mwaa_elt.sqltest import run_tests
+    from mwaa_elt.sqltest.output import print_report, report_json
+
+    project = _project(project_dir)
+    report = run_tests(project, pipelines or None)
+    if json_:
+        _print_json(report_json(report, project.root))
+    else:
+        print_report(out, report, project.root)
+    if not report.ok:
+        raise typer.Exit(EXIT_INVALID)
+
+
 @app.command("new")
 def new(
     name: Annotated[str, typer.Argument(help="Pipeline name: the DAG id and the folder name.")],
