@@ -17,7 +17,7 @@ SCHEMA_ID = "https://mwaa-elt.dev/schema/test.schema.json"
 # A frozen logical date: a day (midnight UTC) or a moment, in UTC unless an offset is given.
 LOGICAL_DATE = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2})?(Z|[+-]\d{2}:?\d{2})?)?$"
 LOGICAL_DATE_RE = re.compile(LOGICAL_DATE)
-TABLE_KEY = r"^[A-Za-z_{][^.]*\.[A-Za-z_][A-Za-z0-9_]*$"
+TABLE_KEY = r"^([A-Za-z_][A-Za-z0-9_]*|\{\{[^{}]*\}\})\.[A-Za-z_][A-Za-z0-9_]*$"
 
 # What a cell may hold: YAML scalars, and lists / mappings for ARRAY, MAP and ROW columns.
 _CELL_SCHEMA = {

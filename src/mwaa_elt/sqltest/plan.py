@@ -432,6 +432,8 @@ def _input_table(
     elif ddl is not None:
         columns = [(c.name.lower(), c.type) for c in (*ddl.columns, *ddl.partitioned_by)]
     rows: list[dict[str, Any]] = [{k.lower(): v for k, v in row.items()} for row in table.rows]
+    written = loaded.doc.data["tests"][loaded.index]["given"][key]
+    rows_key: tuple[str, ...] = ("rows",) if isinstance(written, dict) else ()  # or shorthand
     if columns:
         known = {c for c, _ in columns}
         for index, row in enumerate(table.rows):
@@ -443,7 +445,7 @@ def _input_table(
                             f"its columns: {', '.join(c for c, _ in columns)}",
                             "given",
                             key,
-                            "rows",
+                            *rows_key,
                             index,
                             column,
                         )
