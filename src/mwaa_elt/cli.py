@@ -270,11 +270,18 @@ def schema(
         Path | None,
         typer.Option("--out", help="Write here (default: print; pipelines/pipeline.schema.json)."),
     ] = None,
+    tests: Annotated[
+        bool,
+        typer.Option(
+            "--tests", help="SQL test files' schema instead (pipelines/test.schema.json)."
+        ),
+    ] = False,
 ) -> None:
-    """The JSON Schema of pipeline specs, for editors (yaml-language-server)."""
+    """The JSON Schema of pipeline specs (or SQL test files), for editors (yaml-language-server)."""
     from mwaa_elt.spec import pipeline_json_schema_text
+    from mwaa_elt.sqltest import sqltest_json_schema_text
 
-    text = pipeline_json_schema_text()
+    text = sqltest_json_schema_text() if tests else pipeline_json_schema_text()
     if out_path is None:
         print(text, end="" if text.endswith("\n") else "\n")
         return

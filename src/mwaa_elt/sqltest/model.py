@@ -27,16 +27,12 @@ _CELL_SCHEMA = {
         {"type": "object"},
     ]
 }
-Row = Annotated[
-    dict[str, Any],
-    WithJsonSchema(
-        {
-            "type": "object",
-            "additionalProperties": _CELL_SCHEMA,
-            "description": "One row: column name → value; a column left out is NULL.",
-        }
-    ),
-]
+_ROW_SCHEMA = {
+    "type": "object",
+    "additionalProperties": _CELL_SCHEMA,
+    "description": "One row: column name → value; a column left out is NULL.",
+}
+Row = Annotated[dict[str, Any], WithJsonSchema(_ROW_SCHEMA)]
 
 
 class _Spec(BaseModel):
@@ -61,7 +57,18 @@ class GivenTable(_Spec):
     rows: list[Row] = Field(description="The table's rows; an empty list is an empty table.")
 
 
-Given = Annotated[GivenTable, BeforeValidator(_rows_shorthand)]
+Given = Annotated[
+    GivenTable,
+    BeforeValidator(_rows_shorthand),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                GivenTable.model_json_schema(),
+                {"type": "array", "items": _ROW_SCHEMA, "description": "The table's rows."},
+            ]
+        }
+    ),
+]
 
 
 class Expect(_Spec):
