@@ -16,6 +16,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +47,7 @@ __all__ = [
     "Unload",
     "connect",
     "duckdb_type",
+    "quote_identifier",
     "translate",
     "translate_query",
 ]
@@ -72,6 +74,11 @@ class SqlSyntaxError(TranslationError):
     """Text that is not Athena SQL at all (sqlglot cannot parse it)."""
 
 
+def quote_identifier(name: str) -> str:
+    """`name` as a quoted DuckDB identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 @dataclass(frozen=True)
 class TableName:
     """A Glue table as `database.name`; on DuckDB the database is a schema of the connection."""
@@ -82,8 +89,7 @@ class TableName:
     @property
     def duckdb(self) -> str:
         """The quoted DuckDB name, e.g. `"analytics"."scifi"`."""
-        table = exp.table_(self.name, db=self.database, quoted=True)
-        return table.sql("duckdb")
+        return ".".join(quote_identifier(p) for p in (self.database, self.name) if p)
 
     def __str__(self) -> str:
         return f"{self.database}.{self.name}" if self.database else self.name
@@ -582,8 +588,8 @@ class _Translator:
         return InsertInto(_table(target), columns, self.query(source), _reads(source))
 
     def query(self, tree: exp.Expression) -> str:
-        """DuckDB SQL of a query, after the rewrites sqlglot does not do."""
-        tree = tree.copy()
+        """DuckDB SQL of a query, after the rewrites sqlglot does not do (made in place: the
+        tree was parsed for this translation alone)."""
         _name_like_athena(tree)
         for node in list(tree.walk()):
             self.check(node)
@@ -848,6 +854,7 @@ def _unload(sql: str, lead: int, text: str) -> Unload:
 # -- types -------------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=1024)
 def duckdb_type(athena_type: str) -> str:
     """DuckDB's name for an Athena (Hive DDL or Trino) column type, e.g. `array<string>`."""
     try:

@@ -231,10 +231,12 @@ def test_types_come_from_the_pipelines_ddl(project):
     plan = collect(Project(project), ["orders"])
     prepared = plan.tests[0]
     assert isinstance(prepared, PreparedTest)
-    assert prepared.tables[0].create == (
-        'CREATE TABLE "dev_analytics"."orders" '
-        '("order_id" BIGINT, "amount" DOUBLE, "ordered_on" DATE)'
-    )
+    (given,) = prepared.given
+    assert given.columns == (("order_id", "BIGINT"), ("amount", "DOUBLE"), ("ordered_on", "DATE"))
+    assert "CAST('2024-03-05' AS DATE)" in given.values
+    # The rows stand in for the table the task reads, under the alias the query uses.
+    assert "FROM (VALUES (CAST(1 AS BIGINT)" in prepared.query
+    assert "dev_analytics" not in prepared.query
 
 
 # -- problems, located -------------------------------------------------------------------------
@@ -320,9 +322,7 @@ def test_values_without_ddl_or_columns_get_inferred_types(project):
     plan = collect(Project(project), ["orders"])
     (prepared,) = plan.tests
     assert isinstance(prepared, PreparedTest)
-    assert prepared.tables[0].create == (
-        'CREATE TABLE "dev_analytics"."refunds" ("id" BIGINT, "amount" DOUBLE)'
-    )
+    assert prepared.given[0].columns == (("id", "BIGINT"), ("amount", "DOUBLE"))
     assert execute(plan).ok
 
 
@@ -381,3 +381,39 @@ def test_plan_has_no_side_effects_and_execute_runs_it(project):
     assert sorted(p.name for p in project.rglob("*")) == before
     assert not any(isinstance(t, UnpreparedTest) for t in plan.tests)
     assert execute(plan).ok
+
+
+def test_given_rows_replace_every_reference_under_its_alias(project):
+    from mwaa_elt.duckdb_athena import TableName
+    from mwaa_elt.sqltest.plan import GivenRows, inline_given
+
+    query = (
+        'SELECT a.x, b.x FROM "s"."t" AS a JOIN s.t AS b ON a.x = b.x '
+        "WHERE a.x IN (SELECT x FROM s.t) AND 's.t' <> ''"
+    )
+    rows = GivenRows(TableName("s", "t"), (("x", "BIGINT"),), "(VALUES (CAST(1 AS BIGINT)))")
+    inlined = inline_given(query, [rows])
+    assert inlined.count("(VALUES (CAST(1 AS BIGINT))) AS ") == 3
+    assert 'AS "a"("x")' in inlined and 'AS "b"("x")' in inlined and 'AS "t"("x")' in inlined
+    assert "'s.t'" in inlined  # a string that looks like the table is left alone
+    from mwaa_elt.duckdb_athena import connect
+
+    assert connect().execute(inlined).fetchall() == [(1, 1)]
+
+
+def test_an_empty_given_table_keeps_its_types(project):
+    write_test(
+        project,
+        """\
+        tests:
+          - name: no_orders
+            task: daily
+            given:
+              analytics.orders: []
+            expect:
+              rows:
+                - {ds: 2024-01-01, orders: 0, revenue: null}
+        """,
+    )
+    result = only(run(project, "orders"))
+    assert result.status == "pass", (result.reason, result.problems)

@@ -13,11 +13,12 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from types import SimpleNamespace
 from typing import Any
 
 from croniter import croniter
-from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, UndefinedError
+from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
 
 
@@ -127,12 +128,18 @@ _ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_tr
 _ENV.filters.update(_filters())
 
 
+@lru_cache(maxsize=1024)
+def _template(text: str) -> Template:
+    # Compiling costs far more than rendering, and tests of one task share its SQL.
+    return _ENV.from_string(text)
+
+
 def render(text: str, context: Mapping[str, Any]) -> str:
     """`text` with its run-time Jinja rendered; MacroError (line, message) when it cannot be."""
     if "{{" not in text and "{%" not in text and "{#" not in text:
         return text
     try:
-        return _ENV.from_string(text).render(context)
+        return _template(text).render(context)
     except TemplateSyntaxError as exc:
         raise MacroError(exc.lineno or 1, f"Jinja template error: {exc.message}") from None
     except UndefinedError as exc:

@@ -11,10 +11,15 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+import sqlglot
+from sqlglot import exp
 
 from mwaa_elt.duckdb_athena import (
     CreateExternalTable,
@@ -26,6 +31,7 @@ from mwaa_elt.duckdb_athena import (
     TranslationError,
     Unload,
     duckdb_type,
+    quote_identifier,
     translate,
 )
 from mwaa_elt.errors import ConfigError
@@ -46,20 +52,31 @@ from mwaa_elt.sqltest.model import Expect
 from mwaa_elt.stage import Stage
 
 SQL_KINDS = ("athena", "unload", "check", "trino")
+# Tests of one task share its rendered SQL: translate each text once (statements are frozen).
+_translate = lru_cache(maxsize=1024)(translate)
 
 
 @dataclass(frozen=True)
-class InputTable:
-    """Create one given table and fill it with the test's rows (DuckDB SQL)."""
+class GivenRows:
+    """One given table as DuckDB SQL: typed VALUES (or an empty typed SELECT) in parentheses."""
 
     table: TableName
-    create: str
-    insert: str | None
+    columns: tuple[tuple[str, str], ...]  # (name, DuckDB type)
+    values: str
+
+    def as_source(self, alias: str) -> str:
+        """The rows in place of the table in a FROM clause, under the query's alias for it."""
+        names = ", ".join(quote_identifier(c) for c, _ in self.columns)
+        return f"{self.values} AS {quote_identifier(alias)}({names})"
 
 
 @dataclass(frozen=True)
 class PreparedTest:
-    """A test ready to run: schemas and tables to create, the query, what it must answer."""
+    """A test ready to run: the task's query, its given tables inlined as VALUES, the answer.
+
+    Inlining (rather than creating tables) makes a test one read-only statement on a shared
+    connection: nothing to create, nothing to roll back.
+    """
 
     pipeline: str
     name: str
@@ -68,8 +85,7 @@ class PreparedTest:
     task: str
     stage: str
     logical_date: str
-    schemas: tuple[str, ...]
-    tables: tuple[InputTable, ...]
+    given: tuple[GivenRows, ...]
     query: str
     expect: Expect
 
@@ -100,8 +116,16 @@ class _PipelineFacts:
     """What several tests of one pipeline in one stage share, computed once."""
 
     stage_pipeline: StagePipeline
-    doc: YamlDocument | None
+    source: Path | None
     tables: dict[TableName, CreateExternalTable] = field(default_factory=dict)
+    _doc: YamlDocument | None = None
+
+    @property
+    def doc(self) -> YamlDocument | None:
+        """The spec's located YAML, read only when a problem in inline SQL must be located."""
+        if self._doc is None and self.source is not None:
+            self._doc, _ = load_yaml(self.source.read_bytes())
+        return self._doc
 
 
 class _Prepare:
@@ -180,10 +204,9 @@ class _Prepare:
         if isinstance(query, str) and query.startswith("\0"):
             return unprepared(loaded.problem(f"task: {query[1:]}", "task", value=True))
         problems: list[Problem] = []
-        tables = self._tables(loaded, stage, facts, statement, problems)
+        given = self._given(loaded, stage, facts, statement, problems)
         if problems:
             return unprepared(*problems)
-        schemas = tuple(sorted({t.table.database for t in tables if t.table.database}))
         return PreparedTest(
             pipeline=loaded.pipeline,
             name=test.name,
@@ -192,9 +215,8 @@ class _Prepare:
             task=task.id,
             stage=stage.name,
             logical_date=dates.logical_date.isoformat(),
-            schemas=schemas,
-            tables=tuple(tables),
-            query=query,
+            given=tuple(given),
+            query=inline_given(query, given),
             expect=test.expect,
         )
 
@@ -205,10 +227,7 @@ class _Prepare:
         found = self.facts.get(key)
         if found is not None:
             return found
-        doc = None
-        if pipeline.source is not None:
-            doc, _ = load_yaml(pipeline.source.read_bytes())
-        facts = _PipelineFacts(resolve_pipeline(pipeline, stage), doc)
+        facts = _PipelineFacts(resolve_pipeline(pipeline, stage), pipeline.source)
         # The pipeline's own DDL gives the types of the tables it declares.
         start = dt.datetime.combine(pipeline.start_date, dt.time(), tzinfo=dt.UTC)
         for task in facts.stage_pipeline.tasks:
@@ -216,7 +235,7 @@ class _Prepare:
                 continue
             context = airflow_context(run_dates(start, None, 3), pipeline.pipeline, task.id)
             try:
-                statement = translate(render(task.sql, context))
+                statement = _translate(render(task.sql, context))
             except (TranslationError, MacroError):
                 continue  # the test of that task reports it; here it only lacks types
             if isinstance(statement, CreateExternalTable):
@@ -236,7 +255,7 @@ class _Prepare:
 
         sql = check_query(task.step, task.sql) if task.kind == "check" else task.sql or ""
         try:
-            return translate(render(sql, context))
+            return _translate(render(sql, context))
         except MacroError as exc:
             return self._sql_problem(pipeline, facts, task, TextProblem(exc.line, 1, exc.message))
         except TranslationError as exc:
@@ -268,14 +287,14 @@ class _Prepare:
 
     # -- the given tables --------------------------------------------------------------------
 
-    def _tables(
+    def _given(
         self,
         loaded: LoadedTest,
         stage: Stage,
         facts: _PipelineFacts,
         statement: Statement,
         problems: list[Problem],
-    ) -> list[InputTable]:
+    ) -> list[GivenRows]:
         test = loaded.test
         logical = {real: name for name, real in stage.glue_databases.items()}
         given: dict[TableName, tuple[str, Any]] = {}
@@ -319,7 +338,7 @@ class _Prepare:
             return []
         tables = []
         for name, (key, table) in given.items():
-            built = _input_table(loaded, key, name, table, facts.tables.get(name), problems)
+            built = _given_rows(loaded, key, name, table, facts.tables.get(name), problems)
             if built is not None:
                 tables.append(built)
         return tables
@@ -402,14 +421,14 @@ def _source_col(sql: str, exc: TranslationError) -> int:
 # -- rows as SQL -------------------------------------------------------------------------------
 
 
-def _input_table(
+def _given_rows(
     loaded: LoadedTest,
     key: str,
     name: TableName,
     table: Any,
     ddl: CreateExternalTable | None,
     problems: list[Problem],
-) -> InputTable | None:
+) -> GivenRows | None:
     columns: list[tuple[str, str]] = []
     if table.columns is not None:
         for column, athena in table.columns.items():
@@ -463,18 +482,49 @@ def _input_table(
             )
         )
         return None
-    names = [c for c, _ in columns]
-    body = ", ".join(f"{TableName(None, c).duckdb} {t}" for c, t in columns)
-    create = f"CREATE TABLE {name.duckdb} ({body})"
-    insert = None
+    types = dict(columns)
     if rows:
-        types = dict(columns)
-        values = ", ".join(
-            "(" + ", ".join(_literal(row.get(c), types[c]) for c in names) + ")" for row in rows
+        values = "(VALUES " + ", ".join(
+            "(" + ", ".join(f"CAST({_literal(row.get(c), t)} AS {t})" for c, t in columns) + ")"
+            for row in rows
         )
-        quoted = ", ".join(TableName(None, c).duckdb for c in names)
-        insert = f"INSERT INTO {name.duckdb} ({quoted}) VALUES {values}"
-    return InputTable(name, create, insert)
+    else:
+        values = "(SELECT " + ", ".join(f"CAST(NULL AS {t})" for t in types.values())
+        values += " WHERE FALSE"
+    return GivenRows(name, tuple(columns), values + ")")
+
+
+_SLOT = "__mwaa_elt_given_{}__"
+_SLOT_RE = re.compile(r'"?__mwaa_elt_given_(\d+)__"?')
+
+
+@lru_cache(maxsize=1024)
+def _slots(query: str) -> tuple[tuple[str, ...], tuple[tuple[TableName, str], ...]]:
+    """`query` cut around its table references: the text pieces, and per gap the table and the
+    alias the query knows it by. Tests of one task share the query: cut it once."""
+    tree = sqlglot.parse_one(query, read="duckdb")
+    ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+    slots: list[tuple[TableName, str]] = []
+    for table in list(tree.find_all(exp.Table)):
+        if not table.name or (not table.db and table.name.lower() in ctes):
+            continue
+        slots.append((_key(TableName(table.db or None, table.name)), table.alias or table.name))
+        table.replace(exp.Table(this=exp.to_identifier(_SLOT.format(len(slots) - 1))))
+    pieces = _SLOT_RE.split(tree.sql("duckdb"))
+    return tuple(pieces[0::2]), tuple(slots)
+
+
+def inline_given(query: str, given: Sequence[GivenRows]) -> str:
+    """`query` reading the given rows in place of the tables they stand for."""
+    texts, slots = _slots(query)
+    rows = {g.table: g for g in given}
+    parts = [texts[0]]
+    for (table, alias), text in zip(slots, texts[1:], strict=True):
+        found = rows.get(table)
+        # A table no rows stand for stays as written: DuckDB then says it does not exist.
+        source = found.as_source(alias) if found else f"{table.duckdb} AS {quote_identifier(alias)}"
+        parts.extend((source, text))
+    return "".join(parts)
 
 
 def _inferred(
@@ -522,7 +572,7 @@ def _kind(value: Any) -> str:
 
 
 def _literal(value: Any, type_: str = "") -> str:
-    """`value` as a DuckDB literal; DuckDB casts it to the column's type on insert."""
+    """`value` as a DuckDB literal, cast by the caller to the column's type."""
     if value is None:
         return "NULL"
     if isinstance(value, bool):
