@@ -106,6 +106,9 @@ def airflow_context(dates: RunDates, dag_id: str, task_id: str) -> dict[str, Any
         "data_interval_start": _airflow_datetime(dates.data_interval_start),
         "data_interval_end": _airflow_datetime(dates.data_interval_end),
         "run_id": run_id,
+        "dag_run": SimpleNamespace(
+            run_id=run_id, logical_date=logical, run_after=logical, conf={}, dag_id=dag_id
+        ),
         "dag": SimpleNamespace(dag_id=dag_id),
         "task": SimpleNamespace(task_id=task_id),
         "params": {},
