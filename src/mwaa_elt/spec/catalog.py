@@ -130,6 +130,8 @@ def target_of(statement: Statement) -> exp.Table | None:
     if statement.kind in {"ctas", "create_table", "create_view", "insert", "drop_table",
                           "drop_view", "delete", "alter"}:  # fmt: skip
         target = node.this if node is not None else None
+        if isinstance(node, exp.Drop) and node.args.get("tables"):
+            target = node.args["tables"][0]
         if isinstance(target, exp.Schema):
             target = target.this
         return target if isinstance(target, exp.Table) else None

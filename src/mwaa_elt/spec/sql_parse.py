@@ -175,7 +175,7 @@ def parse(text: str) -> Parsed:
             near = f" at '{quoted}'" if quoted.strip() else ""
         message = problem.message.replace("{near}", near)
         line, col = problem.line, problem.col
-        typo = _typo_before(lines, line, col) if problem.width else None
+        typo = _typo_at(lines, line, col) if problem.width else None
         if typo is not None:
             col, word, keyword = typo
             message = f"{message}; did you mean {keyword} instead of '{word}'?"
@@ -186,18 +186,25 @@ def parse(text: str) -> Parsed:
 _KEYWORDS = ("SELECT", "FROM", "WHERE", "GROUP", "ORDER", "HAVING", "LIMIT", "JOIN", "UNION")
 
 
-def _typo_before(lines: list[str], line: int, col: int) -> tuple[int, str, str] | None:
-    """A misspelt keyword just before where the parser stopped (`GROPU BY`, `FORM t`)."""
+def _typo_at(lines: list[str], line: int, col: int) -> tuple[int, str, str] | None:
+    """A misspelt keyword where the parser stopped, or just before (`GROPU BY`, `FORM t`)."""
     if line > len(lines):
         return None
-    match = re.search(r"([A-Za-z]+)\s+$", lines[line - 1][: col - 1])
-    if match is None:
-        return None
-    word = match.group(1)
-    if word.upper() in _KEYWORDS:
-        return None
-    close = difflib.get_close_matches(word.upper(), _KEYWORDS, n=1, cutoff=0.7)
-    return (match.start(1) + 1, word, close[0]) if close else None
+    text = lines[line - 1]
+    candidates = [re.match(r"[A-Za-z]+", text[col - 1 :])]
+    before = re.search(r"([A-Za-z]+)\s+$", text[: col - 1])
+    candidates.append(before)
+    for match in candidates:
+        if match is None:
+            continue
+        start = col - 1 + match.start() if match is candidates[0] else match.start(1)
+        word = match.group(0) if match is candidates[0] else match.group(1)
+        if word.upper() in _KEYWORDS or word.upper() in {"BY", "ON", "AS"}:
+            continue
+        close = difflib.get_close_matches(word.upper(), _KEYWORDS, n=1, cutoff=0.7)
+        if close:
+            return start + 1, word, close[0]
+    return None
 
 
 @lru_cache(maxsize=4096)
@@ -374,6 +381,11 @@ def _unload(sql: str, chunk: list[Token], line: int, col: int) -> Statement | _P
 def _lint(sql: str, chunk: list[Token]) -> list[_Problem]:
     """What sqlglot forgives but Athena refuses: a comma before FROM, a JOIN without ON."""
     problems: list[_Problem] = []
+    if chunk[-1].token_type == TokenType.COMMA:
+        line, col = position(sql, chunk[-1].start)
+        problems.append(
+            _Problem(line, col, "trailing comma at the end of the statement; remove the comma")
+        )
     for before, token in pairwise(chunk):
         if before.token_type == TokenType.COMMA and token.token_type in _CLAUSE_AFTER_LIST:
             line, col = position(sql, before.start)
