@@ -92,6 +92,16 @@ def _ancestors(pipeline: Pipeline) -> dict[str, set[str]]:
     return found
 
 
+def unchecked_sql(pipeline: Pipeline) -> tuple[str, ...]:
+    """`<task>: <why>` for each task whose SQL is not analysed (skip_sql_checks), for the
+    stage's manifest: what went live unchecked stays visible."""
+    return tuple(
+        f"{task.id}: {task.step.skip_sql_checks}"  # type: ignore[attr-defined]
+        for task in pipeline.tasks
+        if getattr(task.step, "skip_sql_checks", None)
+    )
+
+
 def analyze(pipeline: Pipeline, stages: Mapping[str, Stage]) -> Analysis:
     """Every finding of the meaning of `pipeline`'s SQL and templates in `stages`."""
     result = Analysis()
