@@ -194,9 +194,9 @@ def test_the_generator_clears_a_ctas_folder_and_a_raw_unload_target() -> None:
         "AS SELECT 1 AS a"
     )
     assert clear_location(ctas) == "s3://b/dev/t/{{ ts_nodash }}/"
-    assert clear_location("UNLOAD (SELECT 1 AS a) TO 's3://b/dev/e/' WITH (format = 'PARQUET')") == (
-        "s3://b/dev/e/"
-    )
+    assert clear_location(
+        "UNLOAD (SELECT 1 AS a) TO 's3://b/dev/e/' WITH (format = 'PARQUET')"
+    ) == ("s3://b/dev/e/")
     assert clear_location("CREATE TABLE x.t WITH (format = 'PARQUET') AS SELECT 1 AS a") is None
     assert clear_location("SELECT 1") is None
 

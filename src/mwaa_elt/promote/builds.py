@@ -21,9 +21,9 @@ from mwaa_elt.promote.manifest import WORKING_TREE, Manifest
 from mwaa_elt.promote.plan import PipelineBuild
 from mwaa_elt.promote.store import StageStore
 from mwaa_elt.render import RenderResult, render_pipelines
-from mwaa_elt.spec.analysis import unchecked_sql
 from mwaa_elt.render.generate import DAGS_DIR, SCRIPTS_DIR
 from mwaa_elt.spec import Pipeline, discover_specs, validate_paths
+from mwaa_elt.spec.analysis import unchecked_sql
 from mwaa_elt.stage import Stage
 
 

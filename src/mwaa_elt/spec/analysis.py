@@ -226,8 +226,13 @@ def _statement(
     node = statement.node
     at = (statement.line, statement.col)
     if statement.kind == "drop_database":
-        _add(result, item, *at, "DROP DATABASE is refused: databases belong to the stage "
-             "(Pulumi provisions them); drop the tables this pipeline creates instead")
+        _add(
+            result,
+            item,
+            *at,
+            "DROP DATABASE is refused: databases belong to the stage "
+            "(Pulumi provisions them); drop the tables this pipeline creates instead",
+        )
         return
     if task.kind == "check" and task.step.sql_file is None and task.step.sql is None:
         return
@@ -239,8 +244,13 @@ def _statement(
     if statement.kind == "create_database" and node is not None:
         name = node.this.name if isinstance(node.this, cat.exp.Expression) else ""
         if name and tpl.expression_at(name) is None:
-            _add(result, item, *at, f"database '{name}' is not one the stages provision; write "
-                 f"{{{{ db.<name> }}}} ({', '.join(catalog.databases)})")
+            _add(
+                result,
+                item,
+                *at,
+                f"database '{name}' is not one the stages provision; write "
+                f"{{{{ db.<name> }}}} ({', '.join(catalog.databases)})",
+            )
     if target_ref is not None:
         problem = cat.database_problem(target_ref, catalog)
         if problem:
@@ -252,18 +262,26 @@ def _statement(
             verb = {"drop_table": "DROP TABLE", "drop_view": "DROP VIEW", "delete": "DELETE"}.get(
                 statement.kind, "INSERT OVERWRITE"
             )
-            _add(result, item, target_ref.line, target_ref.col,
-                 f"{verb} on '{target_ref.written}', which this pipeline does not create; a "
-                 "pipeline only drops, deletes from or overwrites its own tables (created by "
-                 "one of its tasks)")
+            _add(
+                result,
+                item,
+                target_ref.line,
+                target_ref.col,
+                f"{verb} on '{target_ref.written}', which this pipeline does not create; a "
+                "pipeline only drops, deletes from or overwrites its own tables (created by "
+                "one of its tasks)",
+            )
         if statement.kind == "insert" and target_ref.name is not None:
             why = _resolve_read(target_ref, task, catalog, own, ancestors)
             if why:
                 _add(result, item, target_ref.line, target_ref.col, why)
             elif why == "":
                 result.pending.append(
-                    (cat.PendingRead(target_ref.name, target_ref.line, target_ref.col),
-                     item.where, True)
+                    (
+                        cat.PendingRead(target_ref.name, target_ref.line, target_ref.col),
+                        item.where,
+                        True,
+                    )
                 )
     query = cat.query_of(statement)
     if query is None:
@@ -298,11 +316,19 @@ def _statement(
             _add(result, item, line, col, message)
         if statement.kind == "insert" and target_ref is not None and target_ref.name and columns:
             known = catalog.tables.get(target_ref.name)
-            listed = node.this.expressions if node is not None and hasattr(node.this, "expressions") else []
+            listed = (
+                node.this.expressions
+                if node is not None and hasattr(node.this, "expressions")
+                else []
+            )
             if known and known.columns and not listed and len(columns) != len(known.columns):
-                _add(result, item, *at,
-                     f"INSERT gives {len(columns)} columns, but '{target_ref.written}' has "
-                     f"{len(known.columns)} ({', '.join(known.columns)})")
+                _add(
+                    result,
+                    item,
+                    *at,
+                    f"INSERT gives {len(columns)} columns, but '{target_ref.written}' has "
+                    f"{len(known.columns)} ({', '.join(known.columns)})",
+                )
     _register(statement, target_ref, columns, task, catalog, tpl)
 
 
@@ -349,7 +375,9 @@ def _table_field(
     where = ("tasks", index, task.kind, "table")
     why = _resolve_read(ref, task, catalog, own, ancestors)
     if why:
-        result.findings.append(Finding(where, TextProblem(1, 1, f"{'.'.join(map(str, where))}: {why}"), inner=False))
+        result.findings.append(
+            Finding(where, TextProblem(1, 1, f"{'.'.join(map(str, where))}: {why}"), inner=False)
+        )
         return
     if why == "":
         result.pending.append((cat.PendingRead(ref.name, 1, 1), where, False))
@@ -360,8 +388,12 @@ def _table_field(
             result.findings.append(
                 Finding(
                     ("tasks", index, task.kind, "not_null"),
-                    TextProblem(1, 1, f"tasks[{index}].check.not_null: unknown column '{column}' "
-                                f"of {ref.name}; {cat.did_you_mean(column, list(known.columns))}"),
+                    TextProblem(
+                        1,
+                        1,
+                        f"tasks[{index}].check.not_null: unknown column '{column}' "
+                        f"of {ref.name}; {cat.did_you_mean(column, list(known.columns))}",
+                    ),
                     inner=False,
                 )
             )
@@ -383,13 +415,31 @@ def _locations(
             target = cat.target_of(statement)
             ref = cat.table_ref(tpl, target) if target is not None else None
             for loc in statement_locations(tpl, statement):
-                checks.append((item.where, loc.line, loc.col, loc.uri, loc.access, loc.what,
-                               ref.name if ref is not None else None))
+                checks.append(
+                    (
+                        item.where,
+                        loc.line,
+                        loc.col,
+                        loc.uri,
+                        loc.access,
+                        loc.what,
+                        ref.name if ref is not None else None,
+                    )
+                )
             if statement.kind == "insert" and ref is not None and ref.name in own_locations:
                 uri = own_locations[ref.name]
                 assert uri is not None
-                checks.append((item.where, ref.line, ref.col, uri, "insert",
-                               f"INSERT into {ref.written}, whose location", ref.name))
+                checks.append(
+                    (
+                        item.where,
+                        ref.line,
+                        ref.col,
+                        uri,
+                        "insert",
+                        f"INSERT into {ref.written}, whose location",
+                        ref.name,
+                    )
+                )
     for index, task in enumerate(pipeline.tasks):
         if task.kind == "unload":
             to = task.step.to  # type: ignore[attr-defined]
@@ -425,4 +475,10 @@ def _locations(
                 if line:
                     result.findings.append(Finding(where, TextProblem(line, col, message)))
                 else:
-                    result.findings.append(Finding(where, TextProblem(1, 1, f"{'.'.join(map(str, where[1:]))}: {message}"), inner=False))
+                    result.findings.append(
+                        Finding(
+                            where,
+                            TextProblem(1, 1, f"{'.'.join(map(str, where[1:]))}: {message}"),
+                            inner=False,
+                        )
+                    )

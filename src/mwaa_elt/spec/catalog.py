@@ -102,9 +102,13 @@ def database_problem(ref: TableRef, catalog: Catalog) -> str | None:
         return None
     if ref.literal_database:
         close = difflib.get_close_matches(ref.database, catalog.databases, n=1)
-        hint = f"did you mean {{{{ db.{close[0]} }}}}?" if close else (
-            f"databases the stages provision: {', '.join(catalog.databases)} (glueDatabases in "
-            "stacks/Pulumi.<stage>.yaml)"
+        hint = (
+            f"did you mean {{{{ db.{close[0]} }}}}?"
+            if close
+            else (
+                f"databases the stages provision: {', '.join(catalog.databases)} (glueDatabases in "
+                "stacks/Pulumi.<stage>.yaml)"
+            )
         )
         return (
             f"database '{ref.database}' is not one the stages provision; name databases as "
@@ -147,7 +151,9 @@ def declared_columns(statement: Statement) -> tuple[str, ...] | None:
     properties = node.args.get("properties")
     for prop in properties.expressions if properties else []:
         if isinstance(prop, exp.PartitionedByProperty) and isinstance(prop.this, exp.Schema):
-            columns += [c.name.lower() for c in prop.this.expressions if isinstance(c, exp.ColumnDef)]
+            columns += [
+                c.name.lower() for c in prop.this.expressions if isinstance(c, exp.ColumnDef)
+            ]
     return tuple(columns)
 
 

@@ -24,7 +24,9 @@ def check_shape_problems(statement: Statement) -> list[TextProblem]:
         return [TextProblem(*at, f"a check is one SELECT (not a set operation); {_FIX}")]
     projections = node.expressions
     if len(projections) != 1:
-        return [TextProblem(*at, f"a check returns one column, this returns {len(projections)}; {_FIX}")]
+        return [
+            TextProblem(*at, f"a check returns one column, this returns {len(projections)}; {_FIX}")
+        ]
     column = projections[0]
     value = column.this if isinstance(column, exp.Alias) else column
     if isinstance(value, exp.Paren):

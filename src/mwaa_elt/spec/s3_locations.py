@@ -48,7 +48,9 @@ def statement_locations(tpl: Templated, statement: Statement) -> list[Location]:
                 and prop.name.lower() == "external_location"
                 and isinstance(prop.args.get("value"), exp.Literal)
             ):
-                found.append(_at(tpl, statement, prop.args["value"].this, "write", "external_location"))
+                found.append(
+                    _at(tpl, statement, prop.args["value"].this, "write", "external_location")
+                )
     return found
 
 
@@ -136,5 +138,8 @@ def overlaps(a: str, b: str) -> bool:
     comparison (what follows varies per run, so the fixed parts decide)."""
     fa = re.split(r"\{\{|\{%", a, maxsplit=1)[0]
     fb = re.split(r"\{\{|\{%", b, maxsplit=1)[0]
-    fa, fb = fa if fa.endswith("/") or fa != a else fa + "/", fb if fb.endswith("/") or fb != b else fb + "/"
+    fa, fb = (
+        fa if fa.endswith("/") or fa != a else fa + "/",
+        fb if fb.endswith("/") or fb != b else fb + "/",
+    )
     return fa.startswith(fb) or fb.startswith(fa)

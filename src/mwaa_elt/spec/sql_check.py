@@ -182,7 +182,8 @@ def _athena_problems(text: str, sql: str, *, single: bool, query: bool) -> list[
             _one_statement(statements[1].line, statements[1].col, len(statements), "athena")
         )
     if query and statements and statements[0].kind != "select":
-        kind = statements[0].kind.upper().replace("_", " ")
+        node = statements[0].node
+        kind = type(node).__name__.upper() if node is not None else "COMMAND"
         problems.append(TextProblem(1, 1, f"expected a SELECT query, got a {kind} statement"))
     return problems
 

@@ -273,9 +273,11 @@ def _kind(node: exp.Expression) -> str:
         kind = str(node.args.get("kind") or "").upper()
         if kind == "TABLE":
             return "ctas" if isinstance(node.expression, exp.Query) else "create_table"
-        return {"VIEW": "create_view", "DATABASE": "create_database", "SCHEMA": "create_database"}.get(
-            kind, "other"
-        )
+        return {
+            "VIEW": "create_view",
+            "DATABASE": "create_database",
+            "SCHEMA": "create_database",
+        }.get(kind, "other")
     if isinstance(node, exp.Drop):
         kind = str(node.args.get("kind") or "").upper()
         return {"TABLE": "drop_table", "DATABASE": "drop_database", "SCHEMA": "drop_database"}.get(
@@ -318,11 +320,16 @@ def _opaque_problem(sql: str, chunk: list[Token], line: int, col: int) -> _Probl
                 depth += 1
             elif token.token_type == TokenType.R_PAREN:
                 depth -= 1
-            elif depth == 0 and before.token_type == TokenType.ALIAS and token.token_type in {
-                TokenType.SELECT,
-                TokenType.WITH,
-                TokenType.L_PAREN,
-            }:
+            elif (
+                depth == 0
+                and before.token_type == TokenType.ALIAS
+                and token.token_type
+                in {
+                    TokenType.SELECT,
+                    TokenType.WITH,
+                    TokenType.L_PAREN,
+                }
+            ):
                 query = _keep_lines(sql, token.start) + sql[token.start : chunk[-1].end + 1]
                 with quiet_sqlglot():
                     try:
