@@ -24,22 +24,94 @@ from mwaa_elt.stage import Stage
 # airflow.sdk.definitions.context.Context (3.0); tests/spec compares them with the installed
 # Airflow of each check environment.
 _COMMON = frozenset(
-    ["conn", "dag", "dag_run", "data_interval_end", "data_interval_start", "ds", "ds_nodash", "exception", "expanded_ti_count", "inlet_events", "inlets", "logical_date", "macros", "map_index_template", "outlet_events", "outlets", "params", "prev_data_interval_end_success", "prev_data_interval_start_success", "prev_end_date_success", "prev_start_date_success", "reason", "run_id", "task", "task_instance", "task_instance_key_str", "templates_dict", "test_mode", "ti", "try_number", "ts", "ts_nodash", "ts_nodash_with_tz", "var"]
+    [
+        "conn",
+        "dag",
+        "dag_run",
+        "data_interval_end",
+        "data_interval_start",
+        "ds",
+        "ds_nodash",
+        "exception",
+        "expanded_ti_count",
+        "inlet_events",
+        "inlets",
+        "logical_date",
+        "macros",
+        "map_index_template",
+        "outlet_events",
+        "outlets",
+        "params",
+        "prev_data_interval_end_success",
+        "prev_data_interval_start_success",
+        "prev_end_date_success",
+        "prev_start_date_success",
+        "reason",
+        "run_id",
+        "task",
+        "task_instance",
+        "task_instance_key_str",
+        "templates_dict",
+        "test_mode",
+        "ti",
+        "try_number",
+        "ts",
+        "ts_nodash",
+        "ts_nodash_with_tz",
+        "var",
+    ]
 )
 CONTEXT: dict[int, frozenset[str]] = {
     2: _COMMON
     | frozenset(
-        ["conf", "execution_date", "next_ds", "next_ds_nodash", "next_execution_date", "prev_ds", "prev_ds_nodash", "prev_execution_date", "prev_execution_date_success", "tomorrow_ds", "tomorrow_ds_nodash", "triggering_dataset_events", "yesterday_ds", "yesterday_ds_nodash"]
+        [
+            "conf",
+            "execution_date",
+            "next_ds",
+            "next_ds_nodash",
+            "next_execution_date",
+            "prev_ds",
+            "prev_ds_nodash",
+            "prev_execution_date",
+            "prev_execution_date_success",
+            "tomorrow_ds",
+            "tomorrow_ds_nodash",
+            "triggering_dataset_events",
+            "yesterday_ds",
+            "yesterday_ds_nodash",
+        ]
     ),
     3: _COMMON | {"start_date", "task_reschedule_count", "triggering_asset_events"},
 }
 _MACROS = frozenset(
-    ["datetime", "datetime_diff_for_humans", "dateutil", "ds_add", "ds_format", "ds_format_locale", "json", "random", "time", "timedelta", "uuid", "yaml"]
+    [
+        "datetime",
+        "datetime_diff_for_humans",
+        "dateutil",
+        "ds_add",
+        "ds_format",
+        "ds_format_locale",
+        "json",
+        "random",
+        "time",
+        "timedelta",
+        "uuid",
+        "yaml",
+    ]
 )
 MACROS: dict[int, frozenset[str]] = {2: _MACROS, 3: _MACROS}
 # Keys that need a logical date: undefined in an asset-triggered run on Airflow 3.
 LOGICAL_DATE = frozenset(
-    ["ds", "ds_nodash", "ts", "ts_nodash", "ts_nodash_with_tz", "logical_date", "data_interval_start", "data_interval_end"]
+    [
+        "ds",
+        "ds_nodash",
+        "ts",
+        "ts_nodash",
+        "ts_nodash_with_tz",
+        "logical_date",
+        "data_interval_start",
+        "data_interval_end",
+    ]
 )
 # Jinja's own globals, usable in any template.
 _JINJA_GLOBALS = frozenset({"range", "dict", "lipsum", "cycler", "joiner", "namespace", "loop"})
