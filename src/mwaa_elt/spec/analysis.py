@@ -16,6 +16,7 @@ from typing import Any
 from mwaa_elt.errors import ConfigError
 from mwaa_elt.spec import catalog as cat
 from mwaa_elt.spec.model import Pipeline, ScheduleAfter, Task
+from mwaa_elt.spec.pydantic_errors import key_text
 from mwaa_elt.spec.quality import check_shape_problems
 from mwaa_elt.spec.s3_locations import location_problems, overlaps, statement_locations
 from mwaa_elt.spec.sql_parse import Statement, Templated, parse, templated
@@ -376,7 +377,7 @@ def _table_field(
     why = _resolve_read(ref, task, catalog, own, ancestors)
     if why:
         result.findings.append(
-            Finding(where, TextProblem(1, 1, f"{'.'.join(map(str, where))}: {why}"), inner=False)
+            Finding(where, TextProblem(1, 1, f"{key_text(where)}: {why}"), inner=False)
         )
         return
     if why == "":
@@ -467,8 +468,9 @@ def _locations(
                             f"({other}), which this pipeline creates; it is cleared before "
                             "writing: give it a folder of its own"
                         )
-            for message in messages:
-                key = (where, line, col, message.replace(stage.name, "*"))
+            for message in messages[:1]:
+                # One problem per location: the first stage that refuses it says why.
+                key = (where, line, col)
                 if key in seen:
                     continue
                 seen.add(key)
@@ -478,7 +480,7 @@ def _locations(
                     result.findings.append(
                         Finding(
                             where,
-                            TextProblem(1, 1, f"{'.'.join(map(str, where[1:]))}: {message}"),
+                            TextProblem(1, 1, f"{key_text(where)}: {message}"),
                             inner=False,
                         )
                     )
