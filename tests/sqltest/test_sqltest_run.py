@@ -23,6 +23,8 @@ description: Orders per day.
 owner: analytics
 schedule: "0 6 * * *"
 start_date: 2024-01-01
+sources:
+  - table: analytics.refunds
 tasks:
   - id: create_orders
     athena: {sql_file: sql/create_orders.sql}
@@ -417,3 +419,39 @@ def test_an_empty_given_table_keeps_its_types(project):
     )
     result = only(run(project, "orders"))
     assert result.status == "pass", (result.reason, result.problems)
+
+
+def test_tests_of_an_invalid_pipeline_are_errors_that_show_its_problems(project):
+    spec = project / "pipelines/orders/orders.yaml"
+    spec.write_text(spec.read_text().replace("owner: analytics", "owner: airflow"))
+    write_test(project, DAILY_TEST)
+    result = only(run(project, "orders"))
+    assert result.status == "error"
+    first, *spec_problems = result.problems
+    assert "has no valid spec pipelines/orders/orders.yaml; the first of 1:" in first.message
+    assert [p.path for p in spec_problems] == [spec]
+    assert "placeholder owner" in spec_problems[0].message
+
+
+def test_timestamps_with_time_zone_are_compared_as_utc_instants():
+    from mwaa_elt.duckdb_athena import connect
+    from mwaa_elt.sqltest.execute import run_one
+    from mwaa_elt.sqltest.model import Expect
+
+    query = "SELECT from_iso8601_timestamp('2024-03-05T06:00:00+01:00') AS t"
+    from mwaa_elt.duckdb_athena import translate_query
+
+    test = PreparedTest(
+        pipeline="p",
+        name="tz",
+        path=Path("t.yaml"),
+        line=1,
+        task="t",
+        stage="dev",
+        logical_date="2024-03-05T00:00:00+00:00",
+        given=(),
+        query=translate_query(query),
+        expect=Expect.model_validate({"rows": [{"t": "2024-03-05T05:00:00Z"}]}),
+    )
+    result = run_one(connect(), test)
+    assert result.status == "pass", result.reason

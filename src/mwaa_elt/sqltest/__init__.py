@@ -50,12 +50,16 @@ def collect(project: Project, names: list[str] | None = None) -> TestPlan:
             loaded.extend(tests)
             problems.extend(file_problems)
     pipelines = {}
+    invalid: dict[str, list[Problem]] = {}
     if loaded:
         # Specs are validated together: schedules refer to other pipelines' datasets.
         report = validate_paths(discover_specs(project.pipelines_dir), stages)
         pipelines = report.pipelines
+        invalid = {f.path.parent.name: f.problems for f in report.files if f.problems}
     untested = tuple(name for name, files in found.items() if not files)
-    return plan_tests(loaded, pipelines, stages, problems=problems, untested=untested)
+    return plan_tests(
+        loaded, pipelines, stages, problems=problems, untested=untested, spec_problems=invalid
+    )
 
 
 def run_tests(project: Project, names: list[str] | None = None) -> TestReport:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from mwaa_elt.duckdb_athena import connect
+from mwaa_elt.duckdb_athena import connect, quote_identifier
 from mwaa_elt.spec.problems import Problem
 from mwaa_elt.sqltest.compare import RowDiff, compare
 from mwaa_elt.sqltest.plan import PreparedTest, TestPlan, UnpreparedTest
@@ -81,7 +81,18 @@ def run_one(connection: duckdb.DuckDBPyConnection, test: PreparedTest) -> TestRe
 
     try:
         cursor = connection.execute(test.query)
-        columns = [d[0] for d in cursor.description or ()]
+        description = cursor.description or []
+        columns = [d[0] for d in description]
+        zoned = [d[0] for d in description if str(d[1]) == "TIMESTAMP WITH TIME ZONE"]
+        if zoned:
+            # Python values of TIMESTAMPTZ need pytz; the session is UTC, so the plain
+            # TIMESTAMP is the same instant (and compares with '...Z' as UTC).
+            plain = ", ".join(
+                f"CAST({quote_identifier(c)} AS TIMESTAMP) AS {quote_identifier(c)}" for c in zoned
+            )
+            cursor = connection.execute(
+                f"SELECT * REPLACE ({plain}) FROM ({test.query}) AS _answer"
+            )
         rows = cursor.fetchall()
     except duckdb.Error as error:
         return result("error", f"the query failed on DuckDB: {_engine_message(error)}")

@@ -131,9 +131,15 @@ class _PipelineFacts:
 class _Prepare:
     """Prepares the tests of one run; caches what tests of a pipeline and stage share."""
 
-    def __init__(self, pipelines: Mapping[str, Pipeline], stages: Mapping[str, Stage]) -> None:
+    def __init__(
+        self,
+        pipelines: Mapping[str, Pipeline],
+        stages: Mapping[str, Stage],
+        spec_problems: Mapping[str, Sequence[Problem]],
+    ) -> None:
         self.pipelines = pipelines
         self.stages = stages
+        self.spec_problems = spec_problems
         self.facts: dict[tuple[str, str], _PipelineFacts] = {}
 
     def test(self, loaded: LoadedTest) -> PreparedTest | UnpreparedTest:
@@ -147,12 +153,15 @@ class _Prepare:
 
         pipeline = self.pipelines.get(loaded.pipeline)
         if pipeline is None:
+            spec = f"pipelines/{loaded.pipeline}/{loaded.pipeline}.yaml"
+            found = self.spec_problems.get(loaded.pipeline, ())
+            detail = f"; the first of {len(found)}: {found[0]}" if found else " (no spec file)"
             return unprepared(
                 loaded.problem(
-                    f"pipeline '{loaded.pipeline}' has no valid spec "
-                    f"(pipelines/{loaded.pipeline}/{loaded.pipeline}.yaml); run mwaa-elt "
-                    "validate and fix it first"
-                )
+                    f"pipeline '{loaded.pipeline}' has no valid spec {spec}{detail}; "
+                    "`mwaa-elt validate` lists every problem"
+                ),
+                *found,
             )
         stage = self.stages.get(test.stage)
         if stage is None:
@@ -599,7 +608,9 @@ def plan_tests(
     *,
     problems: Sequence[Problem] = (),
     untested: Sequence[str] = (),
+    spec_problems: Mapping[str, Sequence[Problem]] | None = None,
 ) -> TestPlan:
-    """Prepare `loaded` tests against validated `pipelines`; no side effects."""
-    prepare = _Prepare(pipelines, stages)
+    """Prepare `loaded` tests against validated `pipelines` (`spec_problems`: why the others
+    are not valid, per pipeline folder); no side effects."""
+    prepare = _Prepare(pipelines, stages, spec_problems or {})
     return TestPlan(tuple(prepare.test(t) for t in loaded), tuple(problems), tuple(untested))
