@@ -118,10 +118,13 @@ def test_every_example_with_sql_tasks_has_passing_tests(project_root):
         per_pipeline[result.pipeline] = per_pipeline.get(result.pipeline, 0) + 1
     assert per_pipeline.get("movielens_scifi", 0) >= 4
     assert per_pipeline.get("scifi_quality", 0) >= 4
+    # Every example is tested, but for EMR-only ones, whose Hive and Spark steps are not SQL.
+    assert report.untested == ()
+    assert report.without_sql == ("movielens_emr",)
     tested_tasks = {(r.pipeline, r.task) for r in report.results}
     assert ("movielens_scifi", "create_scifi") in tested_tasks
     assert ("movielens_scifi", "export_scifi") in tested_tasks
-    assert {"has_rows", "keys_present", "ratings_in_range", "only_scifi"} <= {
+    assert {"has_rows", "keys_present", "ratings_in_range", "only_scifi", "record_check"} <= {
         t for p, t in tested_tasks if p == "scifi_quality"
     }
 

@@ -15,7 +15,7 @@ from mwaa_elt.spec.problems import Problem
 from mwaa_elt.sqltest.execute import TestReport, TestResult, execute
 from mwaa_elt.sqltest.load import LoadedTest, discover_tests, load_test_file
 from mwaa_elt.sqltest.model import sqltest_json_schema, sqltest_json_schema_text
-from mwaa_elt.sqltest.plan import TestPlan, plan_tests
+from mwaa_elt.sqltest.plan import SQL_KINDS, TestPlan, plan_tests
 
 __all__ = [
     "TestPlan",
@@ -49,16 +49,24 @@ def collect(project: Project, names: list[str] | None = None) -> TestPlan:
             tests, file_problems = load_test_file(path, pipeline)
             loaded.extend(tests)
             problems.extend(file_problems)
-    pipelines = {}
-    invalid: dict[str, list[Problem]] = {}
-    if loaded:
-        # Specs are validated together: schedules refer to other pipelines' datasets.
-        report = validate_paths(discover_specs(project.pipelines_dir), stages)
-        pipelines = report.pipelines
-        invalid = {f.path.parent.name: f.problems for f in report.files if f.problems}
-    untested = tuple(name for name, files in found.items() if not files)
+    # Specs are validated together: schedules refer to other pipelines' datasets.
+    report = validate_paths(discover_specs(project.pipelines_dir), stages)
+    pipelines = report.pipelines
+    invalid = {f.path.parent.name: f.problems for f in report.files if f.problems}
+    untested, no_sql = [], []
+    for name, files in found.items():
+        if not files:
+            spec = pipelines.get(name)
+            has_sql = spec is None or any(t.kind in SQL_KINDS for t in spec.tasks)
+            (untested if has_sql else no_sql).append(name)
     return plan_tests(
-        loaded, pipelines, stages, problems=problems, untested=untested, spec_problems=invalid
+        loaded,
+        pipelines,
+        stages,
+        problems=problems,
+        untested=untested,
+        without_sql=no_sql,
+        spec_problems=invalid,
     )
 
 

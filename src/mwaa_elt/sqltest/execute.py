@@ -42,6 +42,7 @@ class TestReport:
     results: tuple[TestResult, ...]
     problems: tuple[Problem, ...] = ()
     untested: tuple[str, ...] = ()
+    without_sql: tuple[str, ...] = ()
     seconds: float = 0.0
 
     @property
@@ -140,4 +141,6 @@ def execute(plan: TestPlan, connection: duckdb.DuckDBPyConnection | None = None)
     """Run every test of `plan`; the one executor of SQL tests."""
     started = time.perf_counter()
     results = tuple(iter_results(plan.tests, connection))
-    return TestReport(results, plan.problems, plan.untested, time.perf_counter() - started)
+    return TestReport(
+        results, plan.problems, plan.untested, plan.without_sql, time.perf_counter() - started
+    )

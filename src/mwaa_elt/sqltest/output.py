@@ -32,6 +32,7 @@ def report_json(report: TestReport, root: Path) -> dict[str, Any]:
         "errors": report.count("error"),
         "seconds": round(report.seconds, 3),
         "untested": list(report.untested),
+        "without_sql": list(report.without_sql),
         "problems": [_problem(p, root) for p in report.problems],
         "tests": [_result_json(r, root) for r in report.results],
     }
@@ -99,6 +100,11 @@ def print_report(console: Console, report: TestReport, root: Path) -> None:
             console.print(diff_table(result.diff))
     for name in report.untested:
         console.print(f"[yellow]no tests[/yellow]: pipelines/{name}/tests/ has no test file")
+    for name in report.without_sql:
+        console.print(
+            f"[dim]nothing to test: {name} has no athena, unload, check or trino task "
+            "(EMR Hive and Spark steps are not SQL tests)[/dim]"
+        )
     passed, failed, errors = (report.count(s) for s in ("pass", "fail", "error"))
     summary = f"{passed} passed, {failed} failed, {errors} error(s) in {report.seconds:.2f} s"
     if report.problems:

@@ -108,7 +108,8 @@ class TestPlan:
 
     tests: tuple[PreparedTest | UnpreparedTest, ...]
     problems: tuple[Problem, ...] = ()
-    untested: tuple[str, ...] = ()  # pipelines without a test file
+    untested: tuple[str, ...] = ()  # pipelines with SQL tasks but without a test file
+    without_sql: tuple[str, ...] = ()  # pipelines with no task a SQL test can run (EMR only)
 
 
 @dataclass
@@ -608,9 +609,11 @@ def plan_tests(
     *,
     problems: Sequence[Problem] = (),
     untested: Sequence[str] = (),
+    without_sql: Sequence[str] = (),
     spec_problems: Mapping[str, Sequence[Problem]] | None = None,
 ) -> TestPlan:
     """Prepare `loaded` tests against validated `pipelines` (`spec_problems`: why the others
     are not valid, per pipeline folder); no side effects."""
     prepare = _Prepare(pipelines, stages, spec_problems or {})
-    return TestPlan(tuple(prepare.test(t) for t in loaded), tuple(problems), tuple(untested))
+    tests = tuple(prepare.test(t) for t in loaded)
+    return TestPlan(tests, tuple(problems), tuple(untested), tuple(without_sql))
