@@ -458,3 +458,10 @@ def test_timestamps_with_time_zone_are_compared_as_utc_instants():
     )
     result = run_one(connect(), test)
     assert result.status == "pass", result.reason
+
+
+def test_a_ddl_task_has_no_rows_to_test(project):
+    write_test(project, "tests:\n  - name: ddl\n    task: create_orders\n    expect: {rows: []}\n")
+    (problem,) = only(run(project, "orders")).problems
+    assert (problem.line, problem.col) == (3, 11)
+    assert "runs CreateExternalTable, which returns no rows to test" in problem.message

@@ -211,8 +211,15 @@ class _Prepare:
         if isinstance(statement, Problem):
             return unprepared(statement)
         query = _query_of(statement, facts)
-        if isinstance(query, str) and query.startswith("\0"):
-            return unprepared(loaded.problem(f"task: {query[1:]}", "task", value=True))
+        if query is None:
+            return unprepared(
+                loaded.problem(
+                    f"task: '{task.id}' runs {type(statement).__name__}, which returns no rows "
+                    "to test; test the CTAS, INSERT, UNLOAD, query or check that uses it",
+                    "task",
+                    value=True,
+                )
+            )
         problems: list[Problem] = []
         given = self._given(loaded, stage, facts, statement, problems)
         if problems:
@@ -395,8 +402,8 @@ def _given_name(
     return None
 
 
-def _query_of(statement: Statement, facts: _PipelineFacts) -> str:
-    """The DuckDB query whose answer a test compares; '\\0reason' when the task has none."""
+def _query_of(statement: Statement, facts: _PipelineFacts) -> str | None:
+    """The DuckDB query whose answer a test compares; None for a statement without one (DDL)."""
     if isinstance(statement, Query | CreateTableAs | Unload):
         return statement.select
     if isinstance(statement, InsertInto):
@@ -408,13 +415,9 @@ def _query_of(statement: Statement, facts: _PipelineFacts) -> str:
         if not columns:
             return statement.select
         # INSERT is positional: name the answer's columns after the target's.
-        names = ", ".join(TableName(None, c).duckdb for c in columns)
+        names = ", ".join(quote_identifier(c) for c in columns)
         return f"SELECT * FROM ({statement.select}) AS _inserted({names})"
-    kind = type(statement).__name__
-    return (
-        f"\0the task's statement is {kind}, which returns no rows to test; test the CTAS, "
-        "INSERT, UNLOAD, query or check that uses it"
-    )
+    return None
 
 
 def _source_col(sql: str, exc: TranslationError) -> int:
