@@ -289,8 +289,9 @@ def translate(sql: str) -> Statement:
     text = sql.strip().removesuffix(";").rstrip()
     # Offsets in errors are into `sql`: the stripped text starts `lead` characters in.
     lead = len(sql) - len(sql.lstrip())
-    if re.match(r"(?is)unload\s*\(", text):
-        return _unload(sql, lead, text)
+    unload = _UNLOAD.match(text)
+    if unload:
+        return _unload(sql, lead, text, unload.end() - 1)
     tree = _parse(sql, lead, text)
     return _Translator(sql, lead).statement(tree)
 
@@ -784,11 +785,14 @@ def _joda(pattern: str, fail: Callable[[str], Exception]) -> str:
 # -- UNLOAD ------------------------------------------------------------------------------------
 
 
-def _unload(sql: str, lead: int, text: str) -> Unload:
+# UNLOAD after any comments, up to its opening parenthesis.
+_UNLOAD = re.compile(r"(?is)(?:\s*(?:--[^\n]*(?:\n|$)|/\*.*?\*/))*\s*unload\s*\(")
+
+
+def _unload(sql: str, lead: int, text: str, base: int) -> Unload:
     """`UNLOAD (query) TO 'uri' WITH (k = v, ...)`, which sqlglot leaves as an opaque command."""
     translator = _Translator(sql, lead)
     # sqlglot tokenizes UNLOAD as a command that swallows the rest: tokenize from the '('.
-    base = text.index("(")
     body = text[base:]
     try:
         tokens = sqlglot.tokenize(body, read="trino")

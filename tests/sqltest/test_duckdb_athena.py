@@ -310,3 +310,12 @@ def test_statements_name_the_tables_their_query_reads():
     assert ctas.reads == (TableName("b", "u"),)
     unload = translate("UNLOAD (SELECT * FROM b.u) TO 's3://x/y/' WITH (format = 'JSON')")
     assert unload.reads == (TableName("b", "u"),)
+
+
+def test_unload_after_comments_is_still_an_unload():
+    statement = translate(
+        "-- the export (for data scientists)\n/* csv */\nUNLOAD (SELECT 1 AS x)\n"
+        "TO 's3://b/x/' WITH (format = 'TEXTFILE')"
+    )
+    assert isinstance(statement, Unload)
+    assert statement.select == "SELECT 1 AS x"
