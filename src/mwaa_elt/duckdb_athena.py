@@ -594,7 +594,15 @@ class _Translator:
         _name_like_athena(tree)
         for node in list(tree.walk()):
             self.check(node)
-        tree = tree.transform(self.rewrite, copy=False)
+        # Children before parents (reversed breadth-first order), so a rewrite sees its
+        # arguments already rewritten and a rewritten node's arguments are never skipped.
+        for node in reversed(list(tree.walk(bfs=True))):
+            new = self.rewrite(node)
+            if new is not node:
+                if node is tree:
+                    tree = new
+                else:
+                    node.replace(new)
         try:
             return tree.sql("duckdb", unsupported_level=ErrorLevel.RAISE)
         except UnsupportedError as exc:
@@ -663,6 +671,31 @@ class _Translator:
         elif isinstance(node, exp.ParseDatetime):
             fmt = node.args["format"]
             return exp.StrToTime(this=node.this, format=exp.Literal.string(_joda(fmt.name, _never)))
+        elif isinstance(node, exp.DateDiff):
+            # Trino counts whole units between the two; DuckDB's date_diff counts boundaries
+            # crossed (23:00 to 01:00 is one day), its date_sub whole units.
+            unit = exp.Literal.string((node.text("unit") or "day").lower())
+            return _anon("DATE_SUB", unit, node.expression, node.this)
+        elif isinstance(node, exp.RegexpExtract):
+            # No match: Trino answers NULL, DuckDB an empty string.
+            group = node.args.get("group")
+            arguments = (node.this, node.expression, *([group] if group is not None else []))
+            extract = _anon("REGEXP_EXTRACT", *arguments)
+            return exp.Case(
+                ifs=[exp.If(this=_anon("REGEXP_MATCHES", node.this, node.expression), true=extract)]
+            )
+        elif isinstance(node, exp.Div):
+            # Trino fails on a division by zero; DuckDB would answer NULL.
+            divisor = exp.Case(
+                ifs=[
+                    exp.If(
+                        this=exp.EQ(this=node.expression, expression=exp.Literal.number(0)),
+                        true=_anon("ERROR", exp.Literal.string("Division by zero")),
+                    )
+                ],
+                default=node.expression,
+            )
+            return exp.Div(this=node.this, expression=exp.Paren(this=divisor))
         return node
 
 

@@ -241,6 +241,16 @@ def test_integer_division_is_integer_as_in_trino(con):
         ("codepoint('A')", 65),
         ("arrays_overlap(ARRAY[1, 2], ARRAY[2, 3])", True),
         ("to_unixtime(TIMESTAMP '1970-01-02 00:00:00')", 86400.0),
+        # Where DuckDB's function of the same name answers differently:
+        ("date_diff('day', TIMESTAMP '2024-01-01 23:00:00', TIMESTAMP '2024-01-02 01:00:00')", 0),
+        ("date_diff('hour', TIMESTAMP '2024-01-01 23:00:00', TIMESTAMP '2024-01-02 01:30:00')", 2),
+        ("regexp_extract('Sci-Fi', 'Horror')", None),
+        ("regexp_extract('Sci-Fi|Horror', '([A-Za-z]+)[|]([A-Za-z]+)', 2)", "Horror"),
+        # A rewrite inside a rewrite: both apply.
+        (
+            "arrays_overlap(ARRAY[millisecond(TIMESTAMP '2024-01-01 00:00:01.250')], ARRAY[250])",
+            True,
+        ),
     ],
 )
 def test_functions_answer_as_on_athena(con, athena, expected):
@@ -319,3 +329,11 @@ def test_unload_after_comments_is_still_an_unload():
     )
     assert isinstance(statement, Unload)
     assert statement.select == "SELECT 1 AS x"
+
+
+def test_division_by_zero_fails_as_on_athena_instead_of_answering_null(con):
+    import duckdb
+
+    assert answer(con, "SELECT x / y FROM (VALUES (7, 2)) AS t(x, y)") == [(3,)]
+    with pytest.raises(duckdb.Error, match="Division by zero"):
+        answer(con, "SELECT x / y FROM (VALUES (7, 0)) AS t(x, y)")
