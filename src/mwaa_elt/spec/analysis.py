@@ -106,8 +106,8 @@ def unchecked_sql(pipeline: Pipeline) -> tuple[str, ...]:
 def analyze(pipeline: Pipeline, stages: Mapping[str, Stage]) -> Analysis:
     """Every finding of the meaning of `pipeline`'s SQL and templates in `stages`."""
     result = Analysis()
-    _templates(pipeline, stages, result)
     texts = _sql_texts(pipeline)
+    _templates(pipeline, texts, stages, result)
     skipped = {t.id for t in pipeline.tasks if getattr(t.step, "skip_sql_checks", None)}
     for task in pipeline.tasks:
         reason = getattr(task.step, "skip_sql_checks", None)
@@ -157,7 +157,9 @@ def analyze(pipeline: Pipeline, stages: Mapping[str, Stage]) -> Analysis:
     return result
 
 
-def _templates(pipeline: Pipeline, stages: Mapping[str, Stage], result: Analysis) -> None:
+def _templates(
+    pipeline: Pipeline, sql_texts: list[_Text], stages: Mapping[str, Stage], result: Analysis
+) -> None:
     majors: dict[int, list[str]] = {}
     for stage in stages.values():
         majors.setdefault(stage.airflow.major, []).append(stage.name)
@@ -178,7 +180,7 @@ def _templates(pipeline: Pipeline, stages: Mapping[str, Stage], result: Analysis
         for path, text in _strings(step, ("tasks", index, task.kind)):
             if path[-1] not in {"sql_file", "script", "skip_sql_checks"}:
                 texts.append((path, text))
-    texts += [(t.where, t.text) for t in _sql_texts(pipeline)]
+    texts += [(t.where, t.text) for t in sql_texts if isinstance(t.where, Path)]
     for where, text in texts:
         found = template_problems(
             text, majors, asset_stages=frozenset(asset_stages), databases=databases
@@ -366,12 +368,8 @@ def _table_field(
     table = getattr(step, "table", None)
     if not isinstance(table, str):
         return
-    tpl = templated(table)
-    node = cat.exp.to_table(tpl.sql, dialect="athena") if "." in tpl.sql else None
-    if node is None:
-        return
-    ref = cat.table_ref(tpl, node)
-    if ref.name is None:
+    ref = cat.field_table_ref(table)
+    if ref is None or ref.name is None:
         return
     where = ("tasks", index, task.kind, "table")
     why = _resolve_read(ref, task, catalog, own, ancestors)
