@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -181,12 +182,23 @@ def _templates(
             if path[-1] not in {"sql_file", "script", "skip_sql_checks"}:
                 texts.append((path, text))
     texts += [(t.where, t.text) for t in sql_texts if isinstance(t.where, Path)]
+    frozen = tuple((major, tuple(names)) for major, names in sorted(majors.items()))
     for where, text in texts:
-        found = template_problems(
-            text, majors, asset_stages=frozenset(asset_stages), databases=databases
-        )
+        found = list(_template_problems(text, frozen, frozenset(asset_stages), databases))
         found += computed_name_problems(text, stages)
         result.findings.extend(Finding(where, p) for p in found)
+
+
+@lru_cache(maxsize=4096)
+def _template_problems(
+    text: str,
+    majors: tuple[tuple[int, tuple[str, ...]], ...],
+    asset_stages: frozenset[str],
+    databases: tuple[str, ...],
+) -> tuple[TextProblem, ...]:
+    # Copies of a spec repeat their fields' texts; the answer depends on nothing else.
+    by_major = {major: list(names) for major, names in majors}
+    return tuple(template_problems(text, by_major, asset_stages=asset_stages, databases=databases))
 
 
 def _add(result: Analysis, item: _Text, line: int, col: int, message: str) -> None:
@@ -444,28 +456,10 @@ def _locations(
             to = task.step.to  # type: ignore[attr-defined]
             checks.append((("tasks", index, "unload", "to"), 0, 0, to, "export", "unload.to", None))
     seen: set[tuple[Any, ...]] = set()
+    owned = tuple(sorted((n, loc) for n, loc in own_locations.items() if loc is not None))
     for where, line, col, uri, access, what, table in checks:
-        for stage in stages.values():
-            try:
-                resolved = resolve_stage_vars(uri, stage, source="location")
-            except ConfigError:
-                continue
-            mode = "read" if access == "read" else "write"
-            messages = location_problems(resolved, mode, what, stage, stages)
-            if access in {"export", "write"} and not messages:
-                for name, other in own_locations.items():
-                    if name == table:
-                        continue
-                    try:
-                        other_resolved = resolve_stage_vars(other, stage, source="location")
-                    except ConfigError:
-                        continue
-                    if overlaps(resolved, other_resolved):
-                        messages.append(
-                            f"{what} '{uri}' overlaps the data of table {name} "
-                            f"({other}), which this pipeline creates; it is cleared before "
-                            "writing: give it a folder of its own"
-                        )
+        messages = _location_messages(uri, access, what, table, owned, stages)
+        if messages:
             for message in messages[:1]:
                 # One problem per location: the first stage that refuses it says why.
                 key = (where, line, col)
@@ -482,3 +476,61 @@ def _locations(
                             inner=False,
                         )
                     )
+
+
+_LOCATION_CACHE: dict[tuple[Any, ...], tuple[tuple[Stage, ...], list[str]]] = {}
+
+
+def _location_messages(
+    uri: str,
+    access: str,
+    what: str,
+    table: str | None,
+    owned: tuple[tuple[str, str], ...],
+    stages: Mapping[str, Stage],
+) -> list[str]:
+    """Why `uri` is refused, in the first stage that refuses it; a pure function of its
+    arguments, so copies of a spec share the work (the entry holds the stages it is keyed by)."""
+    held = tuple(stages.values())
+    key = (uri, access, what, table, owned, tuple(map(id, held)))
+    found = _LOCATION_CACHE.get(key)
+    if found is None:
+        if len(_LOCATION_CACHE) >= 4096:
+            _LOCATION_CACHE.clear()
+        found = (held, _refusal(uri, access, what, table, owned, stages))
+        _LOCATION_CACHE[key] = found
+    return found[1]
+
+
+def _refusal(
+    uri: str,
+    access: str,
+    what: str,
+    table: str | None,
+    owned: tuple[tuple[str, str], ...],
+    stages: Mapping[str, Stage],
+) -> list[str]:
+    for stage in stages.values():
+        try:
+            resolved = resolve_stage_vars(uri, stage, source="location")
+        except ConfigError:
+            continue
+        mode = "read" if access == "read" else "write"
+        messages = location_problems(resolved, mode, what, stage, stages)
+        if access in {"export", "write"} and not messages:
+            for name, other in owned:
+                if name == table:
+                    continue
+                try:
+                    other_resolved = resolve_stage_vars(other, stage, source="location")
+                except ConfigError:
+                    continue
+                if overlaps(resolved, other_resolved):
+                    messages.append(
+                        f"{what} '{uri}' overlaps the data of table {name} ({other}), which "
+                        "this pipeline creates; it is cleared before writing: give it a folder "
+                        "of its own"
+                    )
+        if messages:
+            return messages[:1]
+    return []
