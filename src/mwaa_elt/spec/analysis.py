@@ -19,7 +19,12 @@ from mwaa_elt.spec import catalog as cat
 from mwaa_elt.spec.model import Pipeline, ScheduleAfter, Task
 from mwaa_elt.spec.pydantic_errors import key_text
 from mwaa_elt.spec.quality import check_shape_problems
-from mwaa_elt.spec.s3_locations import location_problems, overlaps, statement_locations
+from mwaa_elt.spec.s3_locations import (
+    clear_location,
+    location_problems,
+    overlaps,
+    statement_locations,
+)
 from mwaa_elt.spec.sql_parse import Statement, Templated, parse, templated
 from mwaa_elt.spec.stage_vars import TextProblem, resolve_stage_vars
 from mwaa_elt.spec.templates import computed_name_problems, template_problems
@@ -27,6 +32,7 @@ from mwaa_elt.stage import Stage
 
 Where = Path | tuple[str | int, ...]
 SQL_KINDS = ("athena", "unload", "check")
+CLEAR_SUFFIX = "_clear"  # render/view.py's: the task that empties a folder before a write
 
 
 @dataclass(frozen=True)
@@ -155,7 +161,33 @@ def analyze(pipeline: Pipeline, stages: Mapping[str, Stage]) -> Analysis:
         if task.kind in {"check", "wait_for_partition"} and task.id not in skipped:
             _table_field(pipeline, task, index, catalog, own, ancestors, result)
     _locations(pipeline, parsed, catalog, stages, result)
+    _clear_clashes(pipeline, texts, skipped, result)
     return result
+
+
+def _clear_clashes(
+    pipeline: Pipeline, texts: list[_Text], skipped: set[str], result: Analysis
+) -> None:
+    """The generator adds `<id>_clear` before an athena CTAS or UNLOAD: no task may be it."""
+    ids = {
+        (f"{t.group}." if t.group else "") + t.id: index for index, t in enumerate(pipeline.tasks)
+    }
+    for item in texts:
+        if item.task.kind != "athena" or item.task.id in skipped:
+            continue
+        if clear_location(item.text) is None:
+            continue
+        prefix = f"{item.task.group}." if item.task.group else ""
+        clear = prefix + item.task.id + CLEAR_SUFFIX
+        if clear in ids:
+            index = ids[clear]
+            where = ("tasks", index, "id")
+            message = (
+                f"{key_text(where)}: Airflow task id '{clear}' would come from both this task "
+                f"and the generated task that clears the folder task '{item.task.id}' writes; "
+                "rename this task"
+            )
+            result.findings.append(Finding(where, TextProblem(1, 1, message), inner=False))
 
 
 def _templates(
