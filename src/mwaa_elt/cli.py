@@ -241,8 +241,15 @@ def validate(
                     {
                         "path": _relative(f.path),
                         "pipeline": f.pipeline.pipeline if f.pipeline else None,
+                        # A problem may be in a file the spec references (SQL, a script).
                         "problems": [
-                            {"line": p.line, "col": p.col, "message": p.message} for p in f.problems
+                            {
+                                "file": _relative(p.path),
+                                "line": p.line,
+                                "col": p.col,
+                                "message": p.message,
+                            }
+                            for p in f.problems
                         ],
                     }
                     for f in files
