@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -204,10 +205,14 @@ def _spec_targets(project: Project, paths: list[Path] | None) -> tuple[list[Path
 
 
 def _relative(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
+    # abspath first: a problem may be about a symbolic link, which resolve() would follow.
+    here = Path.cwd().resolve()
+    for candidate in (Path(os.path.abspath(path)), path.resolve()):
+        try:
+            return str(candidate.relative_to(here))
+        except ValueError:
+            continue
+    return str(path)
 
 
 @app.command("validate")

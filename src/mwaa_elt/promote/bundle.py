@@ -50,7 +50,9 @@ def bundle_key(bundles_prefix: str, source_hash: str) -> str:
 def _read_regular(path: Path) -> bytes:
     """The bytes of `path`, refusing a symbolic link or anything but a regular file."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        fd = os.open(
+            path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        )
     except OSError as exc:
         raise ConfigError(
             f"{path}: cannot bundle it ({exc.strerror}); a bundle holds regular files only, "

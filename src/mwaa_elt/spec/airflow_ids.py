@@ -40,9 +40,7 @@ def _creates_cluster(data: dict[str, Any], stage_names: list[str]) -> bool:
 
 
 def _several_sinks(tasks: list[dict[str, Any]]) -> bool:
-    upstream = {
-        d for t in tasks if isinstance(t.get("depends_on"), list) for d in t["depends_on"]
-    }
+    upstream = {d for t in tasks if isinstance(t.get("depends_on"), list) for d in t["depends_on"]}
     return sum(1 for t in tasks if t.get("id") not in upstream) > 1
 
 

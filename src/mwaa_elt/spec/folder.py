@@ -137,7 +137,8 @@ def path_problem(spec_dir: Path, rel: str) -> str | None:
                 target = os.readlink(current)
             except OSError:
                 target = "?"
-            return f"'{rel}': {'/'.join(parts[: index + 1])} is a symbolic link (to {target}); {_FIX_LINK}"
+            link = "/".join(parts[: index + 1])
+            return f"'{rel}': {link} is a symbolic link (to {target}); {_FIX_LINK}"
         if not last and not stat.S_ISDIR(mode):
             return None  # reported by the caller as not found
         if last and not stat.S_ISREG(mode):

@@ -118,9 +118,11 @@ def safety_problems(spec: Path, doc: YamlDocument, stages: Mapping[str, Stage]) 
     refs = referenced_files(spec, data)
     files = list(dict.fromkeys(ref.path for ref in refs))
     too_big = size_problem(spec, files)
-    if too_big is not None:
+    if too_big is not None:  # refused whatever else it holds: spare the slow scans of it
         problems.append(too_big)
-    problems += secret_problems([spec, *files])
+        return problems
+    texts = {spec: doc.text} | {file: text for file in files if (text := _text(file)) is not None}
+    problems += secret_problems(texts)
     problems += _script_problems(refs, data, stages)
     for where, message in id_clashes(data, list(stages)):
         mark = doc.mark(where)

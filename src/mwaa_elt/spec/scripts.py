@@ -52,35 +52,43 @@ def stage_pythons(stages: Mapping[str, Stage]) -> list[StagePython]:
 
 
 def python_problems(text: str, filename: str, pythons: Sequence[StagePython]) -> list[TextProblem]:
-    """Why the script does not compile under each stage's Python (one problem per version)."""
-    problems: list[TextProblem] = []
+    """Why the script does not compile under the stages' Pythons (one problem per error)."""
     running = sys.version_info[:2]
-    seen: set[tuple[int, int, str]] = set()
+    errors: dict[tuple[int, int, str], list[StagePython]] = {}
+    outcome: dict[tuple[int, int], tuple[int, int, str] | None] = {}
     for python in pythons:
         # ast's feature_version can only go back from the running interpreter, never forward.
         version = min(python.version, running)
-        try:
-            tree = ast.parse(text, filename=filename, feature_version=version)
-            compile(tree, filename, "exec", dont_inherit=True)
-        except SyntaxError as exc:
-            line, col = exc.lineno or 1, exc.offset or 1
-            if (line, col, exc.msg) in seen:
-                continue
-            seen.add((line, col, exc.msg))
-            where = ", ".join(python.stages)
-            problems.append(
-                TextProblem(
-                    line,
-                    max(col, 1),
-                    f"this PySpark script does not compile under Python {python.text} (stage "
-                    f"{where}): {exc.msg}; fix the syntax — spark-submit would fail on the "
-                    "cluster",
-                )
+        if version not in outcome:
+            outcome[version] = _compile_error(text, filename, version)
+        error = outcome[version]
+        if error is not None:
+            errors.setdefault(error, []).append(python)
+    problems = []
+    for (line, col, message), where in errors.items():
+        versions = "; ".join(f"{p.text} for stage {', '.join(p.stages)}" for p in where)
+        problems.append(
+            TextProblem(
+                line,
+                col,
+                f"this PySpark script does not compile under Python {versions}: {message}; "
+                "fix it — spark-submit would fail on the cluster",
             )
-        except (ValueError, RecursionError, MemoryError) as exc:  # NUL bytes, absurd nesting
-            problems.append(TextProblem(1, 1, f"this PySpark script cannot be compiled: {exc}"))
-            break
+        )
     return problems
+
+
+def _compile_error(
+    text: str, filename: str, version: tuple[int, int]
+) -> tuple[int, int, str] | None:
+    try:
+        tree = ast.parse(text, filename=filename, feature_version=version)
+        compile(tree, filename, "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        return exc.lineno or 1, max(exc.offset or 1, 1), str(exc.msg)
+    except (ValueError, RecursionError, MemoryError) as exc:  # NUL bytes, absurd nesting
+        return 1, 1, f"it cannot be compiled ({exc})"
+    return None
 
 
 def _blank_comments(text: str) -> str:
@@ -140,9 +148,7 @@ def _placeholders(text: str) -> str:
 
 def _set_lines_blanked(code: str) -> str:
     # `SET name=value` is a CLI command with free-form values; the parser need not read it.
-    return re.sub(
-        r"^\s*set\s[^;\n]*;?", lambda m: " " * len(m.group()), code, flags=re.I | re.M
-    )
+    return re.sub(r"^\s*set\s[^;\n]*;?", lambda m: " " * len(m.group()), code, flags=re.I | re.M)
 
 
 def hive_parse_problems(text: str) -> list[TextProblem]:

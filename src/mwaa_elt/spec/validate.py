@@ -17,8 +17,8 @@ from pydantic import ValidationError
 
 from mwaa_elt.errors import ConfigError
 from mwaa_elt.parallel import map_chunks
-from mwaa_elt.spec.model import EMR_KINDS, TASK_KINDS, Cluster, Pipeline
 from mwaa_elt.spec.folder import path_problem
+from mwaa_elt.spec.model import EMR_KINDS, TASK_KINDS, Cluster, Pipeline
 from mwaa_elt.spec.problems import FileReport, Problem, ValidationReport
 from mwaa_elt.spec.pydantic_errors import key_text, located_messages
 from mwaa_elt.spec.safety import safety_problems
