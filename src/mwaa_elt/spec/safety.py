@@ -36,6 +36,7 @@ class Referenced:
     kind: str
     key: str
     path: Path
+    step: Mapping[str, Any]  # the task's kind settings, as written
 
 
 def referenced_files(spec: Path, data: Mapping[str, Any]) -> list[Referenced]:
@@ -67,7 +68,7 @@ def referenced_files(spec: Path, data: Mapping[str, Any]) -> list[Referenced]:
                     continue
             except OSError:
                 continue
-            found.append(Referenced(index, kinds[0], key, file))
+            found.append(Referenced(index, kinds[0], key, file, step))
     return found
 
 
@@ -84,12 +85,9 @@ def _text(path: Path) -> str | None:
         return None  # reported by validation's own reading of the file
 
 
-def _script_problems(
-    refs: list[Referenced], data: Mapping[str, Any], stages: Mapping[str, Stage]
-) -> list[Problem]:
+def _script_problems(refs: list[Referenced], stages: Mapping[str, Stage]) -> list[Problem]:
     problems: list[Problem] = []
     pythons = stage_pythons(stages)
-    tasks = data["tasks"]
     for ref in refs:
         if ref.key != "script":
             continue
@@ -99,7 +97,7 @@ def _script_problems(
         if ref.kind == "spark" and ref.path.suffix == ".py":
             found = python_problems(text, str(ref.path), pythons)
         elif ref.kind == "hive":
-            args = tasks[ref.index]["hive"].get("args")
+            args = ref.step.get("args")
             passed = [k for k in args if isinstance(k, str)] if isinstance(args, dict) else []
             label = f"tasks[{ref.index}].hive"
             found = hive_variable_problems(text, passed, label) or hive_parse_problems(text)
@@ -123,7 +121,7 @@ def safety_problems(spec: Path, doc: YamlDocument, stages: Mapping[str, Stage]) 
         return problems
     texts = {spec: doc.text} | {file: text for file in files if (text := _text(file)) is not None}
     problems += secret_problems(texts)
-    problems += _script_problems(refs, data, stages)
+    problems += _script_problems(refs, stages)
     for where, message in id_clashes(data, list(stages)):
         mark = doc.mark(where)
         problems.append(Problem(spec, mark.line, mark.col, message))
