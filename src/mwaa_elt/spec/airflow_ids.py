@@ -40,8 +40,15 @@ def _creates_cluster(data: dict[str, Any], stage_names: list[str]) -> bool:
 
 
 def _several_sinks(tasks: list[dict[str, Any]]) -> bool:
-    upstream = {d for t in tasks if isinstance(t.get("depends_on"), list) for d in t["depends_on"]}
-    return sum(1 for t in tasks if t.get("id") not in upstream) > 1
+    upstream = {
+        d
+        for t in tasks
+        if isinstance(t.get("depends_on"), list)
+        for d in t["depends_on"]
+        if isinstance(d, str)
+    }
+    ids = [t["id"] for t in tasks if isinstance(t.get("id"), str)]
+    return sum(1 for task_id in ids if task_id not in upstream) > 1
 
 
 def id_clashes(data: Mapping[str, Any], stage_names: list[str]) -> list[tuple[YamlPath, str]]:
