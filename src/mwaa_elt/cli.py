@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -204,16 +205,20 @@ def _spec_targets(project: Project, paths: list[Path] | None) -> tuple[list[Path
 
 
 def _relative(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
+    # abspath first: a problem may be about a symbolic link, which resolve() would follow.
+    here = Path.cwd().resolve()
+    for candidate in (Path(os.path.abspath(path)), path.resolve()):
+        try:
+            return str(candidate.relative_to(here))
+        except ValueError:
+            continue
+    return str(path)
 
 
 def _problem_json(problem: Any) -> dict[str, Any]:
     """One problem for --format json: the file it is in (a spec, or a SQL file it reads)."""
     return {
-        "path": _relative(problem.path),
+        "file": _relative(problem.path),
         "line": problem.line,
         "col": problem.col,
         "message": problem.message,
@@ -251,7 +256,16 @@ def validate(
                     {
                         "path": _relative(f.path),
                         "pipeline": f.pipeline.pipeline if f.pipeline else None,
-                        "problems": [_problem_json(p) for p in f.problems],
+                        # A problem may be in a file the spec references (SQL, a script).
+                        "problems": [
+                            {
+                                "file": _relative(p.path),
+                                "line": p.line,
+                                "col": p.col,
+                                "message": p.message,
+                            }
+                            for p in f.problems
+                        ],
                         "warnings": [_problem_json(w) for w in f.warnings],
                     }
                     for f in files

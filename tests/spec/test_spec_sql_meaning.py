@@ -14,6 +14,7 @@ import pytest
 from mwaa_elt.check import airflow_python
 from mwaa_elt.errors import ConfigError
 from mwaa_elt.spec import validate_paths
+from mwaa_elt.spec.analysis import unchecked_sql
 from mwaa_elt.spec.s3_locations import clear_location, location_problems, overlaps
 from mwaa_elt.spec.sql_parse import parse
 from mwaa_elt.spec.templates import CONTEXT, computed_name_problems, template_problems
@@ -104,6 +105,8 @@ def test_skip_sql_checks_is_a_warning_not_a_silent_pass(
     (warning,) = report.warnings
     assert "not analysed: Athena-only syntax the parser lacks" in warning.message
     assert warning.line == 13
+    # What promotion records in the stage's manifest for this pipeline.
+    assert unchecked_sql(report.pipelines["demo"]) == ("odd: Athena-only syntax the parser lacks",)
 
 
 # -- 2. catalog and 5. destructive statements --------------------------------------------------

@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 
 from mwaa_elt.errors import ConfigError
 from mwaa_elt.project import Project
-from mwaa_elt.promote.bundle import Bundle, build_bundle, read_bundle
+from mwaa_elt.promote.bundle import Bundle, build_bundle, pipeline_bundle, read_bundle
 from mwaa_elt.promote.manifest import WORKING_TREE, Manifest
 from mwaa_elt.promote.plan import PipelineBuild
 from mwaa_elt.promote.store import StageStore
@@ -74,7 +74,7 @@ def from_working_tree(
     templates = build_bundle(project.templates_dir)
     folders = {name: pipeline.source_dir for name, pipeline in pipelines.items()}
     commits = git_commits(project.root, folders, project.templates_dir)
-    bundles = {name: build_bundle(folder) for name, folder in folders.items()}
+    bundles = {name: pipeline_bundle(pipeline) for name, pipeline in pipelines.items()}
     unchecked = {name: unchecked_sql(pipeline) for name, pipeline in pipelines.items()}
     builds = _builds(
         target, render, bundles, dict.fromkeys(pipelines, templates), commits, unchecked

@@ -15,6 +15,13 @@ from datetime import timedelta
 from typing import Any
 
 from mwaa_elt.errors import ConfigError
+from mwaa_elt.spec.airflow_ids import (
+    CLEAR_SUFFIX,
+    CREATE_CLUSTER,
+    PUBLISH,
+    SUBMIT_SUFFIX,
+    TERMINATE_CLUSTER,
+)
 from mwaa_elt.spec.model import CheckStep, UnloadStep
 from mwaa_elt.spec.resolve import StagePipeline, StageTask
 from mwaa_elt.spec.s3_locations import clear_location
@@ -28,11 +35,6 @@ ATHENA_DATABASE = "default"  # SQL names its databases; the query context only n
 EMR_STEP_POKE_SECONDS = 60
 EMR_STEP_DEFAULT_TIMEOUT = timedelta(hours=6)
 DATASET_SCHEME = "mwaa-elt"
-CREATE_CLUSTER = "create_cluster"
-TERMINATE_CLUSTER = "terminate_cluster"
-PUBLISH = "publish_datasets"
-SUBMIT_SUFFIX = "_submit"
-CLEAR_SUFFIX = "_clear"
 
 # Names the generated module itself uses; a task variable must not shadow them.
 _MODULE_NAMES = {"dag", "pendulum", "timedelta", "run_athena_check"}
@@ -121,11 +123,6 @@ def check_query(step: CheckStep, sql: str | None) -> str:
 def unload_query(step: UnloadStep, sql: str, where: str) -> str:
     """Athena UNLOAD of `sql` to `step.to` in the step's format."""
     if step.format == "csv":
-        if step.header:
-            raise ConfigError(
-                f"{where}: header: true cannot be rendered; Athena UNLOAD writes no header "
-                "line. Remove header (or export with a CTAS table instead)"
-            )
         compression = (step.compression or "none").upper()
         props = ["format = 'TEXTFILE'", f"field_delimiter = {sql_string(step.delimiter)}"]
     else:
@@ -493,6 +490,7 @@ def build_view(sp: StagePipeline, source: str, script_keys: dict[str, str]) -> D
                 sp.pipeline.start_date.month,
                 sp.pipeline.start_date.day,
             ),
+            "timezone": sp.pipeline.timezone,
             "catchup": sp.pipeline.catchup,
             "max_active_runs": sp.pipeline.max_active_runs,
             "paused": sp.paused,

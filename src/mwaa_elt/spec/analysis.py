@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,12 @@ from mwaa_elt.spec import catalog as cat
 from mwaa_elt.spec.model import Pipeline, ScheduleAfter, Task
 from mwaa_elt.spec.pydantic_errors import key_text
 from mwaa_elt.spec.quality import check_shape_problems
-from mwaa_elt.spec.s3_locations import location_problems, overlaps, statement_locations
+from mwaa_elt.spec.s3_locations import (
+    clear_location,
+    location_problems,
+    overlaps,
+    statement_locations,
+)
 from mwaa_elt.spec.sql_parse import Statement, Templated, parse, templated
 from mwaa_elt.spec.stage_vars import TextProblem, resolve_stage_vars
 from mwaa_elt.spec.templates import computed_name_problems, template_problems
@@ -26,6 +32,7 @@ from mwaa_elt.stage import Stage
 
 Where = Path | tuple[str | int, ...]
 SQL_KINDS = ("athena", "unload", "check")
+CLEAR_SUFFIX = "_clear"  # render/view.py's: the task that empties a folder before a write
 
 
 @dataclass(frozen=True)
@@ -106,8 +113,8 @@ def unchecked_sql(pipeline: Pipeline) -> tuple[str, ...]:
 def analyze(pipeline: Pipeline, stages: Mapping[str, Stage]) -> Analysis:
     """Every finding of the meaning of `pipeline`'s SQL and templates in `stages`."""
     result = Analysis()
-    _templates(pipeline, stages, result)
     texts = _sql_texts(pipeline)
+    _templates(pipeline, texts, stages, result)
     skipped = {t.id for t in pipeline.tasks if getattr(t.step, "skip_sql_checks", None)}
     for task in pipeline.tasks:
         reason = getattr(task.step, "skip_sql_checks", None)
@@ -154,10 +161,38 @@ def analyze(pipeline: Pipeline, stages: Mapping[str, Stage]) -> Analysis:
         if task.kind in {"check", "wait_for_partition"} and task.id not in skipped:
             _table_field(pipeline, task, index, catalog, own, ancestors, result)
     _locations(pipeline, parsed, catalog, stages, result)
+    _clear_clashes(pipeline, texts, skipped, result)
     return result
 
 
-def _templates(pipeline: Pipeline, stages: Mapping[str, Stage], result: Analysis) -> None:
+def _clear_clashes(
+    pipeline: Pipeline, texts: list[_Text], skipped: set[str], result: Analysis
+) -> None:
+    """The generator adds `<id>_clear` before an athena CTAS or UNLOAD: no task may be it."""
+    ids = {
+        (f"{t.group}." if t.group else "") + t.id: index for index, t in enumerate(pipeline.tasks)
+    }
+    for item in texts:
+        if item.task.kind != "athena" or item.task.id in skipped:
+            continue
+        if clear_location(item.text) is None:
+            continue
+        prefix = f"{item.task.group}." if item.task.group else ""
+        clear = prefix + item.task.id + CLEAR_SUFFIX
+        if clear in ids:
+            index = ids[clear]
+            where = ("tasks", index, "id")
+            message = (
+                f"{key_text(where)}: Airflow task id '{clear}' would come from both this task "
+                f"and the generated task that clears the folder task '{item.task.id}' writes; "
+                "rename this task"
+            )
+            result.findings.append(Finding(where, TextProblem(1, 1, message), inner=False))
+
+
+def _templates(
+    pipeline: Pipeline, sql_texts: list[_Text], stages: Mapping[str, Stage], result: Analysis
+) -> None:
     majors: dict[int, list[str]] = {}
     for stage in stages.values():
         majors.setdefault(stage.airflow.major, []).append(stage.name)
@@ -178,13 +213,24 @@ def _templates(pipeline: Pipeline, stages: Mapping[str, Stage], result: Analysis
         for path, text in _strings(step, ("tasks", index, task.kind)):
             if path[-1] not in {"sql_file", "script", "skip_sql_checks"}:
                 texts.append((path, text))
-    texts += [(t.where, t.text) for t in _sql_texts(pipeline)]
+    texts += [(t.where, t.text) for t in sql_texts if isinstance(t.where, Path)]
+    frozen = tuple((major, tuple(names)) for major, names in sorted(majors.items()))
     for where, text in texts:
-        found = template_problems(
-            text, majors, asset_stages=frozenset(asset_stages), databases=databases
-        )
+        found = list(_template_problems(text, frozen, frozenset(asset_stages), databases))
         found += computed_name_problems(text, stages)
         result.findings.extend(Finding(where, p) for p in found)
+
+
+@lru_cache(maxsize=4096)
+def _template_problems(
+    text: str,
+    majors: tuple[tuple[int, tuple[str, ...]], ...],
+    asset_stages: frozenset[str],
+    databases: tuple[str, ...],
+) -> tuple[TextProblem, ...]:
+    # Copies of a spec repeat their fields' texts; the answer depends on nothing else.
+    by_major = {major: list(names) for major, names in majors}
+    return tuple(template_problems(text, by_major, asset_stages=asset_stages, databases=databases))
 
 
 def _add(result: Analysis, item: _Text, line: int, col: int, message: str) -> None:
@@ -366,12 +412,8 @@ def _table_field(
     table = getattr(step, "table", None)
     if not isinstance(table, str):
         return
-    tpl = templated(table)
-    node = cat.exp.to_table(tpl.sql, dialect="athena") if "." in tpl.sql else None
-    if node is None:
-        return
-    ref = cat.table_ref(tpl, node)
-    if ref.name is None:
+    ref = cat.field_table_ref(table)
+    if ref is None or ref.name is None:
         return
     where = ("tasks", index, task.kind, "table")
     why = _resolve_read(ref, task, catalog, own, ancestors)
@@ -446,28 +488,10 @@ def _locations(
             to = task.step.to  # type: ignore[attr-defined]
             checks.append((("tasks", index, "unload", "to"), 0, 0, to, "export", "unload.to", None))
     seen: set[tuple[Any, ...]] = set()
+    owned = tuple(sorted((n, loc) for n, loc in own_locations.items() if loc is not None))
     for where, line, col, uri, access, what, table in checks:
-        for stage in stages.values():
-            try:
-                resolved = resolve_stage_vars(uri, stage, source="location")
-            except ConfigError:
-                continue
-            mode = "read" if access == "read" else "write"
-            messages = location_problems(resolved, mode, what, stage, stages)
-            if access in {"export", "write"} and not messages:
-                for name, other in own_locations.items():
-                    if name == table:
-                        continue
-                    try:
-                        other_resolved = resolve_stage_vars(other, stage, source="location")
-                    except ConfigError:
-                        continue
-                    if overlaps(resolved, other_resolved):
-                        messages.append(
-                            f"{what} '{uri}' overlaps the data of table {name} "
-                            f"({other}), which this pipeline creates; it is cleared before "
-                            "writing: give it a folder of its own"
-                        )
+        messages = _location_messages(uri, access, what, table, owned, stages)
+        if messages:
             for message in messages[:1]:
                 # One problem per location: the first stage that refuses it says why.
                 key = (where, line, col)
@@ -484,3 +508,61 @@ def _locations(
                             inner=False,
                         )
                     )
+
+
+_LOCATION_CACHE: dict[tuple[Any, ...], tuple[tuple[Stage, ...], list[str]]] = {}
+
+
+def _location_messages(
+    uri: str,
+    access: str,
+    what: str,
+    table: str | None,
+    owned: tuple[tuple[str, str], ...],
+    stages: Mapping[str, Stage],
+) -> list[str]:
+    """Why `uri` is refused, in the first stage that refuses it; a pure function of its
+    arguments, so copies of a spec share the work (the entry holds the stages it is keyed by)."""
+    held = tuple(stages.values())
+    key = (uri, access, what, table, owned, tuple(map(id, held)))
+    found = _LOCATION_CACHE.get(key)
+    if found is None:
+        if len(_LOCATION_CACHE) >= 4096:
+            _LOCATION_CACHE.clear()
+        found = (held, _refusal(uri, access, what, table, owned, stages))
+        _LOCATION_CACHE[key] = found
+    return found[1]
+
+
+def _refusal(
+    uri: str,
+    access: str,
+    what: str,
+    table: str | None,
+    owned: tuple[tuple[str, str], ...],
+    stages: Mapping[str, Stage],
+) -> list[str]:
+    for stage in stages.values():
+        try:
+            resolved = resolve_stage_vars(uri, stage, source="location")
+        except ConfigError:
+            continue
+        mode = "read" if access == "read" else "write"
+        messages = location_problems(resolved, mode, what, stage, stages)
+        if access in {"export", "write"} and not messages:
+            for name, other in owned:
+                if name == table:
+                    continue
+                try:
+                    other_resolved = resolve_stage_vars(other, stage, source="location")
+                except ConfigError:
+                    continue
+                if overlaps(resolved, other_resolved):
+                    messages.append(
+                        f"{what} '{uri}' overlaps the data of table {name} ({other}), which "
+                        "this pipeline creates; it is cleared before writing: give it a folder "
+                        "of its own"
+                    )
+        if messages:
+            return messages[:1]
+    return []

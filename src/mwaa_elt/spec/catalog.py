@@ -11,13 +11,14 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from sqlglot import exp
 from sqlglot.errors import OptimizeError, SqlglotError
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.schema import MappingSchema
 
-from mwaa_elt.spec.sql_parse import Statement, Templated, quiet_sqlglot
+from mwaa_elt.spec.sql_parse import Statement, Templated, quiet_sqlglot, templated
 
 _DB_VAR = re.compile(r"^\s*db\.([A-Za-z_][A-Za-z0-9_]*)\s*$")
 _SYSTEM_DATABASES = frozenset({"information_schema"})
@@ -89,6 +90,19 @@ def table_ref(tpl: Templated, table: exp.Table) -> TableRef:
         return TableRef(None, None, False, line, col, written)
     database = table.db.lower()
     return TableRef(f"{database}.{name.lower()}", database, True, line, col, written)
+
+
+@lru_cache(maxsize=1024)
+def field_table_ref(text: str) -> TableRef | None:
+    """The table a spec field names (`{{ db.analytics }}.scifi`), or None when it names none."""
+    tpl = templated(text)
+    if "." not in tpl.sql:
+        return None
+    try:
+        node = exp.to_table(tpl.sql, dialect="athena")
+    except SqlglotError:
+        return None  # the field's own check reports it
+    return table_ref(tpl, node)
 
 
 def database_problem(ref: TableRef, catalog: Catalog) -> str | None:

@@ -31,6 +31,7 @@ from mwaa_elt.spec.values import (
     check_cron,
     check_date,
     check_duration,
+    check_timezone,
     scalar_text,
 )
 
@@ -253,6 +254,15 @@ class AthenaStep(_SqlSource):
     """Run one SQL statement in the stage's Athena workgroup."""
 
 
+def _no_header(value: bool) -> bool:
+    if value:
+        raise ValueError(
+            "header: true cannot be honoured: Athena UNLOAD writes no header line; remove "
+            "header (or export with a CTAS table, whose readers know the columns)"
+        )
+    return value
+
+
 class UnloadStep(_SqlSource):
     """Export a SELECT's result to S3: clears `to`, then Athena UNLOAD; re-runs are safe."""
 
@@ -262,7 +272,15 @@ class UnloadStep(_SqlSource):
         "{{ lake.uri }} and end with '/'.",
     )
     format: Literal["csv", "parquet"] = Field(default="csv", description="csv or parquet.")
-    header: bool = Field(default=False, description="csv only: write a header line.")
+    header: Annotated[
+        bool,
+        AfterValidator(_no_header),
+        WithJsonSchema({"type": "boolean", "const": False}),
+    ] = Field(
+        default=False,
+        description="Must be false: Athena UNLOAD writes no header line (export with a CTAS "
+        "table for one).",
+    )
     delimiter: str = Field(
         default=",", min_length=1, max_length=1, description="csv only: the field delimiter."
     )
@@ -514,6 +532,11 @@ class Pipeline(_Spec):
     )
     start_date: Annotated[date, BeforeValidator(check_date)] = Field(
         description="First date the schedule covers, YYYY-MM-DD."
+    )
+    timezone: Annotated[str, AfterValidator(check_timezone)] = Field(
+        default="UTC",
+        description="IANA time zone of start_date and of cron schedules, e.g. Europe/Paris "
+        "(default UTC).",
     )
     catchup: bool = Field(default=False, description="Run the missed intervals since start_date.")
     paused: bool = Field(default=False, description="Create the DAG paused.")

@@ -160,6 +160,7 @@ def position(text: str, offset: int) -> tuple[int, int]:
     return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
 
 
+@lru_cache(maxsize=1024)  # the SQL check and the analysis of one spec ask about the same text
 def parse(text: str) -> Parsed:
     """`text` (Jinja allowed) parsed as Athena SQL; cached on the text without its comments."""
     sql = templated(text).sql

@@ -159,11 +159,15 @@ def template_problems(
     its stages); `asset_stages` run the pipeline on asset events (Airflow 3: no logical date)."""
     if "{{" not in text and "{%" not in text:
         return []
-    undeclared = _undeclared(text)
-    if undeclared is None:
-        return []
+    found = list(expressions(text))
+    if "{%" in text:  # a {% set %} or {% for %} may declare names: ask Jinja about the whole
+        undeclared = _undeclared(text)
+        if undeclared is None:
+            return []
+    else:
+        undeclared = frozenset().union(*(e.names for e in found))
     problems: list[TextProblem] = []
-    for expr in expressions(text):
+    for expr in found:
         names = expr.names & undeclared
         if not names or expr.render_time:
             continue

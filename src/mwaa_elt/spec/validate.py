@@ -19,9 +19,11 @@ from mwaa_elt.errors import ConfigError
 from mwaa_elt.parallel import map_chunks
 from mwaa_elt.spec.analysis import Analysis, Finding, analyze
 from mwaa_elt.spec.catalog import did_you_mean
+from mwaa_elt.spec.folder import path_problem
 from mwaa_elt.spec.model import EMR_KINDS, TASK_KINDS, Cluster, Pipeline
 from mwaa_elt.spec.problems import FileReport, Problem, ValidationReport
 from mwaa_elt.spec.pydantic_errors import key_text, located_messages
+from mwaa_elt.spec.safety import safety_problems
 from mwaa_elt.spec.sql_check import Engine, condition_problems, sql_problems
 from mwaa_elt.spec.stage_vars import (
     TextProblem,
@@ -162,6 +164,7 @@ def _check_file(path: Path, stages: Mapping[str, Stage]) -> _File:
     for index, item in enumerate(tasks if isinstance(tasks, list) else []):
         _check_task(out, item, index, path.parent, stages)
     _check_cluster(out, data, stages)
+    out.problems += safety_problems(path, doc, stages)
     analysis: Analysis | None = None
     reads: list[tuple[str, Problem]] = []
     if not out.problems and pipeline is not None:
@@ -514,6 +517,10 @@ def _referenced_file(
         out.at(where, f"{label}: '{rel}' should be a {' or '.join(suffixes)} file")
         return None
     file = spec_dir / posix
+    link = path_problem(spec_dir, rel)
+    if link is not None:
+        out.at(where, f"{label}: {link}")
+        return None
     if not os.path.lexists(file):
         out.at(where, f"{label}: file not found: {file}{_file_hint(spec_dir, rel, suffixes)}")
         return None
