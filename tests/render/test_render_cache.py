@@ -276,7 +276,7 @@ def test_a_damaged_record_is_ignored_and_replaced(project, damage):
 
 
 def test_a_file_swapped_for_a_symlink_with_the_same_bytes_is_validated_again(project):
-    # Validation refuses a referenced file that resolves outside the pipeline's folder.
+    # Validation refuses a referenced file that is a symbolic link, wherever it points.
     render(project)
     sql = project / "pipelines/movielens_scifi/sql/create_scifi.sql"
     outside = project / "elsewhere.sql"
@@ -286,7 +286,18 @@ def test_a_file_swapped_for_a_symlink_with_the_same_bytes_is_validated_again(pro
 
     messages = render_error(project)
 
-    assert any("resolves (through a symlink) outside" in m for m in messages)
+    assert any("sql/create_scifi.sql is a symbolic link" in m for m in messages)
+
+
+def test_a_link_added_beside_a_trusted_spec_is_validated_again(project):
+    # Validation refuses a link anywhere in a pipeline's folder, referenced or not: the record
+    # must not trust a spec whose folder gained one.
+    render(project)
+    os.symlink("/etc/passwd", project / "pipelines/movielens_scifi/notes.txt")
+
+    messages = render_error(project)
+
+    assert any("notes.txt is a symbolic link (to /etc/passwd)" in m for m in messages)
 
 
 def test_force_ignores_the_record(project):

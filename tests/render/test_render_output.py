@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from render_support import EXAMPLES, GOLDEN, ROOT, STAGES, TEMPLATES
 
-from mwaa_elt.errors import ConfigError
 from mwaa_elt.render import RenderResult, render_pipelines, write_render
 from mwaa_elt.render.format import ruff_command
 from mwaa_elt.spec import discover_specs, validate_paths
@@ -122,7 +121,9 @@ def test_airflow_lines_differ_only_where_the_apis_do(render_for: Render) -> None
     assert "airflow.sdk" not in two and "airflow.datasets" not in three
 
 
-def test_unload_with_header_is_refused(tmp_path: Path, all_stages: dict[str, Stage]) -> None:
+def test_unload_with_header_is_refused_by_validation_at_its_line(
+    tmp_path: Path, all_stages: dict[str, Stage]
+) -> None:
     folder = tmp_path / "exporter"
     folder.mkdir()
     (folder / "exporter.yaml").write_text(
@@ -131,12 +132,12 @@ def test_unload_with_header_is_refused(tmp_path: Path, all_stages: dict[str, Sta
         "      to: '{{ lake.uri }}exports/x/'\n      header: true\n"
     )
     report = validate_paths(discover_specs(tmp_path), all_stages)
-    assert report.ok, report.problems
-    with pytest.raises(ConfigError, match="header: true cannot be rendered"):
-        render_pipelines(report.pipelines, all_stages["dev"], TEMPLATES, project_root=tmp_path)
+    assert [(p.line, "header: true cannot be honoured" in p.message) for p in report.problems] == [
+        (10, True)
+    ]
 
 
-def test_generated_task_ids_that_clash_are_reported(
+def test_generated_task_ids_that_clash_are_refused_by_validation_at_their_line(
     tmp_path: Path, all_stages: dict[str, Stage]
 ) -> None:
     folder = tmp_path / "clash"
@@ -147,6 +148,11 @@ def test_generated_task_ids_that_clash_are_reported(
         "  - id: export_clear\n    athena: {sql: SELECT 1}\n"
     )
     report = validate_paths(discover_specs(tmp_path), all_stages)
-    assert report.ok, report.problems
-    with pytest.raises(ConfigError, match="'export_clear' would come from both"):
-        render_pipelines(report.pipelines, all_stages["dev"], TEMPLATES, project_root=tmp_path)
+    assert [(p.line, p.message) for p in report.problems] == [
+        (
+            8,
+            "tasks[1].id: Airflow task id 'export_clear' would come from both task "
+            "'export_clear' and the generated task that clears unload 'export''s folder; "
+            "rename task 'export_clear'",
+        )
+    ]

@@ -441,7 +441,7 @@ def test_symlink_out_of_the_folder_is_refused(
         (
             10,
             14,
-            f"tasks[1].athena.sql_file: 'sql/link.sql' resolves (through a symlink) outside the pipeline's folder {path.parent}/; copy the file into the folder",
+            f"tasks[1].athena.sql_file: 'sql/link.sql': sql/link.sql is a symbolic link (to {outside}); a pipeline folder holds regular files only, and mwaa-elt never follows a link; replace the link with a copy of the file, or delete it",
         )
     ]
 

@@ -9,14 +9,21 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import os
+import stat
 import tarfile
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from mwaa_elt.errors import ConfigError
+from mwaa_elt.spec.folder import MAX_BUNDLE_BYTES, path_problem
+
+if TYPE_CHECKING:
+    from mwaa_elt.spec.model import Pipeline
 
 # Files that never belong in a bundle: editor, OS and interpreter litter.
 _IGNORED_NAMES = {".DS_Store", "__pycache__", ".ipynb_checkpoints"}
@@ -40,16 +47,69 @@ def bundle_key(bundles_prefix: str, source_hash: str) -> str:
     return f"{bundles_prefix}{source_hash}.tar.gz"
 
 
+def _read_regular(path: Path) -> bytes:
+    """The bytes of `path`, refusing a symbolic link or anything but a regular file."""
+    try:
+        fd = os.open(
+            path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        )
+    except OSError as exc:
+        raise ConfigError(
+            f"{path}: cannot bundle it ({exc.strerror}); a bundle holds regular files only, "
+            "never a symbolic link"
+        ) from None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise ConfigError(f"{path}: not a regular file; a bundle holds regular files only")
+        return handle.read()
+
+
 def folder_files(folder: Path) -> dict[str, bytes]:
-    """Every file under `folder` by posix path relative to it, sorted, litter excluded."""
+    """Every file under `folder` by posix path relative to it, sorted, litter excluded.
+
+    Links are never followed: a symbolic link, a FIFO or a device anywhere is a ConfigError.
+    """
     files: dict[str, bytes] = {}
-    for path in sorted(folder.rglob("*")):
-        relative = path.relative_to(folder)
-        if any(part in _IGNORED_NAMES for part in relative.parts):
-            continue
-        if path.name.endswith(_IGNORED_SUFFIXES) or not path.is_file():
-            continue
-        files[relative.as_posix()] = path.read_bytes()
+    for top, dirs, names in os.walk(folder, followlinks=False):
+        base = Path(top)
+        for name in [*dirs, *names]:
+            path = base / name
+            if name in _IGNORED_NAMES:
+                continue
+            mode = os.lstat(path).st_mode
+            if stat.S_ISLNK(mode) or not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+                raise ConfigError(
+                    f"{path}: a symbolic link or special file; a bundle holds regular files only"
+                )
+        dirs[:] = [d for d in dirs if d not in _IGNORED_NAMES]
+        for name in names:
+            if name in _IGNORED_NAMES or name.endswith(_IGNORED_SUFFIXES):
+                continue
+            path = base / name
+            files[path.relative_to(folder).as_posix()] = _read_regular(path)
+    return dict(sorted(files.items()))
+
+
+def pipeline_files(spec: Path, referenced: Iterable[str]) -> dict[str, bytes]:
+    """The spec (as `<name>.yaml`) and the files it references, by path relative to its folder.
+
+    Exactly what the pipeline needs, nothing else in its folder; links are never followed and
+    the total is capped at `MAX_BUNDLE_BYTES` (validation refuses both first).
+    """
+    folder = spec.parent
+    files = {spec.name: _read_regular(spec)}
+    for rel in referenced:
+        posix = PurePosixPath(rel.replace("\\", "/"))
+        relative = _safe_member(posix.as_posix())
+        problem = path_problem(folder, relative)
+        if problem is not None:
+            raise ConfigError(f"{spec}: {problem}")
+        files[relative] = _read_regular(folder / relative)
+    total = sum(len(data) for data in files.values())
+    if total > MAX_BUNDLE_BYTES:
+        raise ConfigError(
+            f"{spec}: the bundle would hold {total:,} bytes, more than {MAX_BUNDLE_BYTES:,}"
+        )
     return dict(sorted(files.items()))
 
 
@@ -81,10 +141,23 @@ def pack(files: Mapping[str, bytes]) -> Bundle:
 
 
 def build_bundle(folder: Path) -> Bundle:
-    """The bundle of a pipeline folder (spec, SQL, scripts)."""
+    """The bundle of a whole folder (the DAG templates), links refused."""
     if not folder.is_dir():
-        raise ConfigError(f"{folder}: pipeline folder not found; cannot bundle its source")
+        raise ConfigError(f"{folder}: folder not found; cannot bundle it")
     return pack(folder_files(folder))
+
+
+def pipeline_bundle(pipeline: Pipeline) -> Bundle:
+    """The bundle of a pipeline: its spec and the SQL and scripts its tasks name."""
+    if pipeline.source is None:
+        raise ConfigError(f"pipeline {pipeline.pipeline} has no spec file to bundle")
+    referenced = [
+        name
+        for task in pipeline.tasks
+        for attribute in ("sql_file", "script")
+        if isinstance(name := getattr(task.step, attribute, None), str) and name
+    ]
+    return pack(pipeline_files(pipeline.source, referenced))
 
 
 def unpack(data: bytes) -> dict[str, bytes]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -31,6 +32,7 @@ from mwaa_elt.render.result import (
     RenderResult,
     templates_digest,
 )
+from mwaa_elt.spec.folder import own_folder
 from mwaa_elt.spec.problems import ValidationReport
 from mwaa_elt.spec.summary import IncrementalValidation, SpecSummary, consistent
 from mwaa_elt.stage import Stage
@@ -40,7 +42,16 @@ if TYPE_CHECKING:
 
 RECORD_FORMAT = 1
 # Libraries whose version can change what validation accepts or what a DAG file says.
-_LIBRARIES = ("jinja2", "pydantic", "pydantic-core", "pyyaml", "sqlglot", "sqlglotc", "ruff")
+_LIBRARIES = (
+    "jinja2",
+    "pydantic",
+    "pydantic-core",
+    "pyyaml",
+    "sqlglot",
+    "sqlglotc",
+    "ruff",
+    "detect-secrets",
+)
 _MISSING = "missing"
 
 
@@ -275,8 +286,27 @@ def _relative(path: Path, root: Path) -> str:
     return Path(os.path.relpath(path, root)).as_posix()
 
 
+def _listing(spec: Path) -> str:
+    """The names and kinds (file, folder, link, other) in the spec's own folder, unfollowed:
+    validation refuses links and special files anywhere in it, referenced or not."""
+    if not own_folder(spec):
+        return ""
+    entries: list[str] = []
+    for top, dirs, names in os.walk(spec.parent, followlinks=False):
+        for name in [*dirs, *names]:
+            path = os.path.join(top, name)
+            try:
+                mode = os.lstat(path).st_mode
+            except OSError:
+                continue
+            kind = "d" if stat.S_ISDIR(mode) else "f" if stat.S_ISREG(mode) else "x"
+            entries.append(f"{kind}:{os.path.relpath(path, spec.parent)}")
+    return "\n".join(sorted(entries))
+
+
 def _inputs_digest(digests: _Digests, spec: Path, files: Sequence[str], root: Path) -> str:
     hasher = hashlib.sha256(digests.file(spec).encode())
+    hasher.update(_listing(spec).encode("utf-8", "surrogateescape"))
     for relative in files:
         hasher.update(f"\0{relative}\0{digests.file(os.path.join(root, relative))}".encode())
     return hasher.hexdigest()

@@ -15,8 +15,16 @@ from datetime import timedelta
 from typing import Any
 
 from mwaa_elt.errors import ConfigError
+from mwaa_elt.spec.airflow_ids import (
+    CLEAR_SUFFIX,
+    CREATE_CLUSTER,
+    PUBLISH,
+    SUBMIT_SUFFIX,
+    TERMINATE_CLUSTER,
+)
 from mwaa_elt.spec.model import CheckStep, UnloadStep
 from mwaa_elt.spec.resolve import StagePipeline, StageTask
+from mwaa_elt.spec.s3_locations import clear_location
 from mwaa_elt.spec.values import parse_duration
 from mwaa_elt.stage import EMR_SUBNET_VARIABLE, Stage
 
@@ -27,11 +35,6 @@ ATHENA_DATABASE = "default"  # SQL names its databases; the query context only n
 EMR_STEP_POKE_SECONDS = 60
 EMR_STEP_DEFAULT_TIMEOUT = timedelta(hours=6)
 DATASET_SCHEME = "mwaa-elt"
-CREATE_CLUSTER = "create_cluster"
-TERMINATE_CLUSTER = "terminate_cluster"
-PUBLISH = "publish_datasets"
-SUBMIT_SUFFIX = "_submit"
-CLEAR_SUFFIX = "_clear"
 
 # Names the generated module itself uses; a task variable must not shadow them.
 _MODULE_NAMES = {"dag", "pendulum", "timedelta", "run_athena_check"}
@@ -120,11 +123,6 @@ def check_query(step: CheckStep, sql: str | None) -> str:
 def unload_query(step: UnloadStep, sql: str, where: str) -> str:
     """Athena UNLOAD of `sql` to `step.to` in the step's format."""
     if step.format == "csv":
-        if step.header:
-            raise ConfigError(
-                f"{where}: header: true cannot be rendered; Athena UNLOAD writes no header "
-                "line. Remove header (or export with a CTAS table instead)"
-            )
         compression = (step.compression or "none").upper()
         props = ["format = 'TEXTFILE'", f"field_delimiter = {sql_string(step.delimiter)}"]
     else:
@@ -202,7 +200,21 @@ class _Builder:
     def task_ops(self, task: StageTask, job_flow_id: str | None) -> list[Op]:
         step = task.step
         if task.kind == "athena":
-            return [self.athena(task, task.sql or "")]
+            # A CTAS or UNLOAD needs its folder empty: cleared first, so a re-run (Airflow's
+            # "clear" of the run) finds it as the first try did. Validation made it a folder
+            # of its own under the stage's write prefix.
+            folder = clear_location(task.sql or "")
+            if folder is None:
+                return [self.athena(task, task.sql or "")]
+            bucket, prefix = split_s3_uri(folder, f"{self.where(task)}: athena.sql")
+            self.symbols.add("S3DeleteObjectsOperator")
+            clear = self.op(
+                "s3_delete",
+                task.id + CLEAR_SUFFIX,
+                task.group,
+                {"bucket": bucket, "prefix": prefix, "aws_conn_id": AWS_CONN_ID},
+            )
+            return [clear, self.athena(task, task.sql or "")]
         if task.kind == "unload":
             bucket, prefix = split_s3_uri(step.to, f"{self.where(task)}: unload.to")
             self.symbols.add("S3DeleteObjectsOperator")
@@ -334,7 +346,8 @@ def _job_flow_overrides(sp: StagePipeline) -> dict[str, Any]:
     assert cluster is not None
     tags = {**stage.tags, "pipeline": sp.dag_id}
     return {
-        "Name": f"{stage.name}-{sp.dag_id}-{{{{ ts_nodash }}}}",
+        # run_id exists in every run; an asset-triggered run on Airflow 3 has no ts_nodash.
+        "Name": f"{stage.name}-{sp.dag_id}-{{{{ run_id }}}}",
         "ReleaseLabel": cluster.release_label,
         "Applications": [{"Name": name} for name in cluster.applications],
         "Instances": {
@@ -477,6 +490,7 @@ def build_view(sp: StagePipeline, source: str, script_keys: dict[str, str]) -> D
                 sp.pipeline.start_date.month,
                 sp.pipeline.start_date.day,
             ),
+            "timezone": sp.pipeline.timezone,
             "catchup": sp.pipeline.catchup,
             "max_active_runs": sp.pipeline.max_active_runs,
             "paused": sp.paused,

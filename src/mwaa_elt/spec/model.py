@@ -31,6 +31,7 @@ from mwaa_elt.spec.values import (
     check_cron,
     check_date,
     check_duration,
+    check_timezone,
     scalar_text,
 )
 
@@ -233,6 +234,13 @@ class _SqlSource(_Spec):
     sql_file: RelativePath | None = Field(
         default=None, description="A .sql file relative to the spec's folder; or use sql."
     )
+    skip_sql_checks: str | None = Field(
+        default=None,
+        min_length=10,
+        description="Why this task's SQL cannot be analysed (valid Athena SQL beyond the "
+        "parser): its statements are then neither parsed nor checked against the catalog. "
+        "validate warns about it and promotion records it in the stage's manifest.",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> _SqlSource:
@@ -246,6 +254,15 @@ class AthenaStep(_SqlSource):
     """Run one SQL statement in the stage's Athena workgroup."""
 
 
+def _no_header(value: bool) -> bool:
+    if value:
+        raise ValueError(
+            "header: true cannot be honoured: Athena UNLOAD writes no header line; remove "
+            "header (or export with a CTAS table, whose readers know the columns)"
+        )
+    return value
+
+
 class UnloadStep(_SqlSource):
     """Export a SELECT's result to S3: clears `to`, then Athena UNLOAD; re-runs are safe."""
 
@@ -255,7 +272,15 @@ class UnloadStep(_SqlSource):
         "{{ lake.uri }} and end with '/'.",
     )
     format: Literal["csv", "parquet"] = Field(default="csv", description="csv or parquet.")
-    header: bool = Field(default=False, description="csv only: write a header line.")
+    header: Annotated[
+        bool,
+        AfterValidator(_no_header),
+        WithJsonSchema({"type": "boolean", "const": False}),
+    ] = Field(
+        default=False,
+        description="Must be false: Athena UNLOAD writes no header line (export with a CTAS "
+        "table for one).",
+    )
     delimiter: str = Field(
         default=",", min_length=1, max_length=1, description="csv only: the field delimiter."
     )
@@ -439,6 +464,21 @@ class Task(_Spec):
 # -- the pipeline ------------------------------------------------------------------------------
 
 
+class Source(_Spec):
+    """A table that exists outside the platform (loaded by another system) and that this
+    pipeline reads; with its columns when known, so queries are checked against them."""
+
+    table: str = Field(
+        pattern=r"^[a-z][a-z0-9_]{0,63}\.[a-z_][a-z0-9_]{0,127}$",
+        description="<database>.<table> with the database's logical name (as in "
+        "glueDatabases, e.g. movielens.ratings); SQL reads it as {{ db.movielens }}.ratings.",
+    )
+    columns: list[SqlName] | None = Field(
+        default=None, min_length=1, description="Its columns, when known (lower case)."
+    )
+    description: str | None = Field(default=None, description="What the table holds.")
+
+
 class StageOverride(_Spec):
     """Settings that differ in one stage; each replaces the pipeline's (cluster: per field)."""
 
@@ -493,6 +533,11 @@ class Pipeline(_Spec):
     start_date: Annotated[date, BeforeValidator(check_date)] = Field(
         description="First date the schedule covers, YYYY-MM-DD."
     )
+    timezone: Annotated[str, AfterValidator(check_timezone)] = Field(
+        default="UTC",
+        description="IANA time zone of start_date and of cron schedules, e.g. Europe/Paris "
+        "(default UTC).",
+    )
     catchup: bool = Field(default=False, description="Run the missed intervals since start_date.")
     paused: bool = Field(default=False, description="Create the DAG paused.")
     retries: int = Field(default=2, ge=1, le=10, description="Retries of a failed task (1-10).")
@@ -507,6 +552,12 @@ class Pipeline(_Spec):
         default_factory=list,
         description="Datasets this pipeline updates when it succeeds; other pipelines schedule "
         "on them as {after: [<pipeline>.<dataset>]}.",
+    )
+    sources: list[Source] = Field(
+        default_factory=list,
+        description="Tables this pipeline reads that no pipeline creates (they exist outside "
+        "the platform); every table a query reads must be created by a task, by another "
+        "pipeline, or be declared here.",
     )
     cluster: Cluster | None = Field(
         default=None,

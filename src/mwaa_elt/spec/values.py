@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import re
+import zoneinfo
 from datetime import date, timedelta
 from typing import Any
 
@@ -82,18 +84,32 @@ def check_duration(value: Any) -> Any:
     return text
 
 
+# start_date bounds: from the Unix epoch (Airflow's timestamps) to a date a schedule can still
+# compute runs after without overflowing.
+EARLIEST_DATE = date(1970, 1, 1)
+LATEST_DATE = date(2099, 12, 31)
+
+
 def check_date(value: Any) -> Any:
     """Pydantic before-validator: an ISO date `YYYY-MM-DD` (YAML date or string)."""
     if isinstance(value, date):
-        return value
-    if not isinstance(value, str) or not re.match(ISO_DATE, value.strip()):
+        parsed = value
+    elif not isinstance(value, str) or not re.match(ISO_DATE, value.strip()):
         raise ValueError(
             f"'{value}' is not a date in the form YYYY-MM-DD (ISO 8601), e.g. 2024-01-01"
         )
-    try:
-        return date.fromisoformat(value.strip())
-    except ValueError as exc:
-        raise ValueError(f"'{value}' is not a valid date ({exc}); e.g. 2024-01-01") from None
+    else:
+        try:
+            parsed = date.fromisoformat(value.strip())
+        except ValueError as exc:
+            raise ValueError(f"'{value}' is not a valid date ({exc}); e.g. 2024-01-01") from None
+    if not EARLIEST_DATE <= parsed <= LATEST_DATE:
+        # Airflow computes run dates past start_date: near year 9999 they overflow.
+        raise ValueError(
+            f"'{value}' is outside the dates a schedule can start on ({EARLIEST_DATE} to "
+            f"{LATEST_DATE}); write the first date the pipeline's data covers, e.g. 2024-01-01"
+        )
+    return parsed
 
 
 def scalar_text(value: Any) -> Any:
@@ -103,3 +119,27 @@ def scalar_text(value: Any) -> Any:
     if isinstance(value, int | float):
         return str(value)
     return value
+
+
+@functools.cache
+def _time_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def check_timezone(value: str) -> str:
+    """An IANA time zone name (UTC, Europe/Paris), else ValueError with the closest name."""
+    zones = _time_zones()
+    if value in zones or value == "UTC":
+        return value
+    if not zones:  # no tz database to list: ask zoneinfo directly
+        try:
+            zoneinfo.ZoneInfo(value)
+            return value
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            pass
+    close = difflib.get_close_matches(value, sorted(zones), n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    raise ValueError(
+        f"'{value}' is not an IANA time zone; {hint}write a name such as UTC, Europe/Paris or "
+        "America/New_York (abbreviations such as CEST or offsets such as +02:00 are not zones)"
+    )

@@ -1,0 +1,159 @@
+"""Secrets in a pipeline's files, found by detect-secrets (Yelp) used as a library.
+
+Every file a pipeline's bundle carries (the spec, its SQL and scripts) is scanned; a finding is
+reported at file:line with the kind of secret, never the secret itself. A verified false
+positive is marked on its line with detect-secrets' own comment, `pragma: allowlist secret`
+(`# ...` in YAML and Python, `-- ...` in SQL), or on the line before with
+`pragma: allowlist nextline secret`: the mark is visible in review, as it should be.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+from mwaa_elt.spec.problems import Problem
+
+# detect-secrets' detectors of credentials with a known shape, plus its keyword and
+# high-entropy heuristics. Left out: the hex high-entropy detector (it flags every md5 or
+# sha256 literal a SQL check compares against), and detectors of vendors' ids whose loose
+# keyword rules match ordinary SQL and cost most of the scan (IBM Cloud, Cloudant, SoftLayer,
+# Artifactory).
+_PLUGINS: list[dict[str, Any]] = [
+    {"name": "AWSKeyDetector"},
+    {"name": "AzureStorageKeyDetector"},
+    {"name": "BasicAuthDetector"},
+    {"name": "DiscordBotTokenDetector"},
+    {"name": "GitHubTokenDetector"},
+    {"name": "GitLabTokenDetector"},
+    {"name": "JwtTokenDetector"},
+    {"name": "MailchimpDetector"},
+    {"name": "NpmDetector"},
+    {"name": "OpenAIDetector"},
+    {"name": "PrivateKeyDetector"},
+    {"name": "PypiTokenDetector"},
+    {"name": "SendGridDetector"},
+    {"name": "SlackDetector"},
+    {"name": "SquareOAuthDetector"},
+    {"name": "StripeDetector"},
+    {"name": "TelegramBotTokenDetector"},
+    {"name": "TwilioKeyDetector"},
+    {"name": "KeywordDetector"},
+    {"name": "Base64HighEntropyString", "limit": 4.5},
+]
+ALLOWLIST_COMMENT = "pragma: allowlist secret"
+# A base64 or URL-safe run this long may be a token or a high-entropy secret.
+_LONG_RUN = re.compile(r"[A-Za-z0-9+/=_-]{20,}")
+# Below the base64 detector's limit (4.5): a run scanned is a superset of what it measures.
+_ENTROPY_FLOOR = 4.0
+# A YAML `key: value` line whose plain (unquoted) value detect-secrets' string detectors would
+# only see quoted, as its YAML transformer would present it.
+_YAML_PLAIN = re.compile(
+    r"^(\s*(?:-\s+)?[^\s:#'\"{\[][^:#]*:\s+)([^\s'\"\[{#|>&*!][^#]*?)(\s+#.*)?$"
+)
+
+
+@functools.cache
+def _configured() -> tuple[Any, ...]:
+    """detect-secrets configured once per process: the plugins above and its default filters."""
+    from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
+    from detect_secrets.plugins import keyword
+    from detect_secrets.settings import configure_settings_from_baseline, get_plugins
+
+    known = {cls.__name__ for cls in get_mapping_from_secret_type_to_class().values()}
+    configure_settings_from_baseline({"plugins_used": [p for p in _PLUGINS if p["name"] in known]})
+    plugins = tuple(get_plugins())
+    # Lines worth the (slow, per-line) scan: any detector's own pattern, a keyword the keyword
+    # detector looks for, or a long run the entropy detector may flag.
+    keywords = re.compile("|".join(keyword.DENYLIST))  # matched on lower-cased text: faster
+    patterns = []
+    for plugin in plugins:
+        for pattern in getattr(plugin, "denylist", ()):
+            patterns.append(re.compile(pattern.pattern, pattern.flags | re.MULTILINE))
+    return plugins, keywords, tuple(patterns)
+
+
+def _candidates(
+    text: str, keywords: re.Pattern[str], patterns: tuple[re.Pattern[str], ...]
+) -> list[int]:
+    """1-based numbers of the lines some pattern matches."""
+    starts = [0] + [m.end() for m in re.finditer("\n", text)]
+    found = {bisect.bisect_right(starts, m.start()) for m in keywords.finditer(text.lower())}
+    for pattern in patterns:
+        for match in pattern.finditer(text):
+            found.add(bisect.bisect_right(starts, match.start()))
+    for match in _LONG_RUN.finditer(text):
+        if _entropy(match.group()) >= _ENTROPY_FLOOR:
+            found.add(bisect.bisect_right(starts, match.start()))
+    return sorted(found)
+
+
+def _entropy(data: str) -> float:
+    """Shannon entropy in bits per character, as detect-secrets' entropy detectors measure."""
+    size = len(data)
+    return -sum((n / size) * math.log2(n / size) for n in (data.count(c) for c in set(data)))
+
+
+def _scan(path: Path, text: str) -> list[tuple[int, str]]:
+    """(line, kind) of each secret in `text`, scanning only the lines that may hold one."""
+    from detect_secrets.core.scan import _is_filtered_out, _scan_line
+    from detect_secrets.util.code_snippet import get_code_snippet
+
+    plugins, keywords, patterns = _configured()
+    lines = text.splitlines()
+    yaml_file = path.suffix in {".yaml", ".yml"}
+    filename = str(path)
+    found: list[tuple[int, str]] = []
+    for number in _candidates(text, keywords, patterns):
+        if number > len(lines):
+            continue
+        line = lines[number - 1].rstrip()
+        if yaml_file and (plain := _YAML_PLAIN.match(line)):
+            line = f'{plain.group(1)}"{plain.group(2)}"{plain.group(3) or ""}'
+        snippet = get_code_snippet(lines=lines, line_number=number)
+        if _is_filtered_out(
+            required_filter_parameters=["line"], filename=filename, line=line, context=snippet
+        ):
+            continue
+        kinds = {
+            secret.type
+            for plugin in plugins
+            for secret in _scan_line(
+                plugin=plugin, filename=filename, line=line, line_number=number, context=snippet
+            )
+            if not _is_filtered_out(
+                required_filter_parameters=["context"],
+                filename=filename,
+                secret=secret.secret_value,
+                plugin=plugin,
+                line=line,
+                context=snippet,
+            )
+        }
+        found += [(number, kind) for kind in sorted(kinds)]
+    return found
+
+
+def secret_problems(files: dict[Path, str]) -> list[Problem]:
+    """One problem per secret detect-secrets finds in `files` (path -> text): file, line and
+    kind; never the value."""
+    problems: list[Problem] = []
+    for path, text in files.items():
+        for line, kind in _scan(path, text):
+            problems.append(
+                Problem(
+                    path,
+                    line,
+                    1,
+                    f"this line holds what looks like a secret ({kind}); secrets never belong "
+                    "in a pipeline (it would be published into every stage's bucket and DAG "
+                    "files): read it at run time from an Airflow connection or variable "
+                    "(Secrets Manager), or, if this is verified not to be a secret, end the line "
+                    f"with the comment '{ALLOWLIST_COMMENT}'",
+                )
+            )
+    return problems
