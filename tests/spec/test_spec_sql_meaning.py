@@ -10,9 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from airflow_lines import python_of_line
 
-from mwaa_elt.check import airflow_python
-from mwaa_elt.errors import ConfigError
 from mwaa_elt.spec import validate_paths
 from mwaa_elt.spec.analysis import unchecked_sql
 from mwaa_elt.spec.s3_locations import clear_location, location_problems, overlaps
@@ -243,10 +242,7 @@ def test_logical_date_is_refused_only_where_asset_runs_lack_it() -> None:
 
 @pytest.mark.parametrize("major", [2, 3])
 def test_context_names_match_the_installed_airflow(major: int) -> None:
-    try:
-        python = airflow_python(major)
-    except ConfigError as error:
-        pytest.skip(f"no Airflow {major} venv: {error}")
+    python = python_of_line(major)
     probe = (
         "from airflow.utils.context import KNOWN_CONTEXT_KEYS as k"
         if major == 2
