@@ -1,5 +1,6 @@
 # Two set-up commands on a fresh machine: `make demo` and `make test`. Each installs what it needs:
-# .venv (the tool, Pulumi, moto, pytest) and .venv-airflow2/3 (DagBag checks per Airflow line).
+# .venv (the tool, Pulumi, moto, pytest), .venv-airflow2/3 (DagBag checks per Airflow line) and
+# tests/iam/evaluator/node_modules (the IAM evaluator, `make evaluator`).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -9,6 +10,7 @@ STAMP := $(VENV)/.installed
 
 include make/airflow.mk
 include make/bench.mk
+include make/evaluator.mk
 
 setup: $(STAMP)
 
@@ -18,7 +20,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-test: setup airflow-envs
+test: setup airflow-envs evaluator
 	$(BIN)/python -m pytest -n 2 -q
 
 demo: setup airflow-envs
