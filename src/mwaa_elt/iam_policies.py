@@ -59,7 +59,7 @@ def _prefix_condition(prefixes: list[str]) -> Document:
 
 
 def execution_role_trust_policy(stage: Stage) -> Document:
-    """MWAA may assume the role only for this stage's environment (AWS's confused-deputy guidance)."""
+    """MWAA may assume the role only for this stage's environment (confused-deputy guidance)."""
     trust = _trust("airflow.amazonaws.com", "airflow-env.amazonaws.com")
     trust["Statement"][0]["Condition"] = {
         "StringEquals": {"aws:SourceAccount": stage.account_id},
@@ -149,9 +149,7 @@ _KMS_ACTIONS = [
 ]
 
 
-def _kms_statement(
-    stage: Stage, services: list[str], actions: list[str] | None = None
-) -> Document:
+def _kms_statement(stage: Stage, services: list[str], actions: list[str] | None = None) -> Document:
     """KMS use only through the named services: the stage's own key, or AWS-owned keys."""
     actions = sorted(actions or _KMS_ACTIONS)
     via = sorted(f"{service}.{stage.region}.{stage.dns_suffix}" for service in services)
@@ -307,9 +305,7 @@ def _emr_clusters(stage: Stage) -> Document:
             "TagOnLaunch",
             ["elasticmapreduce:AddTags"],
             stage.emr_cluster_arn_pattern,
-            Condition={
-                "StringEquals": {**stage_tag, f"aws:ResourceTag/{STAGE_TAG}": stage.name}
-            },
+            Condition={"StringEquals": {**stage_tag, f"aws:ResourceTag/{STAGE_TAG}": stage.name}},
         ),
         _allow(
             "OperateStageClusters",
@@ -518,7 +514,11 @@ def ci_role_policies(stage: Stage, stages: Mapping[str, Stage]) -> list[NamedPol
         _allow(
             "ReadDagsScriptsAndReleaseState",
             ["s3:GetObject", "s3:GetObjectVersion"],
-            [f"{bucket}/{stage.dags_prefix}*", f"{bucket}/{stage.scripts_prefix}*", f"{bucket}/{state}*"],
+            [
+                f"{bucket}/{stage.dags_prefix}*",
+                f"{bucket}/{stage.scripts_prefix}*",
+                f"{bucket}/{state}*",
+            ],
         ),
         _allow(
             "WriteDagsScriptsAndReleaseState",
@@ -544,9 +544,7 @@ def ci_role_policies(stage: Stage, stages: Mapping[str, Stage]) -> list[NamedPol
     ]
     if stage.kms_key_alias is not None:
         statements.append(
-            _kms_statement(
-                stage, services=["s3"], actions=["kms:Decrypt", "kms:GenerateDataKey"]
-            )
+            _kms_statement(stage, services=["s3"], actions=["kms:Decrypt", "kms:GenerateDataKey"])
         )
     source = _stage_or_none(stages, stage.promotes_from)
     if source is not None and source.config.delivery is not None:
@@ -691,7 +689,9 @@ def release_build_policies(host: Stage, stages: Mapping[str, Stage]) -> list[Nam
     ]
     if host.kms_key_alias is not None:
         statements.append(
-            _kms_statement(host, services=["s3", "logs"], actions=["kms:Decrypt", "kms:GenerateDataKey"])
+            _kms_statement(
+                host, services=["s3", "logs"], actions=["kms:Decrypt", "kms:GenerateDataKey"]
+            )
         )
     return [NamedPolicy("release-build", _document(*statements))]
 
@@ -709,7 +709,9 @@ def release_pipeline_policies(host: Stage) -> list[NamedPolicy]:
     projects = [host.arn("codebuild", f"project/{p.name}") for p in build_projects(host)[1:]]
     statements = [
         _allow("RunBuilds", ["codebuild:BatchGetBuilds", "codebuild:StartBuild"], projects),
-        _allow("SourceThroughTheConnection", ["codeconnections:UseConnection"], _connections_arn(host)),
+        _allow(
+            "SourceThroughTheConnection", ["codeconnections:UseConnection"], _connections_arn(host)
+        ),
         _allow(
             "PipelineArtifacts",
             ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"],
@@ -720,7 +722,9 @@ def release_pipeline_policies(host: Stage) -> list[NamedPolicy]:
     ]
     if host.kms_key_alias is not None:
         statements.append(
-            _kms_statement(host, services=["s3", "sns"], actions=["kms:Decrypt", "kms:GenerateDataKey"])
+            _kms_statement(
+                host, services=["s3", "sns"], actions=["kms:Decrypt", "kms:GenerateDataKey"]
+            )
         )
     return [NamedPolicy("release-pipeline", _document(*statements))]
 

@@ -70,16 +70,33 @@ def evaluate(
     identity_policies: Sequence[Mapping[str, Any]], requests: Sequence[Request]
 ) -> list[Decision]:
     """Evaluate every request against the same identity policies in one node process."""
+    principals = {r.principal for r in requests}
+    return evaluate_by_principal({p: identity_policies for p in principals}, requests)
+
+
+def evaluate_by_principal(
+    identity_policies: Mapping[str, Sequence[Mapping[str, Any]]], requests: Sequence[Request]
+) -> list[Decision]:
+    """Evaluate every request against its principal's identity policies, in one node process."""
     require_evaluator()
-    policies: dict[str, Any] = {f"identity-{i}": doc for i, doc in enumerate(identity_policies)}
-    resource_ids: dict[str, str] = {}
+    policies: dict[str, Any] = {}
+    ids: dict[str, str] = {}
+
+    def policy_id(document: Any, kind: str) -> str:
+        text = json.dumps(document, sort_keys=True)
+        if text not in ids:
+            ids[text] = f"{kind}-{len(ids)}"
+            policies[ids[text]] = document
+        return ids[text]
+
     payload_requests = []
     for request in requests:
-        resource_id = None
-        if request.resource_policy is not None:
-            text = json.dumps(request.resource_policy, sort_keys=True)
-            resource_id = resource_ids.setdefault(text, f"resource-{len(resource_ids)}")
-            policies[resource_id] = request.resource_policy
+        identity = [policy_id(d, "identity") for d in identity_policies.get(request.principal, [])]
+        resource_id = (
+            policy_id(request.resource_policy, "resource")
+            if request.resource_policy is not None
+            else None
+        )
         payload_requests.append(
             {
                 "principal": request.principal,
@@ -87,7 +104,7 @@ def evaluate(
                 "resource": request.resource,
                 "resourceAccount": request.resource_account,
                 "context": dict(request.context),
-                "identityPolicies": [f"identity-{i}" for i in range(len(identity_policies))],
+                "identityPolicies": identity,
                 "resourcePolicy": resource_id,
             }
         )
@@ -97,7 +114,7 @@ def evaluate(
         capture_output=True,
         text=True,
         check=False,
-        timeout=300,
+        timeout=600,
     )
     if completed.returncode != 0:
         raise RuntimeError(f"the IAM evaluator failed:\n{completed.stderr}")

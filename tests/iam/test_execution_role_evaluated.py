@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from iam_calls import as_principal, execution_role_requests, in_foreign_account, on_other_clusters
-from iam_evaluator import Decision, Request, evaluate
+from iam_evaluator import Decision, Request, evaluate, evaluate_by_principal
 
 from mwaa_elt.iam_policies import execution_role_policies, execution_role_trust_policy
 from mwaa_elt.render import render_pipelines
@@ -45,17 +45,37 @@ def _documents(stage: Stage) -> list[dict]:
 
 
 @cache
+def _all_decisions() -> dict[str, dict[str, list[Decision]]]:
+    """One evaluator run for the module: per stage the needed calls, then every variant that
+    must be denied (other stages' calls, untagged and re-tagged clusters, foreign accounts)."""
+    batches: dict[str, tuple[list[Request], list[Request]]] = {}
+    for name in NAMES:
+        stage = STAGES[name]
+        needed = list(_requests(name))
+        denied: list[Request] = []
+        for other in (STAGES[o] for o in NAMES if o != name):
+            foreign = as_principal(_requests(other.name), stage.execution_role_arn)
+            denied += [r for r in foreign if r.scoped]
+            denied += on_other_clusters(needed, other.name)
+        denied += in_foreign_account(stage, needed)
+        batches[name] = (needed, denied)
+    everything = [r for needed, denied in batches.values() for r in (*needed, *denied)]
+    answers = iter(
+        evaluate_by_principal(
+            {STAGES[n].execution_role_arn: _documents(STAGES[n]) for n in NAMES}, everything
+        )
+    )
+    return {
+        name: {
+            "needed": [next(answers) for _ in needed],
+            "denied": [next(answers) for _ in denied],
+        }
+        for name, (needed, denied) in batches.items()
+    }
+
+
 def _decisions(name: str) -> dict[str, list[Decision]]:
-    """One evaluator run per stage: the needed calls, then every variant that must be denied."""
-    stage = STAGES[name]
-    needed = list(_requests(name))
-    denied: list[Request] = []
-    for other in (STAGES[o] for o in NAMES if o != name):
-        denied += [r for r in as_principal(_requests(other.name), stage.execution_role_arn) if r.scoped]
-        denied += on_other_clusters(needed, other.name)
-    denied += in_foreign_account(stage, needed)
-    answers = evaluate(_documents(stage), [*needed, *denied])
-    return {"needed": answers[: len(needed)], "denied": answers[len(needed) :]}
+    return _all_decisions()[name]
 
 
 def _report(decisions: list[Decision]) -> str:
