@@ -61,7 +61,9 @@ JINJA_SAMPLES = {"ds": "2024-01-01", "ts_nodash": "20240101T000000"}
 _JINJA = re.compile(r"\{\{\s*(.*?)\s*\}\}")
 _S3_URI = re.compile(r"^s3://([^/]+)/?(.*)$")
 _Q = r"`?(\w+)`?"
-_CREATE_DATABASE = re.compile(rf"\bCREATE\s+(?:DATABASE|SCHEMA)\s+(?:IF\s+NOT\s+EXISTS\s+)?{_Q}", re.I)
+_CREATE_DATABASE = re.compile(
+    rf"\bCREATE\s+(?:DATABASE|SCHEMA)\s+(?:IF\s+NOT\s+EXISTS\s+)?{_Q}", re.I
+)
 _CREATE_TABLE = re.compile(
     rf"\bCREATE\s+(?:EXTERNAL\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?{_Q}\.{_Q}", re.I
 )
@@ -194,7 +196,12 @@ def _baseline(calls: _Calls, dag_keys: list[str]) -> None:
     why = "MWAA baseline"
     calls.add(why, "airflow:PublishMetrics", stage.environment_arn)
     bucket = stage.source_bucket
-    for key in [*dag_keys, stage.paths.requirements, stage.paths.plugins, stage.paths.startup_script]:
+    for key in [
+        *dag_keys,
+        stage.paths.requirements,
+        stage.paths.plugins,
+        stage.paths.startup_script,
+    ]:
         calls.s3_object(why, "s3:GetObject", bucket, key)
         calls.s3_object(why, "s3:GetObjectVersion", bucket, key)
     calls.s3_list(why, bucket, stage.dags_prefix)
@@ -230,7 +237,9 @@ def _baseline(calls: _Calls, dag_keys: list[str]) -> None:
         )
     sqs_via = {"kms:ViaService": f"sqs.{region}.{stage.dns_suffix}"}
     if calls.key_arn is None:  # the queue's AWS-owned key
-        key = f"arn:{p}:kms:{region}:{MWAA_SERVICE_ACCOUNT}:key/0000aaaa-0000-0000-0000-000000000000"
+        key = (
+            f"arn:{p}:kms:{region}:{MWAA_SERVICE_ACCOUNT}:key/0000aaaa-0000-0000-0000-000000000000"
+        )
         for action in ("kms:Decrypt", "kms:GenerateDataKey"):
             calls.add(
                 why,
@@ -292,7 +301,7 @@ class _Dag:
                 handler(kwargs)
 
     # -- Athena --------------------------------------------------------------------------
-    def _op_AthenaOperator(self, kwargs: dict[str, Any]) -> None:  # noqa: N802
+    def _op_AthenaOperator(self, kwargs: dict[str, Any]) -> None:
         self._athena(
             self.why(kwargs, "AthenaOperator"),
             _jinja(kwargs["query"]),
@@ -301,7 +310,7 @@ class _Dag:
             kwargs.get("database", "default"),
         )
 
-    def _op_PythonOperator(self, kwargs: dict[str, Any]) -> None:  # noqa: N802
+    def _op_PythonOperator(self, kwargs: dict[str, Any]) -> None:
         op = kwargs.get("op_kwargs") or {}
         if {"sql", "workgroup", "output_location"} <= set(op):
             why = self.why(kwargs, "data-quality check (AthenaHook)")
@@ -309,7 +318,9 @@ class _Dag:
 
     def _athena(self, why: str, sql: str, workgroup: str, output: str, database: str) -> None:
         calls, stage = self.calls, self.calls.stage
-        workgroup_arn = f"arn:{stage.partition}:athena:{stage.region}:{stage.account_id}:workgroup/{workgroup}"
+        workgroup_arn = (
+            f"arn:{stage.partition}:athena:{stage.region}:{stage.account_id}:workgroup/{workgroup}"
+        )
         for action in (
             "athena:StartQueryExecution",
             "athena:GetQueryExecution",
@@ -321,7 +332,12 @@ class _Dag:
         bucket, prefix = _split_s3(_jinja(output))
         for action in ("s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"):
             calls.s3_object(why, action, bucket, f"{prefix}{QUERY_ID}.csv")
-        calls.add(why, "s3:GetBucketLocation", f"arn:{stage.partition}:s3:::{bucket}", policy=calls.bucket_policy(bucket))
+        calls.add(
+            why,
+            "s3:GetBucketLocation",
+            f"arn:{stage.partition}:s3:::{bucket}",
+            policy=calls.bucket_policy(bucket),
+        )
         calls.kms(why, "s3", ["kms:GenerateDataKey", "kms:Decrypt"])
         calls.glue(why, "glue:GetDatabase", database)
         for db in _CREATE_DATABASE.findall(sql):
@@ -358,7 +374,9 @@ class _Dag:
         logical = next(
             (name for name, real in stage.glue_databases.items() if real == database), database
         )
-        base = stage.glue_database_locations.get(logical, f"s3://{stage.data_lake_bucket}/{logical}/")
+        base = stage.glue_database_locations.get(
+            logical, f"s3://{stage.data_lake_bucket}/{logical}/"
+        )
         return f"{base}{table}/"
 
     def _read_location(self, why: str, uri: str) -> None:
@@ -373,7 +391,7 @@ class _Dag:
             self.calls.s3_object(why, action, bucket, f"{prefix}part-00000")
 
     # -- S3 ------------------------------------------------------------------------------
-    def _op_S3KeySensor(self, kwargs: dict[str, Any]) -> None:  # noqa: N802
+    def _op_S3KeySensor(self, kwargs: dict[str, Any]) -> None:
         why = self.why(kwargs, "S3KeySensor")
         bucket, key = _split_s3(_jinja(kwargs["bucket_key"]))
         if kwargs.get("wildcard_match"):
@@ -382,7 +400,7 @@ class _Dag:
             self.calls.s3_object(why, "s3:GetObject", bucket, key)
             self.calls.s3_list(why + " (404 for a key not there yet)", bucket, None)
 
-    def _op_S3DeleteObjectsOperator(self, kwargs: dict[str, Any]) -> None:  # noqa: N802
+    def _op_S3DeleteObjectsOperator(self, kwargs: dict[str, Any]) -> None:
         why = self.why(kwargs, "S3DeleteObjectsOperator")
         bucket, prefix = kwargs["bucket"], _jinja(kwargs["prefix"])
         self.calls.s3_list(why, bucket, prefix)
@@ -393,7 +411,7 @@ class _Dag:
         stage = self.calls.stage
         return f"arn:{stage.partition}:elasticmapreduce:{stage.region}:{stage.account_id}:cluster/{NEW_CLUSTER_ID}"
 
-    def _op_EmrCreateJobFlowOperator(self, kwargs: dict[str, Any]) -> None:  # noqa: N802
+    def _op_EmrCreateJobFlowOperator(self, kwargs: dict[str, Any]) -> None:
         calls, stage = self.calls, self.calls.stage
         why = self.why(kwargs, "EmrCreateJobFlowOperator")
         flow = kwargs["job_flow_overrides"]
@@ -409,7 +427,10 @@ class _Dag:
             self._cluster_arn(),
             {**request_tags, **tag_keys, **resource_tags},
         )
-        for role, service in ((flow["ServiceRole"], "elasticmapreduce"), (flow["JobFlowRole"], "ec2")):
+        for role, service in (
+            (flow["ServiceRole"], "elasticmapreduce"),
+            (flow["JobFlowRole"], "ec2"),
+        ):
             calls.add(
                 why,
                 "iam:PassRole",
@@ -426,20 +447,22 @@ class _Dag:
         tags = {f"aws:ResourceTag/{k}": v for k, v in self.cluster_tags.items()}
         self.calls.add(why, action, self._cluster_arn(), tags)
 
-    def _op_EmrAddStepsOperator(self, kwargs: dict[str, Any]) -> None:  # noqa: N802
-        self._cluster_call(self.why(kwargs, "EmrAddStepsOperator"), "elasticmapreduce:AddJobFlowSteps")
+    def _op_EmrAddStepsOperator(self, kwargs: dict[str, Any]) -> None:
+        self._cluster_call(
+            self.why(kwargs, "EmrAddStepsOperator"), "elasticmapreduce:AddJobFlowSteps"
+        )
 
-    def _op_EmrStepSensor(self, kwargs: dict[str, Any]) -> None:  # noqa: N802
+    def _op_EmrStepSensor(self, kwargs: dict[str, Any]) -> None:
         self._cluster_call(self.why(kwargs, "EmrStepSensor"), "elasticmapreduce:DescribeStep")
 
-    def _op_EmrTerminateJobFlowOperator(self, kwargs: dict[str, Any]) -> None:  # noqa: N802
+    def _op_EmrTerminateJobFlowOperator(self, kwargs: dict[str, Any]) -> None:
         why = self.why(kwargs, "EmrTerminateJobFlowOperator")
         self._cluster_call(why, "elasticmapreduce:TerminateJobFlows")
         if kwargs.get("deferrable"):
             self._cluster_call(why, "elasticmapreduce:DescribeCluster")
 
     # -- notifications -------------------------------------------------------------------
-    def _op_SnsNotifier(self, kwargs: dict[str, Any]) -> None:  # noqa: N802
+    def _op_SnsNotifier(self, kwargs: dict[str, Any]) -> None:
         why = f"{self.name}: SnsNotifier"
         self.calls.add(why, "sns:Publish", kwargs["target_arn"])
         self.calls.kms(why, "sns", ["kms:GenerateDataKey", "kms:Decrypt"])
@@ -458,7 +481,11 @@ def _unique(requests: list[Request]) -> list[Request]:
     seen: set[tuple[Any, ...]] = set()
     found = []
     for request in requests:
-        key = (request.action, request.resource, tuple(sorted((k, str(v)) for k, v in request.context.items())))
+        key = (
+            request.action,
+            request.resource,
+            tuple(sorted((k, str(v)) for k, v in request.context.items())),
+        )
         if key not in seen:
             seen.add(key)
             found.append(request)
@@ -492,9 +519,13 @@ def on_other_clusters(requests: Iterable[Request], other_stage: str) -> Iterator
     for request in requests:
         if not request.action.startswith("elasticmapreduce:"):
             continue
-        untagged = {k: v for k, v in request.context.items() if not k.startswith("aws:ResourceTag/")}
+        untagged = {
+            k: v for k, v in request.context.items() if not k.startswith("aws:ResourceTag/")
+        }
         if request.action == "elasticmapreduce:RunJobFlow":
-            untagged = {k: v for k, v in untagged.items() if not k.startswith("aws:RequestTag/stage")}
+            untagged = {
+                k: v for k, v in untagged.items() if not k.startswith("aws:RequestTag/stage")
+            }
         yield dataclasses.replace(request, context=untagged, why=request.why + " [untagged]")
         retagged = dict(request.context)
         for key in ("aws:ResourceTag/stage", "aws:RequestTag/stage"):
