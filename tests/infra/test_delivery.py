@@ -207,3 +207,21 @@ def test_a_stack_without_delivery_declares_no_delivery_resources(scratch_project
     preview = run_preview(stage, environment)
     assert not [r for r in preview.resources if r.name.startswith("delivery")]
     assert "ci_roles" not in preview.outputs
+
+
+def test_infra_preview_of_prod_shows_the_delivery_resources() -> None:
+    from typer.testing import CliRunner
+
+    from mwaa_elt.cli import app
+
+    result = CliRunner().invoke(app, ["infra", "preview", "--stage", "prod", "-C", str(ROOT)])
+    assert result.exit_code == 0, result.output
+    for shown in (
+        "aws:codepipeline/pipeline:Pipeline",
+        "aws:codebuild/project:Project",
+        "aws:codeconnections/connection:Connection",
+        "aws:iam/openIdConnectProvider:OpenIdConnectProvider",
+        "mwaa-elt-prod-ci",
+        "mwaa-elt-release-artifacts-333333333333",
+    ):
+        assert shown in result.output, shown
