@@ -1,7 +1,8 @@
 # Two set-up commands on a fresh machine: `make demo` and `make test`. Each installs what it needs:
-# .venv (the tool, Pulumi, moto, pytest) from requirements/tool.lock, and the MWAA environments
-# (.venv-airflow-<version>) that DAG checks and local runs use. Everything installs from lock
-# files with exact versions and hashes, written by uv (`make lock`); re-running skips what is done.
+# .venv (the tool, Pulumi, moto, pytest) from requirements/tool.lock, the MWAA environments
+# (.venv-airflow-<version>) that DAG checks and local runs use, and tests/iam/evaluator/node_modules
+# (the IAM evaluator, `make evaluator`). Everything installs from lock files with exact versions
+# and hashes (uv, npm); re-running skips what is done.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -12,6 +13,7 @@ STAMP := $(VENV)/.installed
 
 include make/airflow.mk
 include make/bench.mk
+include make/evaluator.mk
 
 setup: $(STAMP)
 
@@ -35,7 +37,7 @@ lock: setup
 	$(LOCK) requirements/build.in -o requirements/build.txt
 	$(BIN)/mwaa-elt airflow-envs lock --all
 
-test: setup airflow-envs
+test: setup airflow-envs evaluator
 	$(BIN)/python -m pytest -n 2 -q
 
 demo: setup airflow-envs

@@ -8,23 +8,21 @@ import os
 import re
 import shlex
 import shutil
-import string
 import subprocess
 import sys
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import botocore.session
-import parliament
 import pytest
 import typer.main
 import yaml
 from botocore.validate import ParamValidator
 
 from mwaa_elt.cli import app
+from mwaa_elt.release_pipeline import pipeline_definition
 from mwaa_elt.stage import Stage, load_all_stages
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,7 +31,6 @@ ROLLBACK_WORKFLOW = ROOT / ".github/workflows/mwaa-elt-rollback.yml"
 ACTIONS = sorted((ROOT / ".github/actions").glob("*/action.yml"))
 BUILDSPEC_VALIDATE = ROOT / "ci/codebuild/buildspec-validate.yml"
 BUILDSPEC_PROMOTE = ROOT / "ci/codebuild/buildspec-promote.yml"
-PIPELINE = ROOT / "ci/codebuild/pipeline.json"
 DOCS = ROOT / "docs/ci-cd.md"
 GITHUB_TEMPLATES = [WORKFLOW, ROLLBACK_WORKFLOW, *ACTIONS]
 
@@ -491,9 +488,16 @@ def test_codebuild_promotion_refuses_to_skip_a_stage(
 
 
 def _pipeline() -> dict[str, Any]:
-    template = string.Template(PIPELINE.read_text(encoding="utf-8"))
-    names = {m.group("braced") for m in template.pattern.finditer(template.template)} - {None}
-    return json.loads(template.substitute({name: f"placeholder-{name}" for name in names}))
+    """The release pipeline as the Pulumi program deploys it (the stack with delivery.pipeline)."""
+    (host,) = [s for s in STAGES.values() if s.config.delivery and s.config.delivery.pipeline]
+    return pipeline_definition(
+        host,
+        STAGES,
+        role_arn=f"arn:aws:iam::{host.account_id}:role/placeholder",
+        artifact_bucket="placeholder-bucket",
+        connection_arn=f"arn:aws:codeconnections:{host.region}:{host.account_id}:connection/x",
+        approval_topic_arn=f"arn:aws:sns:{host.region}:{host.account_id}:placeholder",
+    )
 
 
 def test_pipeline_is_a_valid_create_pipeline_request() -> None:
@@ -523,109 +527,13 @@ def test_pipeline_promotes_in_order_with_an_approval_before_every_later_stage() 
     assert [target for _, target in promotions] == ORDER
 
 
-# -- IAM documents in docs/ci-cd.md ----------------------------------------------------------------
+# -- IAM in docs/ci-cd.md -------------------------------------------------------------------------
 
 
-def _docs_json(marker: str) -> dict[str, Any]:
+def test_docs_point_at_the_generated_ci_roles_instead_of_hand_written_iam() -> None:
+    """The CI roles are generated (iam_policies) and deployed by the program; the page must not
+    carry a copy that drifts from them, and must say where they are shown."""
     text = DOCS.read_text(encoding="utf-8")
-    match = re.search(rf"<!-- {re.escape(marker)} -->.*?```json\n(.*?)```", text, re.S)
-    assert match, f"docs/ci-cd.md has no JSON block after <!-- {marker} -->"
-    return json.loads(match.group(1))
-
-
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
-def _allows(policy: dict[str, Any], action: str, resource: str) -> bool:
-    """Whether an unconditional Allow grants `action` on `resource` (IAM wildcards)."""
-    return any(
-        statement["Effect"] == "Allow"
-        and "Condition" not in statement
-        and any(fnmatchcase(action.lower(), a.lower()) for a in _as_list(statement["Action"]))
-        and any(fnmatchcase(resource, r) for r in _as_list(statement["Resource"]))
-        for statement in policy["Statement"]
-    )
-
-
-def _ci_role_arn(stage: Stage) -> str:
-    return f"arn:{stage.partition}:iam::{stage.account_id}:role/{stage.environment_name}-ci"
-
-
-@pytest.mark.parametrize("name", sorted(STAGES))
-def test_documented_ci_role_policy_is_the_stage_least_privilege(name: str) -> None:
-    stage, policy = STAGES[name], _docs_json(f"ci-role-policy: {name}")
-    findings = [
-        (f.issue, f.detail)
-        for f in parliament.analyze_policy_string(json.dumps(policy)).findings
-        # parliament's bundled IAM definitions predate kms:ResourceAliases on keys.
-        if "kms:ResourceAliases" not in str(f.detail)
-    ]
-    assert findings == []
-    for statement in policy["Statement"]:
-        assert all("*" not in a for a in _as_list(statement["Action"])), statement
-    bucket = stage.source_bucket_arn
-    for key in ("dags/movielens.py", "scripts/p/0123abcd/x.py", ".mwaa-elt/manifest.json"):
-        for action in ("s3:GetObject", "s3:PutObject"):
-            assert _allows(policy, action, f"{bucket}/{key}"), (action, key)
-    assert _allows(policy, "s3:PutObject", f"{bucket}/{stage.bundles_prefix}h.tar.gz")
-    assert _allows(policy, "s3:DeleteObject", f"{bucket}/{stage.lock_key}")
-    assert _allows(policy, "s3:DeleteObject", f"{bucket}/dags/movielens.py")
-    assert _allows(policy, "s3:ListBucket", bucket)
-    assert _allows(policy, "s3:ListBucketVersions", bucket)
-    assert _allows(policy, "s3:GetObjectVersion", f"{bucket}/dags/movielens.py")
-    assert _allows(policy, "airflow:GetEnvironment", stage.environment_arn)
-    rbac_role = stage.environment_arn.replace(":environment/", ":role/") + "/Viewer"
-    assert _allows(policy, "airflow:InvokeRestApi", rbac_role)
-    # Pulumi's environment files, the manifest and old scripts are never deleted or replaced.
-    for key in ("requirements.txt", "plugins.zip", "startup.sh"):
-        assert not _allows(policy, "s3:PutObject", f"{bucket}/{key}"), key
-    assert not _allows(policy, "s3:DeleteObject", f"{bucket}/{stage.manifest_key}")
-    assert not _allows(policy, "s3:DeleteObject", f"{bucket}/scripts/p/0123abcd/x.py")
-    # Another stage is reached only through the previous stage's release reader.
-    for other in STAGES.values():
-        if other.name == name:
-            continue
-        for action in ("s3:GetObject", "s3:PutObject"):
-            assert not _allows(policy, action, f"{other.source_bucket_arn}/{other.manifest_key}")
-        assert not _allows(policy, "airflow:GetEnvironment", other.environment_arn)
-        readable = other.name == stage.promotes_from
-        assert _allows(policy, "sts:AssumeRole", _reader_arn(other)) == readable, other.name
-    assumed = [
-        r
-        for s in policy["Statement"]
-        if "sts:AssumeRole" in _as_list(s["Action"])
-        for r in _as_list(s["Resource"])
-    ]
-    assert assumed == ([_reader_arn(STAGES[stage.promotes_from])] if stage.promotes_from else [])
-
-
-def _reader_arn(stage: Stage) -> str:
-    return f"arn:{stage.partition}:iam::{stage.account_id}:role/{stage.environment_name}-release-reader"
-
-
-@pytest.mark.parametrize("name", [n for n in ORDER if STAGES[n].promotes_from])
-def test_documented_release_reader_lets_only_the_next_stage_read_releases(name: str) -> None:
-    stage = STAGES[name]
-    source = STAGES[str(stage.promotes_from)]
-    trust = _docs_json(f"ci-release-reader-trust: {source.name}")
-    assert [s["Principal"] for s in trust["Statement"]] == [{"AWS": _ci_role_arn(stage)}]
-    assert {a for s in trust["Statement"] for a in _as_list(s["Action"])} == {"sts:AssumeRole"}
-    policy = _docs_json(f"ci-release-reader: {source.name}")
-    assert parliament.analyze_policy_string(json.dumps(policy)).findings == []
-    bucket = source.source_bucket_arn
-    assert _allows(policy, "s3:GetObject", f"{bucket}/{source.manifest_key}")
-    assert _allows(policy, "s3:GetObject", f"{bucket}/{source.bundles_prefix}h.tar.gz")
-    assert _allows(policy, "s3:ListBucket", bucket)
-    assert _allows(policy, "airflow:GetEnvironment", source.environment_arn)
-    rbac_role = source.environment_arn.replace(":environment/", ":role/") + "/Viewer"
-    assert _allows(policy, "airflow:InvokeRestApi", rbac_role)
-    actions = {a for s in policy["Statement"] for a in _as_list(s["Action"])}
-    # Read only: nothing that writes, deletes or reaches beyond the stage's releases.
-    assert actions <= {
-        "s3:GetObject",
-        "s3:ListBucket",
-        "airflow:GetEnvironment",
-        "airflow:InvokeRestApi",
-    }
-    assert not _allows(policy, "s3:GetObject", f"{bucket}/dags/x.py")
+    assert '"Statement"' not in text
+    assert "mwaa-elt infra policies --stage prod" in text
+    assert "mwaa-elt infra preview --stage prod" in text

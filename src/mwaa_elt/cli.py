@@ -183,36 +183,56 @@ def stage_list(json_: JsonFlag = False, project_dir: ProjectDir = None) -> None:
 
 @infra_app.command("policies")
 def infra_policies(stage: StageOption, json_: JsonFlag = False, project_dir: ProjectDir = None):
-    """The execution role's IAM policies exactly as the Pulumi program deploys them."""
-    from mwaa_elt.iam_policies import execution_role_policies
+    """Every IAM role of the stage (execution, EMR, CI, release) exactly as Pulumi deploys it."""
+    from mwaa_elt.iam_policies import stage_roles
+    from mwaa_elt.stage import load_all_stages
 
     resolved = _stage(project_dir, stage)
+    roles = stage_roles(resolved, load_all_stages(_project(project_dir).stacks_dir))
     data = {
-        "role": resolved.execution_role_name,
-        "policies": [
-            {"name": p.name, "document": p.document} for p in execution_role_policies(resolved)
+        # The execution role first and on its own, as before, for scripts reading it.
+        "role": roles[0].name,
+        "policies": [{"name": p.name, "document": p.document} for p in roles[0].policies],
+        "roles": [
+            {
+                "name": role.name,
+                "trust": role.trust,
+                "policies": [{"name": p.name, "document": p.document} for p in role.policies],
+            }
+            for role in roles
         ],
     }
     if json_:
         _print_json(data)
         return
-    out.print(f"[bold]role[/bold] {data['role']}")
-    for policy in data["policies"]:
-        table = Table(title=f"policy {policy['name']}", title_justify="left")
-        for column in ("sid", "effect", "actions", "resources", "condition"):
-            table.add_column(column, overflow="fold")
-        for statement in policy["document"]["Statement"]:
-            actions = statement.get("Action")
-            resources = statement.get("Resource", statement.get("NotResource"))
-            prefix = "NOT " if "NotResource" in statement else ""
-            table.add_row(
-                statement.get("Sid", ""),
-                statement["Effect"],
-                "\n".join(actions) if isinstance(actions, list) else str(actions),
-                prefix + ("\n".join(resources) if isinstance(resources, list) else str(resources)),
-                json.dumps(statement["Condition"]) if "Condition" in statement else "",
+    for role in data["roles"]:
+        out.print(f"[bold]role[/bold] {role['name']}")
+        trust = [
+            (s.get("Sid", ""), s["Effect"], s["Action"], s.get("Principal"), s.get("Condition"))
+            for s in role["trust"]["Statement"]
+        ]
+        for sid, effect, action, principal, condition in trust:
+            out.print(
+                f"  trust {sid} {effect} {action} {json.dumps(principal)}"
+                + (f" if {json.dumps(condition)}" if condition else "")
             )
-        out.print(table)
+        for policy in role["policies"]:
+            table = Table(title=f"policy {policy['name']}", title_justify="left")
+            for column in ("sid", "effect", "actions", "resources", "condition"):
+                table.add_column(column, overflow="fold")
+            for statement in policy["document"]["Statement"]:
+                actions = statement.get("Action")
+                resources = statement.get("Resource", statement.get("NotResource"))
+                prefix = "NOT " if "NotResource" in statement else ""
+                table.add_row(
+                    statement.get("Sid", ""),
+                    statement["Effect"],
+                    "\n".join(actions) if isinstance(actions, list) else str(actions),
+                    prefix
+                    + ("\n".join(resources) if isinstance(resources, list) else str(resources)),
+                    json.dumps(statement["Condition"]) if "Condition" in statement else "",
+                )
+            out.print(table)
 
 
 @infra_app.command("preview")

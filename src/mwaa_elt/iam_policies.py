@@ -6,10 +6,11 @@ AWS offers no resource-level scoping for, and no action contains a wildcard.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mwaa_elt.stage import Stage
+from mwaa_elt.stage import EMR_MANAGED_POLICIES_TAG, GITHUB_OIDC_HOST, Stage
 
 EMR_SERVICE_MANAGED_POLICY = "service-role/AmazonEMRServicePolicy_v2"
 STAGE_TAG = "stage"
@@ -58,7 +59,13 @@ def _prefix_condition(prefixes: list[str]) -> Document:
 
 
 def execution_role_trust_policy(stage: Stage) -> Document:
-    return _trust("airflow.amazonaws.com", "airflow-env.amazonaws.com")
+    """MWAA may assume the role only for this stage's environment (confused-deputy guidance)."""
+    trust = _trust("airflow.amazonaws.com", "airflow-env.amazonaws.com")
+    trust["Statement"][0]["Condition"] = {
+        "StringEquals": {"aws:SourceAccount": stage.account_id},
+        "ArnLike": {"aws:SourceArn": stage.environment_arn},
+    }
+    return trust
 
 
 def execution_role_policies(stage: Stage) -> list[NamedPolicy]:
@@ -142,21 +149,22 @@ _KMS_ACTIONS = [
 ]
 
 
-def _kms_statement(stage: Stage, services: list[str]) -> Document:
+def _kms_statement(stage: Stage, services: list[str], actions: list[str] | None = None) -> Document:
     """KMS use only through the named services: the stage's own key, or AWS-owned keys."""
+    actions = sorted(actions or _KMS_ACTIONS)
     via = sorted(f"{service}.{stage.region}.{stage.dns_suffix}" for service in services)
     account_keys = f"arn:{stage.partition}:kms:{stage.region}:{stage.account_id}:key/*"
     if stage.kms_key_alias is None:
         return {
             "Sid": "KmsViaServices",
             "Effect": "Allow",
-            "Action": _KMS_ACTIONS,
+            "Action": actions,
             "NotResource": account_keys,
             "Condition": {"StringLike": {"kms:ViaService": via}},
         }
     return _allow(
         "KmsViaServices",
-        _KMS_ACTIONS,
+        actions,
         account_keys,
         Condition={
             "StringLike": {"kms:ViaService": via},
@@ -252,11 +260,14 @@ def _data_lake(stage: Stage) -> Document:
     read, write = stage.data_lake_read_prefixes, stage.data_lake_write_prefixes
     return _document(
         _allow("LocateDataLake", ["s3:GetBucketLocation"], f"arn:{p}:s3:::{lake}"),
+        # A listing names a readable prefix. HeadObject on a missing key is checked against
+        # ListBucket without any s3:prefix: allowed, S3 answers 404 (the key sensor waits);
+        # refused, 403 (the sensor fails). Hence IfExists.
         _allow(
             "ListReadablePrefixes",
             ["s3:ListBucket"],
             f"arn:{p}:s3:::{lake}",
-            Condition=_prefix_condition(read),
+            Condition={"StringLikeIfExists": _prefix_condition(read)["StringLike"]},
         ),
         _allow(
             "ReadPrefixes", ["s3:GetObject", "s3:GetObjectVersion"], _object_arns(lake, read, p)
@@ -277,18 +288,24 @@ def _data_lake(stage: Stage) -> Document:
 def _emr_clusters(stage: Stage) -> Document:
     p, account = stage.partition, stage.account_id
     stage_tag = {f"aws:RequestTag/{STAGE_TAG}": stage.name}
+    managed_key, managed_value = EMR_MANAGED_POLICIES_TAG
     return _document(
         _allow(
             "LaunchStageTaggedClusters",
             ["elasticmapreduce:RunJobFlow"],
-            "*",  # RunJobFlow has no resource type; the stage tag on the request scopes it
-            Condition={"StringEquals": stage_tag},
+            "*",  # RunJobFlow has no resource type; the tags on the request scope it
+            # Without the managed-policies tag, AmazonEMRServicePolicy_v2 cannot run the cluster.
+            Condition={
+                "StringEquals": {**stage_tag, f"aws:RequestTag/{managed_key}": managed_value}
+            },
         ),
+        # Tags are written on launch; the resource tag keeps the role from re-tagging a cluster
+        # of another stage (or an untagged one) into its own (AWS's EMR tag-based access pattern).
         _allow(
             "TagOnLaunch",
             ["elasticmapreduce:AddTags"],
             stage.emr_cluster_arn_pattern,
-            Condition={"StringEquals": stage_tag},
+            Condition={"StringEquals": {**stage_tag, f"aws:ResourceTag/{STAGE_TAG}": stage.name}},
         ),
         _allow(
             "OperateStageClusters",
@@ -322,7 +339,7 @@ def _emr_clusters(stage: Stage) -> Document:
 
 
 def _secrets(stage: Stage) -> Document:
-    return _document(
+    statements = [
         _allow(
             "ReadStageSecrets",
             [
@@ -334,7 +351,14 @@ def _secrets(stage: Stage) -> Document:
             stage.secrets_arn_pattern,
         ),
         _allow("ListSecrets", ["secretsmanager:ListSecrets"], "*"),  # no resource type
-    )
+    ]
+    if stage.kms_key_alias is not None:
+        # Secrets of a stage with its own key are encrypted with it; Secrets Manager decrypts
+        # them on the role's behalf (Airflow's secrets backend reads emr_subnet_id this way).
+        statements.append(
+            _kms_statement(stage, services=["secretsmanager"], actions=["kms:Decrypt"])
+        )
+    return _document(*statements)
 
 
 def _alerts(stage: Stage) -> Document:
@@ -394,3 +418,347 @@ def all_role_policies(stage: Stage) -> dict[str, list[NamedPolicy]]:
         stage.execution_role_name: execution_role_policies(stage),
         stage.emr_instance_role: emr_instance_role_policies(stage),
     }
+
+
+# -- delivery: the CI promoter and release-reader roles --------------------------------------
+#
+# What `mwaa-elt promote`, `status` and `rollback` call (src/mwaa_elt/promote/): on the stage's
+# source bucket HeadObject/GetObject (also by version) and PutObject (conditional writes too)
+# under dags/, scripts/ and .mwaa-elt/; DeleteObject of DAG files (prune) and of the lock;
+# ListObjectVersions of dags/ (status, drift); on MWAA GetEnvironment and InvokeRestApi (import
+# errors, DAG sources, runs: Airflow's Viewer role); the previous stage is read through its
+# release reader. tests/iam/test_delivery_roles_evaluated.py proves it against recorded calls.
+
+
+def _stage_or_none(stages: Mapping[str, Stage], name: str | None) -> Stage | None:
+    return stages.get(name) if name is not None else None
+
+
+def _readers_of(stage: Stage, stages: Mapping[str, Stage]) -> list[Stage]:
+    """The stages whose promotions read `stage` (they promote from it), with delivery on."""
+    return [
+        s
+        for s in stages.values()
+        if s.promotes_from == stage.name and s.config.delivery is not None
+    ]
+
+
+def release_pipeline_host(stages: Mapping[str, Stage]) -> Stage | None:
+    """The stage whose stack hosts the release pipeline, if one does."""
+    hosts = [
+        s for s in stages.values() if s.config.delivery and s.config.delivery.pipeline is not None
+    ]
+    return hosts[0] if hosts else None
+
+
+def _tool_state_listing(stage: Stage, prefixes: list[str]) -> Document:
+    # A listing names one of `prefixes`; a HEAD or GET of a missing key is checked against
+    # ListBucket without any s3:prefix, and only with it does S3 answer 404 (the tool's "not
+    # there yet": no manifest, no lock) rather than 403. Hence IfExists.
+    return _allow(
+        "ListStageBucket",
+        ["s3:ListBucket"],
+        stage.source_bucket_arn,
+        Condition={"StringLikeIfExists": _prefix_condition(prefixes)["StringLike"]},
+    )
+
+
+def ci_role_trust_policy(stage: Stage, stages: Mapping[str, Stage]) -> Document:
+    """GitHub Actions jobs of this repository in this stage's GitHub Environment, and the
+    release pipeline's builds, may assume the stage's CI role; nobody else."""
+    delivery = stage.config.delivery
+    assert delivery is not None, f"stage {stage.name} has no delivery block"
+    statements: list[Document] = []
+    if delivery.github_actions:
+        statements.append(
+            {
+                "Sid": "GitHubActionsInTheStageEnvironment",
+                "Effect": "Allow",
+                "Principal": {"Federated": stage.github_oidc_provider_arn},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {
+                    "StringEquals": {
+                        f"{GITHUB_OIDC_HOST}:aud": "sts.amazonaws.com",
+                        f"{GITHUB_OIDC_HOST}:sub": (
+                            f"repo:{delivery.repository}:environment:{stage.name}"
+                        ),
+                    }
+                },
+            }
+        )
+    host = release_pipeline_host(stages)
+    if host is not None:
+        statements.append(
+            {
+                "Sid": "ReleasePipelineBuilds",
+                "Effect": "Allow",
+                "Principal": {"AWS": host.role_arn(host.release_build_role_name)},
+                "Action": "sts:AssumeRole",
+            }
+        )
+    return _document(*statements)
+
+
+def ci_role_policies(stage: Stage, stages: Mapping[str, Stage]) -> list[NamedPolicy]:
+    """The CI promoter role: exactly what promote, status and rollback of this stage need."""
+    bucket = stage.source_bucket_arn
+    state = stage.paths.tool_state
+    statements = [
+        _tool_state_listing(stage, [stage.dags_prefix, stage.scripts_prefix, state]),
+        _allow(
+            "ListDagVersions",  # status: what is live and whether it drifted
+            ["s3:ListBucketVersions"],
+            bucket,
+            Condition=_prefix_condition([stage.dags_prefix]),
+        ),
+        _allow(
+            "ReadDagsScriptsAndReleaseState",
+            ["s3:GetObject", "s3:GetObjectVersion"],
+            [
+                f"{bucket}/{stage.dags_prefix}*",
+                f"{bucket}/{stage.scripts_prefix}*",
+                f"{bucket}/{state}*",
+            ],
+        ),
+        _allow(
+            "WriteDagsScriptsAndReleaseState",
+            ["s3:PutObject"],
+            [
+                f"{bucket}/{stage.dags_prefix}*",
+                f"{bucket}/{stage.scripts_prefix}*",
+                f"{bucket}/{stage.bundles_prefix}*",
+                f"{bucket}/{stage.templates_prefix}*",
+                f"{bucket}/{stage.manifest_key}",
+                f"{bucket}/{stage.lock_key}",
+            ],
+        ),
+        # Prune removes DAG files; the lock is released by deleting it. Scripts, bundles and the
+        # manifest are never deleted: recorded releases point at them.
+        _allow(
+            "RemoveDagsAndReleaseTheLock",
+            ["s3:DeleteObject"],
+            [f"{bucket}/{stage.dags_prefix}*", f"{bucket}/{stage.lock_key}"],
+        ),
+        _allow("ReadEnvironment", ["airflow:GetEnvironment"], stage.environment_arn),
+        _allow("ReadAirflowRestApi", ["airflow:InvokeRestApi"], stage.airflow_rbac_role_arn),
+    ]
+    if stage.kms_key_alias is not None:
+        statements.append(
+            _kms_statement(stage, services=["s3"], actions=["kms:Decrypt", "kms:GenerateDataKey"])
+        )
+    source = _stage_or_none(stages, stage.promotes_from)
+    if source is not None and source.config.delivery is not None:
+        statements.append(
+            _allow(
+                "ReadSourceStageThroughItsReleaseReader",
+                ["sts:AssumeRole"],
+                source.role_arn(source.release_reader_role_name),
+            )
+        )
+    return [NamedPolicy("promote", _document(*statements))]
+
+
+def release_reader_trust_policy(stage: Stage, stages: Mapping[str, Stage]) -> Document:
+    """Only the CI roles of the stages that promote from this one may read its releases."""
+    readers = sorted(r.role_arn(r.ci_role_name) for r in _readers_of(stage, stages))
+    return _document(
+        {
+            "Sid": "NextStagePromotionReadsReleases",
+            "Effect": "Allow",
+            "Principal": {"AWS": readers if len(readers) > 1 else readers[0]},
+            "Action": "sts:AssumeRole",
+        }
+    )
+
+
+def release_reader_policies(stage: Stage) -> list[NamedPolicy]:
+    """Read this stage's releases (manifest, bundles, template snapshots) and its Airflow's
+    view (latest runs, for the next stage's requireSourceRunSuccess gate); nothing else."""
+    bucket = stage.source_bucket_arn
+    statements = [
+        _tool_state_listing(stage, [stage.paths.tool_state]),
+        _allow(
+            "ReadReleases",
+            ["s3:GetObject"],
+            [
+                f"{bucket}/{stage.manifest_key}",
+                f"{bucket}/{stage.bundles_prefix}*",
+                f"{bucket}/{stage.templates_prefix}*",
+            ],
+        ),
+        _allow("ReadEnvironment", ["airflow:GetEnvironment"], stage.environment_arn),
+        _allow("ReadAirflowRestApi", ["airflow:InvokeRestApi"], stage.airflow_rbac_role_arn),
+    ]
+    if stage.kms_key_alias is not None:
+        statements.append(_kms_statement(stage, services=["s3"], actions=["kms:Decrypt"]))
+    return [NamedPolicy("read-releases", _document(*statements))]
+
+
+@dataclass(frozen=True)
+class RoleDocuments:
+    """One role of the stage: its name, trust policy and inline policies."""
+
+    name: str
+    trust: Document
+    policies: list[NamedPolicy]
+
+
+def delivery_roles(stage: Stage, stages: Mapping[str, Stage]) -> list[RoleDocuments]:
+    """The stage's CI promoter role and, when a later stage promotes from it, its release
+    reader; none without a `delivery` block."""
+    if stage.config.delivery is None:
+        return []
+    roles = [
+        RoleDocuments(
+            stage.ci_role_name, ci_role_trust_policy(stage, stages), ci_role_policies(stage, stages)
+        )
+    ]
+    if _readers_of(stage, stages):
+        roles.append(
+            RoleDocuments(
+                stage.release_reader_role_name,
+                release_reader_trust_policy(stage, stages),
+                release_reader_policies(stage),
+            )
+        )
+    return roles
+
+
+# -- the release pipeline (in the hosting stage's account) -----------------------------------
+
+
+def _service_trust(service: str, stage: Stage) -> Document:
+    trust = _trust(f"{service}.{stage.dns_suffix}")
+    trust["Statement"][0]["Condition"] = {"StringEquals": {"aws:SourceAccount": stage.account_id}}
+    return trust
+
+
+def _release_artifacts_arn(host: Stage) -> str:
+    from mwaa_elt.release_pipeline import artifact_bucket_name
+
+    return f"arn:{host.partition}:s3:::{artifact_bucket_name(host)}"
+
+
+def _connections_arn(host: Stage) -> str:
+    return host.arn("codeconnections", "connection/*")
+
+
+def release_build_trust_policy(host: Stage) -> Document:
+    return _service_trust("codebuild", host)
+
+
+def release_build_policies(host: Stage, stages: Mapping[str, Stage]) -> list[NamedPolicy]:
+    """The release's CodeBuild projects: their logs, artifacts and reports, the GitHub
+    connection, and assuming each stage's CI role — every AWS change goes through those."""
+    from mwaa_elt.release_pipeline import promotion_order
+
+    prefix = host.config.name_prefix
+    artifacts = _release_artifacts_arn(host)
+    statements = [
+        _allow(
+            "BuildLogs",
+            ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+            host.arn("logs", f"log-group:/aws/codebuild/{prefix}-*"),
+        ),
+        _allow(
+            "PipelineArtifacts",
+            ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"],
+            f"{artifacts}/*",
+        ),
+        _allow("LocateArtifacts", ["s3:GetBucketLocation"], artifacts),
+        _allow(
+            "CloneThroughTheConnection",
+            ["codeconnections:GetConnectionToken", "codeconnections:UseConnection"],
+            _connections_arn(host),
+        ),
+        _allow(
+            "TestReports",
+            [
+                "codebuild:BatchPutTestCases",
+                "codebuild:CreateReport",
+                "codebuild:CreateReportGroup",
+                "codebuild:UpdateReport",
+            ],
+            host.arn("codebuild", f"report-group/{prefix}-*"),
+        ),
+        _allow(
+            "AssumeStageCiRoles",
+            ["sts:AssumeRole"],
+            [s.role_arn(s.ci_role_name) for s in promotion_order(stages)],
+        ),
+    ]
+    if host.kms_key_alias is not None:
+        statements.append(
+            _kms_statement(
+                host, services=["s3", "logs"], actions=["kms:Decrypt", "kms:GenerateDataKey"]
+            )
+        )
+    return [NamedPolicy("release-build", _document(*statements))]
+
+
+def release_pipeline_trust_policy(host: Stage) -> Document:
+    return _service_trust("codepipeline", host)
+
+
+def release_pipeline_policies(host: Stage) -> list[NamedPolicy]:
+    """The pipeline itself: start its builds, read the source through the connection, keep
+    artifacts, and notify approvers."""
+    from mwaa_elt.release_pipeline import approval_topic_name, build_projects
+
+    artifacts = _release_artifacts_arn(host)
+    projects = [host.arn("codebuild", f"project/{p.name}") for p in build_projects(host)[1:]]
+    statements = [
+        _allow("RunBuilds", ["codebuild:BatchGetBuilds", "codebuild:StartBuild"], projects),
+        _allow(
+            "SourceThroughTheConnection", ["codeconnections:UseConnection"], _connections_arn(host)
+        ),
+        _allow(
+            "PipelineArtifacts",
+            ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"],
+            f"{artifacts}/*",
+        ),
+        _allow("ArtifactBucket", ["s3:GetBucketLocation", "s3:GetBucketVersioning"], artifacts),
+        _allow("NotifyApprovers", ["sns:Publish"], host.arn("sns", approval_topic_name(host))),
+    ]
+    if host.kms_key_alias is not None:
+        statements.append(
+            _kms_statement(
+                host, services=["s3", "sns"], actions=["kms:Decrypt", "kms:GenerateDataKey"]
+            )
+        )
+    return [NamedPolicy("release-pipeline", _document(*statements))]
+
+
+def stage_roles(stage: Stage, stages: Mapping[str, Stage]) -> list[RoleDocuments]:
+    """Every role the stage's program deploys with its trust and inline policies, in the order
+    `mwaa-elt infra policies` shows them: execution role, EMR instance role, delivery roles."""
+    roles = [
+        RoleDocuments(
+            stage.execution_role_name,
+            execution_role_trust_policy(stage),
+            execution_role_policies(stage),
+        ),
+        RoleDocuments(
+            stage.emr_instance_role,
+            emr_instance_role_trust_policy(stage),
+            emr_instance_role_policies(stage),
+        ),
+        *delivery_roles(stage, stages),
+    ]
+    delivery = stage.config.delivery
+    if delivery is not None and delivery.pipeline is not None:
+        from mwaa_elt.release_pipeline import pipeline_role_name
+
+        roles += [
+            RoleDocuments(
+                stage.release_build_role_name,
+                release_build_trust_policy(stage),
+                release_build_policies(stage, stages),
+            ),
+            RoleDocuments(
+                pipeline_role_name(stage),
+                release_pipeline_trust_policy(stage),
+                release_pipeline_policies(stage),
+            ),
+        ]
+    return roles

@@ -54,6 +54,9 @@ MWAA_INTERFACE_ENDPOINTS = (
 )
 # The Airflow variable (in the stage's Secrets Manager prefix) holding the subnet EMR clusters use.
 EMR_SUBNET_VARIABLE = "emr_subnet_id"
+# AmazonEMRServicePolicy_v2 acts only on resources carrying this tag: every cluster is launched
+# with it (the execution role refuses launches without it) and EMR propagates it.
+EMR_MANAGED_POLICIES_TAG = ("for-use-with-amazon-emr-managed-policies", "true")
 PULUMI_STACK_FILE_KEYS = {
     "config",
     "secretsprovider",
@@ -63,6 +66,10 @@ PULUMI_STACK_FILE_KEYS = {
 }
 GLUE_DATABASE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 S3_PREFIX = re.compile(r"^([a-z0-9][a-z0-9!_.*'()-]*/)+$")
+GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
+# Promotion only reads through Airflow's REST API (import errors, DAG sources, runs).
+AIRFLOW_API_ROLE = "Viewer"
+GITHUB_REPOSITORY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$")
 BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 LogLevel = Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
 
@@ -189,6 +196,37 @@ class GatesConfig(_Strict):
     import_error_timeout_seconds: Annotated[int, Field(ge=0, le=3600)] = 300
 
 
+class ReleasePipelineConfig(_Strict):
+    """The CodePipeline that releases every stage, in the one stack that hosts it."""
+
+    branch: Annotated[str, Field(pattern=r"^[A-Za-z0-9._/-]{1,100}$")] = "main"
+    build_compute_type: Literal[
+        "BUILD_GENERAL1_SMALL", "BUILD_GENERAL1_MEDIUM", "BUILD_GENERAL1_LARGE"
+    ] = "BUILD_GENERAL1_MEDIUM"
+    build_image: str = "aws/codebuild/standard:7.0"
+    artifact_expiration_days: Annotated[int, Field(ge=1, le=3650)] = 30
+
+
+class DeliveryConfig(_Strict):
+    """CI/CD as code: this stage's CI promoter and release-reader roles, trusted by GitHub
+    Actions (OIDC) and the release pipeline's builds; `pipeline` hosts that pipeline here."""
+
+    repository: str
+    github_oidc_provider: Literal["create", "existing"] = "create"
+    github_actions: bool = True
+    pipeline: ReleasePipelineConfig | None = None
+
+    @field_validator("repository")
+    @classmethod
+    def _repository(cls, value: str) -> str:
+        if not GITHUB_REPOSITORY.match(value) or value.endswith(".git"):
+            raise ValueError(
+                f"'{value}' is not a GitHub repository; expected owner/name, such as "
+                "example-org/mwaa-elt (no URL, no .git)"
+            )
+        return value
+
+
 class StageConfig(_Strict):
     """The `mwaa-elt:` keys of a stack file, validated."""
 
@@ -220,6 +258,7 @@ class StageConfig(_Strict):
         default_factory=lambda: ["data-alerts"]
     )
     tags: dict[str, str] = Field(default_factory=dict)
+    delivery: DeliveryConfig | None = None
 
     @field_validator("airflow_version", mode="before")
     @classmethod
@@ -457,6 +496,35 @@ class Stage:
     def security_group_name(self) -> str:
         return f"{self.resource_prefix}-mwaa"
 
+    # -- delivery (CI/CD) -------------------------------------------------------------------
+    @property
+    def ci_role_name(self) -> str:
+        """The role CI assumes to promote into, see the status of, and roll back this stage."""
+        return f"{self.resource_prefix}-ci"
+
+    @property
+    def release_reader_role_name(self) -> str:
+        """The role the next stage's CI assumes to read this stage's releases."""
+        return f"{self.resource_prefix}-release-reader"
+
+    @property
+    def github_oidc_provider_arn(self) -> str:
+        return f"arn:{self.partition}:iam::{self.account_id}:oidc-provider/{GITHUB_OIDC_HOST}"
+
+    @property
+    def release_pipeline_name(self) -> str:
+        return f"{self.config.name_prefix}-release"
+
+    @property
+    def release_build_role_name(self) -> str:
+        """The role the release pipeline's CodeBuild projects run as (in the hosting stage)."""
+        return f"{self.config.name_prefix}-release-build"
+
+    @property
+    def airflow_rbac_role_arn(self) -> str:
+        """The Airflow role `airflow:InvokeRestApi` is authorized for: Viewer (read only)."""
+        return self._arn("airflow", f"role/{self.environment_name}/{AIRFLOW_API_ROLE}")
+
     # -- network ----------------------------------------------------------------------------
     @property
     def vpc_name(self) -> str:
@@ -544,6 +612,10 @@ class Stage:
 
     def role_arn(self, role_name: str) -> str:
         return f"arn:{self.partition}:iam::{self.account_id}:role/{role_name}"
+
+    def arn(self, service: str, resource: str) -> str:
+        """An ARN of `service` in the stage's partition, region and account."""
+        return self._arn(service, resource)
 
     def _arn(self, service: str, resource: str) -> str:
         return f"arn:{self.partition}:{service}:{self.region}:{self.account_id}:{resource}"
@@ -814,6 +886,7 @@ def _stage_rules(stage: str, config: StageConfig, stacks_dir: Path) -> list[str]
             f"{NAMESPACE}:promotesFrom: missing; {stage} must name the stage it promotes from "
             f"(usually {expected})"
         )
+    errors.extend(_delivery_rules(stage, config, stacks_dir))
     own = f"{stage}/"
     for prefix in config.data_lake.read_prefixes:
         first = prefix.split("/", 1)[0]
@@ -822,4 +895,47 @@ def _stage_rules(stage: str, config: StageConfig, stacks_dir: Path) -> list[str]
                 f"{NAMESPACE}:dataLake.readPrefixes: '{prefix}' is the stage '{first}''s own "
                 f"prefix; a stage reads shared prefixes and its own ({own}) only"
             )
+    return errors
+
+
+def _raw_delivery(stacks_dir: Path, stage: str) -> dict[str, Any] | None:
+    """Another stack's `delivery` block as written (None when absent or unreadable)."""
+    try:
+        raw = yaml.safe_load(stack_file(stacks_dir, stage).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    config = raw.get("config") if isinstance(raw, dict) else None
+    found = config.get(f"{NAMESPACE}:delivery") if isinstance(config, dict) else None
+    return found if isinstance(found, dict) else None
+
+
+def _delivery_rules(stage: str, config: StageConfig, stacks_dir: Path) -> list[str]:
+    """A release chain is provisioned whole: one pipeline host, CI roles in every stage of it."""
+    delivery = config.delivery
+    if delivery is None:
+        return []
+    errors = []
+    others = [s for s in available_stages(stacks_dir) if s != stage]
+    if delivery.pipeline is not None:
+        hosts = [s for s in others if "pipeline" in (_raw_delivery(stacks_dir, s) or {})]
+        if hosts:
+            errors.append(
+                f"{NAMESPACE}:delivery.pipeline: stack {hosts[0]} hosts the release pipeline too; "
+                "one stack hosts it (remove the block from all but one)"
+            )
+    source = config.promotes_from
+    if source is not None and source in others and _raw_delivery(stacks_dir, source) is None:
+        errors.append(
+            f"{NAMESPACE}:delivery: {stage} promotes from {source}, whose stack has no delivery "
+            f"block, so it has no release-reader role to read from; add a delivery block to "
+            f"{stack_file(stacks_dir, source).name}"
+        )
+    for other in others:
+        found = _raw_delivery(stacks_dir, other)
+        if found is not None and found.get("repository") != delivery.repository:
+            errors.append(
+                f"{NAMESPACE}:delivery.repository: '{delivery.repository}' differs from stack "
+                f"{other}'s '{found.get('repository')}'; every stage releases the same repository"
+            )
+            break
     return errors

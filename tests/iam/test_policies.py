@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from mwaa_elt.cli import app
 from mwaa_elt.iam_policies import (
     all_role_policies,
+    delivery_roles,
     emr_instance_role_trust_policy,
     execution_role_policies,
     execution_role_trust_policy,
@@ -122,7 +123,16 @@ def test_s3_reads_configured_prefixes_and_writes_only_stage_prefixes(stages):
 def test_emr_launch_requires_the_stage_tag_and_cluster_actions_need_it(stages):
     prod = stages["prod"]
     launch = _execution_statement(prod, "emr-clusters", "LaunchStageTaggedClusters")
-    assert launch["Condition"] == {"StringEquals": {"aws:RequestTag/stage": "prod"}}
+    assert launch["Condition"] == {
+        "StringEquals": {
+            "aws:RequestTag/stage": "prod",
+            "aws:RequestTag/for-use-with-amazon-emr-managed-policies": "true",
+        }
+    }
+    tag = _execution_statement(prod, "emr-clusters", "TagOnLaunch")
+    assert tag["Condition"] == {
+        "StringEquals": {"aws:RequestTag/stage": "prod", "aws:ResourceTag/stage": "prod"}
+    }
     operate = _execution_statement(prod, "emr-clusters", "OperateStageClusters")
     assert set(operate["Action"]) >= {
         "elasticmapreduce:AddJobFlowSteps",
@@ -184,6 +194,12 @@ def test_trust_policies(stages):
     trust = execution_role_trust_policy(stages["dev"])["Statement"][0]
     assert trust["Principal"]["Service"] == ["airflow-env.amazonaws.com", "airflow.amazonaws.com"]
     assert trust["Action"] == "sts:AssumeRole"
+    assert trust["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": "111111111111"},
+        "ArnLike": {
+            "aws:SourceArn": "arn:aws:airflow:eu-west-1:111111111111:environment/mwaa-elt-dev"
+        },
+    }
     ec2 = emr_instance_role_trust_policy(stages["dev"])["Statement"][0]
     assert ec2["Principal"]["Service"] == ["ec2.amazonaws.com"]
 
@@ -198,3 +214,37 @@ def test_infra_policies_json_is_exactly_the_deployed_documents(project_root, sta
     assert data["policies"] == [
         {"name": p.name, "document": p.document} for p in execution_role_policies(stages["prod"])
     ]
+
+
+@pytest.mark.parametrize("name", STAGE_NAMES)
+def test_parliament_finds_nothing_in_the_ci_roles(stages, name):
+    for role in delivery_roles(stages[name], stages):
+        for policy in role.policies:
+            findings = parliament.analyze_policy_string(json.dumps(policy.document)).findings
+            assert findings == [], (role.name, policy.name, [(f.issue, f.detail) for f in findings])
+
+
+def test_infra_policies_shows_every_role_of_the_stage(project_root, stages):
+    result = CliRunner().invoke(
+        app, ["infra", "policies", "--stage", "staging", "--json", "-C", str(project_root)]
+    )
+    assert result.exit_code == 0, result.output
+    roles = {role["name"]: role for role in json.loads(result.stdout)["roles"]}
+    staging = stages["staging"]
+    assert list(roles) == [
+        staging.execution_role_name,
+        staging.emr_instance_role,
+        staging.ci_role_name,
+        staging.release_reader_role_name,
+    ]
+    (ci,) = [r for r in delivery_roles(staging, stages) if r.name == staging.ci_role_name]
+    assert roles[ci.name]["trust"] == ci.trust
+    assert roles[ci.name]["policies"] == [
+        {"name": p.name, "document": p.document} for p in ci.policies
+    ]
+    text = CliRunner().invoke(
+        app, ["infra", "policies", "--stage", "prod", "-C", str(project_root)], terminal_width=200
+    )
+    assert text.exit_code == 0, text.output
+    for role in ("mwaa-elt-prod-ci", "mwaa-elt-release-build", "mwaa-elt-release-pipeline"):
+        assert f"role {role}" in text.output

@@ -50,6 +50,7 @@ def test_preview_lists_parents_before_children_with_unique_names() -> None:
         "execution-role": "mwaa-elt:iam:ExecutionRole",
         "network": "mwaa-elt:network:Network",
         "storage": "mwaa-elt:storage:Storage",
+        "delivery": "mwaa-elt:delivery:Delivery",
     }
 
 

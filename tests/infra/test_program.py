@@ -14,12 +14,14 @@ from mwaa_elt.iam_policies import (
     EMR_SERVICE_MANAGED_POLICY,
     emr_instance_role_policies,
     execution_role_policies,
+    stage_roles,
 )
 from mwaa_elt.infra.encryption import key_policy
 from mwaa_elt.infra.environment import SECRETS_BACKEND
 from mwaa_elt.infra.network import EMR_MANAGED_TAG
 from mwaa_elt.infra.preview import PlannedResource, Preview, run_preview
-from mwaa_elt.stage import MWAA_INTERFACE_ENDPOINTS, Stage, load_stage
+from mwaa_elt.release_pipeline import artifact_bucket_name
+from mwaa_elt.stage import MWAA_INTERFACE_ENDPOINTS, Stage, load_all_stages, load_stage
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGES = ("dev", "staging", "prod")
@@ -277,6 +279,7 @@ def test_production_protects_buckets_key_and_environment(name: str) -> None:
         (BUCKET, "storage-source-bucket"),
         (KMS_KEY, "encryption-key"),
         (ENVIRONMENT, "airflow-environment"),
+        (BUCKET, "delivery-artifacts-bucket"),  # prod hosts the release pipeline
     }
 
 
@@ -287,7 +290,8 @@ def test_production_protects_buckets_key_and_environment(name: str) -> None:
 def test_buckets_are_versioned_private_tls_only_and_expire_old_versions(name: str) -> None:
     stage, preview = _stage(name), _preview(name)
     buckets = sorted(r.settings["bucket"] for r in _of_type(preview, BUCKET))
-    assert buckets == sorted([stage.source_bucket, stage.data_lake_bucket])
+    release = [artifact_bucket_name(stage)] if stage.config.delivery.pipeline else []
+    assert buckets == sorted([stage.source_bucket, stage.data_lake_bucket, *release])
     for bucket in buckets:
         parts = _bucket_parts(preview, bucket)
         assert parts["Bucket"] == {"bucket": bucket, "forceDestroy": False}
@@ -307,9 +311,12 @@ def test_buckets_are_versioned_private_tls_only_and_expire_old_versions(name: st
         }
         (rule,) = parts["BucketLifecycleConfiguration"]["rules"]
         assert rule["status"] == "Enabled"
-        assert rule["noncurrentVersionExpiration"] == {
-            "noncurrentDays": EXPECTED[name]["noncurrent_days"]
-        }
+        days = (
+            stage.config.delivery.pipeline.artifact_expiration_days
+            if bucket in release
+            else EXPECTED[name]["noncurrent_days"]
+        )
+        assert rule["noncurrentVersionExpiration"] == {"noncurrentDays": days}
         (deny,) = json.loads(parts["BucketPolicy"]["policy"])["Statement"]
         arn = f"arn:aws:s3:::{bucket}"
         assert deny["Effect"] == "Deny"
@@ -365,9 +372,16 @@ def test_roles_carry_exactly_the_documents_of_iam_policies(name: str) -> None:
     }
     expected = {("execution-role", p.name): p.document for p in execution_role_policies(stage)}
     expected |= {("emr", p.name): p.document for p in emr_instance_role_policies(stage)}
+    delivery = stage_roles(stage, load_all_stages(ROOT / "stacks"))[2:]
+    expected |= {("delivery", p.name): p.document for role in delivery for p in role.policies}
     assert inline == expected
     roles = {r.settings["name"] for r in _of_type(preview, "aws:iam/role:Role")}
-    assert roles == {stage.execution_role_name, stage.emr_service_role, stage.emr_instance_role}
+    assert roles == {
+        stage.execution_role_name,
+        stage.emr_service_role,
+        stage.emr_instance_role,
+        *(role.name for role in delivery),
+    }
     attachment = _one(preview, "aws:iam/rolePolicyAttachment:RolePolicyAttachment").settings
     assert attachment == {
         "policyArn": f"arn:aws:iam::aws:policy/{EMR_SERVICE_MANAGED_POLICY}",
@@ -464,6 +478,7 @@ def test_stack_outputs_name_the_stage_resources(name: str) -> None:
         "source_bucket",
         "webserver_url",
     } | ({"kms_key_arn"} if EXPECTED[name]["cmk"] else set())
+    expected |= {"ci_roles"} | ({"release_pipeline"} if name == "prod" else set())
     assert set(outputs) == expected
     assert outputs["environment_name"] == stage.environment_name
     assert outputs["environment_arn"] == stage.environment_arn

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from mwaa_elt.stage import MWAA_INTERFACE_ENDPOINTS, Stage
+from mwaa_elt.stage import EMR_MANAGED_POLICIES_TAG, MWAA_INTERFACE_ENDPOINTS, Stage
 
 # EMR's managed service policy v2 only launches clusters into subnets and groups with this tag.
-EMR_MANAGED_TAG = {"for-use-with-amazon-emr-managed-policies": "true"}
+EMR_MANAGED_TAG = dict([EMR_MANAGED_POLICIES_TAG])
 ANYWHERE = "0.0.0.0/0"
 
 

@@ -10,6 +10,7 @@ import pulumi_aws as aws
 
 from mwaa_elt.infra.alerts import RuntimeSettings, RuntimeSettingsArgs
 from mwaa_elt.infra.analytics import Analytics, AnalyticsArgs
+from mwaa_elt.infra.delivery import Delivery, DeliveryArgs
 from mwaa_elt.infra.emr import EmrRoles, EmrRolesArgs
 from mwaa_elt.infra.encryption import Encryption, EncryptionArgs
 from mwaa_elt.infra.environment import AirflowEnvironment, AirflowEnvironmentArgs
@@ -18,7 +19,7 @@ from mwaa_elt.infra.execution_role import ExecutionRole, ExecutionRoleArgs
 from mwaa_elt.infra.network import Network, NetworkArgs
 from mwaa_elt.infra.storage import Storage, StorageArgs
 from mwaa_elt.project import Project
-from mwaa_elt.stage import Stage
+from mwaa_elt.stage import Stage, load_all_stages
 
 PROVIDER_NAME = "aws"
 
@@ -79,6 +80,17 @@ def provision(stage: Stage, environment_dir: Path | None = None) -> dict[str, pu
         with_provider,
     )
 
+    delivery = (
+        Delivery(
+            "delivery",
+            # The release chain spans every stage: CI roles trust and assume across them.
+            DeliveryArgs(stage, load_all_stages(stage.source_file.parent), key_arn, protect),
+            with_provider,
+        )
+        if stage.config.delivery is not None
+        else None
+    )
+
     outputs: dict[str, pulumi.Output[Any]] = {
         "webserver_url": airflow.webserver_url,
         "environment_name": airflow.environment.name,
@@ -99,4 +111,10 @@ def provision(stage: Stage, environment_dir: Path | None = None) -> dict[str, pu
         outputs["data_lake_bucket"] = storage.data_lake.name
     if encryption is not None:
         outputs["kms_key_arn"] = encryption.key_arn
+    if delivery is not None:
+        outputs["ci_roles"] = pulumi.Output.from_input(
+            {role: resource.arn for role, resource in delivery.roles.items()}
+        )
+        if delivery.pipeline is not None:
+            outputs["release_pipeline"] = delivery.pipeline.name
     return outputs

@@ -26,7 +26,7 @@ from mwaa_elt.spec.model import CheckStep, UnloadStep
 from mwaa_elt.spec.resolve import StagePipeline, StageTask
 from mwaa_elt.spec.s3_locations import clear_location
 from mwaa_elt.spec.values import parse_duration
-from mwaa_elt.stage import EMR_SUBNET_VARIABLE, Stage
+from mwaa_elt.stage import EMR_MANAGED_POLICIES_TAG, EMR_SUBNET_VARIABLE, Stage
 
 AWS_CONN_ID = "aws_default"
 ATHENA_DATABASE = "default"  # SQL names its databases; the query context only needs a valid one
@@ -344,7 +344,8 @@ class _Builder:
 def _job_flow_overrides(sp: StagePipeline) -> dict[str, Any]:
     stage, cluster = sp.stage, sp.cluster
     assert cluster is not None
-    tags = {**stage.tags, "pipeline": sp.dag_id}
+    managed_key, managed_value = EMR_MANAGED_POLICIES_TAG
+    tags = {**stage.tags, "pipeline": sp.dag_id, managed_key: managed_value}
     return {
         # run_id exists in every run; an asset-triggered run on Airflow 3 has no ts_nodash.
         "Name": f"{stage.name}-{sp.dag_id}-{{{{ run_id }}}}",

@@ -1,0 +1,165 @@
+"""Every `mwaa-elt` transcript the README and the docs show runs as shown, so they cannot drift.
+
+Each page's `console` transcripts run in order, in a scratch copy of the project, the promotion
+commands against the sandbox (moto on loopback), after the preparation a transcript presumes (a
+broken spec, an earlier release). A transcript whose output shows `error:` expects exit 1, any
+other exit 0; shown `path:line:col:` problems must be exactly those printed. Every command in
+`bash` blocks (references, not transcripts) is checked against the CLI by test_ci_templates.py.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from airflow_lines import environment_overrides
+from typer.testing import CliRunner
+
+from mwaa_elt.cli import app
+from mwaa_elt.promote.sandbox import Sandbox, create_stage_buckets, sandbox
+from mwaa_elt.stage import load_all_stages
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+PROJECT_PARTS = ("Pulumi.yaml", "stacks", "pipelines", "dag_templates", "infra/environment")
+# A long-running server, shown to explain the sandbox: `make demo` and its own tests run it.
+NOT_RUN_HERE = {"sandbox"}
+# The sandbox has no MWAA, so promotion skips its gates there.
+SKIPS_MWAA = {"promote", "rollback"}
+PROBLEM = re.compile(r"^pipelines/\S+:\d+:\d+: ")
+# What a transcript presumes of the project before its command runs.
+BROKEN_SPEC = """\
+pipeline: broken
+description: x
+owner: airflow
+schedul: '@daily'
+start_date: 2024-13-01
+tasks:
+  - id: a
+    athena: {sql: "SELEC * FROM dev_movielens.ratings"}
+    depends_on: [b]
+  - id: b
+    athena: {sql: SELECT 1}
+    depends_on: [a]
+"""
+
+
+def _broken_spec(project: Path) -> None:
+    (project / "pipelines/broken").mkdir()
+    (project / "pipelines/broken/broken.yaml").write_text(BROKEN_SPEC)
+
+
+def _two_releases_in_dev(project: Path) -> None:
+    """dev runs a second release of movielens_scifi, so there is one to roll back to."""
+    for change in ("", "\n-- a second release\n"):
+        sql = project / "pipelines/movielens_scifi/sql/create_scifi.sql"
+        sql.write_text(sql.read_text() + change)
+        done = runner.invoke(app, ["promote", "--to", "dev", "--yes", "--skip-mwaa-checks"])
+        assert done.exit_code == 0, done.output
+
+
+PREPARE = {
+    ("validate", "pipelines/broken"): _broken_spec,
+    ("rollback", "movielens_scifi", "--stage", "dev"): _two_releases_in_dev,
+}
+
+runner = CliRunner()
+
+
+@dataclass(frozen=True)
+class Shown:
+    """One command as a page shows it, and the exit code its transcript implies."""
+
+    page: str
+    line: int
+    words: tuple[str, ...]
+    exit_code: int
+    problems: tuple[str, ...] = ()
+
+
+def _shown(path: Path) -> list[Shown]:
+    text = path.read_text(encoding="utf-8")
+    found = []
+    for block in re.finditer(r"```console\n(.*?)```", text, re.S):
+        first = text.count("\n", 0, block.start(1)) + 1
+        lines = block.group(1).splitlines()
+        for index, line in enumerate(lines):
+            if not line.startswith("$ "):
+                continue
+            command = re.sub(r"(^|\s)#.*$", "", line[2:]).strip()
+            if not command.startswith("mwaa-elt ") or re.search(r"<[a-z_-]+>|\.\.\.", command):
+                continue
+            output = []
+            for rest in lines[index + 1 :]:
+                if rest.startswith("$ "):
+                    break
+                output.append(rest)
+            failed = any(o.lstrip().startswith("error:") for o in output)
+            words = tuple(shlex.split(command.split("|")[0].split(">")[0]))[1:]
+            problems = tuple(o for o in output if PROBLEM.match(o))
+            found.append(Shown(path.name, first + index, words, 1 if failed else 0, problems))
+    return found
+
+
+SHOWN = {path.name: _shown(path) for path in DOCUMENTS}
+
+
+@pytest.fixture(scope="module")
+def moto() -> Iterator[Sandbox]:
+    with sandbox(load_all_stages(ROOT / "stacks")) as running:
+        yield running
+
+
+@pytest.fixture
+def project(tmp_path: Path, moto: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for part in PROJECT_PARTS:
+        source, target = ROOT / part, tmp_path / part
+        if source.is_dir():
+            shutil.copytree(source, target)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(source, target)
+    requests.post(f"{moto.endpoint_url}/moto-api/reset", timeout=10).raise_for_status()
+    create_stage_buckets(moto.endpoint_url, load_all_stages(ROOT / "stacks"))
+    for name, value in {
+        "AWS_ENDPOINT_URL": moto.endpoint_url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        **environment_overrides(),
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_the_docs_show_commands_to_run() -> None:
+    shown = [s for page in SHOWN.values() for s in page]
+    assert {s.words[0] for s in shown} >= {"validate", "render", "check", "promote", "status"}
+
+
+@pytest.mark.parametrize("page", [name for name, shown in SHOWN.items() if shown])
+def test_every_command_a_page_shows_runs_as_shown(page: str, project: Path) -> None:
+    for shown in SHOWN[page]:
+        if shown.words[0] in NOT_RUN_HERE:
+            continue
+        for prefix, prepare in PREPARE.items():
+            if shown.words[: len(prefix)] == prefix:
+                prepare(project)
+        words = list(shown.words)
+        if words[0] in SKIPS_MWAA and "--skip-mwaa-checks" not in words and "--plan" not in words:
+            words.append("--skip-mwaa-checks")
+        result = runner.invoke(app, words, input="y\n")
+        where = f"{page}:{shown.line}: mwaa-elt {' '.join(shown.words)}"
+        assert result.exit_code == shown.exit_code, f"{where}\n{result.output}"
+        assert "Traceback" not in result.output, where
+        if shown.problems:
+            printed = [line for line in result.output.splitlines() if PROBLEM.match(line)]
+            assert printed == list(shown.problems), where
