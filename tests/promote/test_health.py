@@ -313,7 +313,7 @@ def test_status_text_shows_environment_runs_and_alarms(stages, endpoint, monkeyp
     text = " ".join(result.stdout.split())
     assert "environment mwaa-elt-staging: AVAILABLE, Airflow 2.11.0" in text
     assert "1 import error(s) in Airflow: dags/broken.py: SyntaxError: invalid syntax" in text
-    assert "sales never ran" in text
+    assert "│ sales │ never ran │" in text
     assert "no alarm in ALARM (of 5 defined)" in text
 
 

@@ -270,14 +270,16 @@ def _text(value: Any) -> str | None:
 def _firing(stage: Stage, client: Any) -> list[FiringAlarm]:
     """The stage's alarms (named `<prefix>-<stage>-…`) in state ALARM, metric and composite."""
     firing: list[FiringAlarm] = []
+    prefix = f"{stage.resource_prefix}-"
     paginator = client.get_paginator("describe_alarms")
     pages = paginator.paginate(
-        AlarmNamePrefix=f"{stage.resource_prefix}-",
-        StateValue="ALARM",
-        AlarmTypes=["MetricAlarm", "CompositeAlarm"],
+        AlarmNamePrefix=prefix, StateValue="ALARM", AlarmTypes=["MetricAlarm", "CompositeAlarm"]
     )
     for page in pages:
         for alarm in [*page.get("MetricAlarms", []), *page.get("CompositeAlarms", [])]:
+            # Both filters again: an emulator (moto) applies only one of them.
+            if alarm.get("StateValue") != "ALARM" or not alarm["AlarmName"].startswith(prefix):
+                continue
             firing.append(
                 FiringAlarm(
                     name=str(alarm["AlarmName"]),
