@@ -1001,7 +1001,8 @@ def _print_health(health: Any) -> None:
     env = health.environment
     if env is not None:
         colour = "green" if env.status == "AVAILABLE" else "red"
-        line = f"environment {env.name}: [{colour}]{env.status}[/{colour}], Airflow {env.airflow_version}"
+        status = f"[{colour}]{env.status}[/{colour}]"
+        line = f"environment {env.name}: {status}, Airflow {env.airflow_version}"
         if env.last_update_status and env.last_update_status != "SUCCESS":
             line += f"; last update {env.last_update_status}"
             line += f": {escape(env.last_update_error)}" if env.last_update_error else ""

@@ -29,9 +29,7 @@ ATHENA_NAMESPACE = "AWS/Athena"
 EMR_NAMESPACE = "AWS/ElasticMapReduce"
 HEALTH_ALARM = "environment-health"
 
-Comparison = Literal[
-    "GreaterThanOrEqualToThreshold", "LessThanThreshold", "GreaterThanThreshold"
-]
+Comparison = Literal["GreaterThanOrEqualToThreshold", "LessThanThreshold", "GreaterThanThreshold"]
 MissingData = Literal["breaching", "notBreaching", "ignore", "missing"]
 
 
@@ -253,17 +251,32 @@ def alarm_definitions(stage: Stage) -> list[AlarmDefinition]:
                     "workers do not start."
                 ),
                 queries=(
-                    MetricQuery("queued", False, namespace=AIRFLOW_NAMESPACE,
-                                metric_name="QueuedTasks", dimensions=executor, stat="Minimum",
-                                period=period),
-                    MetricQuery("open", False, namespace=AIRFLOW_NAMESPACE,
-                                metric_name="OpenSlots", dimensions=executor, stat="Maximum",
-                                period=period),
+                    MetricQuery(
+                        "queued",
+                        False,
+                        namespace=AIRFLOW_NAMESPACE,
+                        metric_name="QueuedTasks",
+                        dimensions=executor,
+                        stat="Minimum",
+                        period=period,
+                    ),
+                    MetricQuery(
+                        "open",
+                        False,
+                        namespace=AIRFLOW_NAMESPACE,
+                        metric_name="OpenSlots",
+                        dimensions=executor,
+                        stat="Maximum",
+                        period=period,
+                    ),
                     # Queued all period long while not one slot was open: waiting on workers.
-                    MetricQuery("saturated", True,
-                                expression=f"IF(queued >= {saturation.threshold} AND open < 1, 1, 0)",
-                                label="tasks queued with no free worker slot"),
-                ),  # fmt: skip
+                    MetricQuery(
+                        "saturated",
+                        True,
+                        expression=f"IF(queued >= {saturation.threshold} AND open < 1, 1, 0)",
+                        label="tasks queued with no free worker slot",
+                    ),
+                ),
                 evaluation_periods=saturation.evaluation_periods,
                 comparison="GreaterThanOrEqualToThreshold",
                 threshold=1,
@@ -298,8 +311,9 @@ def dashboard_body(stage: Stage) -> dict[str, Any]:
     if names:
         names.append(alarm_name(stage, HEALTH_ALARM))
 
-    def metric(title: str, metrics: list[list[Any]], *, stat: str, x: int, y: int,
-               width: int = 12) -> dict[str, Any]:  # fmt: skip
+    def metric(
+        title: str, metrics: list[list[Any]], *, stat: str, x: int, y: int, width: int = 12
+    ) -> dict[str, Any]:
         return {
             "type": "metric",
             "x": x,
@@ -317,7 +331,8 @@ def dashboard_body(stage: Stage) -> dict[str, Any]:
         }
 
     def search(expression: str, label: str, id_: str) -> list[Any]:
-        # A search expression: one line per matching metric, however many there are.
+        # One line per matching metric, however many; matched by namespace, name and the
+        # documented dimension, whatever other dimensions the metric has.
         return [{"expression": expression, "label": label, "id": id_}]
 
     widgets = [
@@ -338,61 +353,79 @@ def dashboard_body(stage: Stage) -> dict[str, Any]:
                 [*airflow, "QueuedTasks", "Function", "Executor", "Environment", env],
                 [*airflow, "RunningTasks", "Function", "Executor", "Environment", env],
             ],
-            stat="Maximum", x=0, y=3,
-        ),  # fmt: skip
+            stat="Maximum",
+            x=0,
+            y=3,
+        ),
         metric(
             "Workers",
             [
                 search(
-                    f"SEARCH('{{{CONTAINER_NAMESPACE},Cluster,Environment}} "
-                    f"Environment=\"{env}\" (MetricName=\"NumWorkers\" OR "
-                    f"MetricName=\"NumAdditionalWorkers\")', 'Maximum', 300)",
+                    f'SEARCH(\'Namespace="{CONTAINER_NAMESPACE}" Environment="{env}" '
+                    f'(MetricName="NumWorkers" OR MetricName="NumAdditionalWorkers")\', '
+                    "'Maximum', 300)",
                     "workers",
                     "workers",
                 )
             ],
-            stat="Maximum", x=12, y=3,
-        ),  # fmt: skip
+            stat="Maximum",
+            x=12,
+            y=3,
+        ),
         metric(
             "Scheduler heartbeat",
             [[*airflow, "SchedulerHeartbeat", "Function", "Scheduler", "Environment", env]],
-            stat="SampleCount", x=0, y=9,
-        ),  # fmt: skip
+            stat="SampleCount",
+            x=0,
+            y=9,
+        ),
         metric(
             "DAG processing: total parse time (s), import errors",
             [
                 [*airflow, "TotalParseTime", "Function", "DAG Processing", "Environment", env],
-                [*airflow, "ImportErrors", "Function", "DAG Processing", "Environment", env,
-                 {"yAxis": "right"}],
+                [
+                    *airflow,
+                    "ImportErrors",
+                    "Function",
+                    "DAG Processing",
+                    "Environment",
+                    env,
+                    {"yAxis": "right"},
+                ],
             ],
-            stat="Maximum", x=12, y=9,
-        ),  # fmt: skip
+            stat="Maximum",
+            x=12,
+            y=9,
+        ),
         metric(
             f"Athena bytes scanned, workgroup {stage.athena_workgroup}",
             [
                 search(
-                    f"SEARCH('{{{ATHENA_NAMESPACE},QueryState,QueryType,WorkGroup}} "
-                    f"MetricName=\"ProcessedBytes\" WorkGroup=\"{stage.athena_workgroup}\"', "
-                    "'Sum', 300)",
+                    f'SEARCH(\'Namespace="{ATHENA_NAMESPACE}" MetricName="ProcessedBytes" '
+                    f"WorkGroup=\"{stage.athena_workgroup}\"', 'Sum', 300)",
                     "bytes scanned",
                     "athena",
                 )
             ],
-            stat="Sum", x=0, y=15,
-        ),  # fmt: skip
+            stat="Sum",
+            x=0,
+            y=15,
+        ),
         metric(
             # Each stage has its own account and region, so every cluster there is the stage's.
             f"EMR clusters in {stage.account_id} {region} (running apps per cluster)",
             [
                 search(
-                    f"SEARCH('{{{EMR_NAMESPACE},JobFlowId}} MetricName=\"AppsRunning\"', "
+                    f'SEARCH(\'Namespace="{EMR_NAMESPACE}" MetricName="AppsRunning"\', '
                     "'Maximum', 300)",
                     "clusters",
                     "emr",
                 )
             ],
-            stat="Maximum", x=12, y=15,
-        ),  # fmt: skip
+            stat="Maximum",
+            x=12,
+            y=15,
+        ),
     ]
     return {"widgets": widgets}
 

@@ -147,12 +147,16 @@ def test_every_alarm_watches_this_stage_environment_only(name: str) -> None:
             q.dimensions for q in alarm.queries if q.expression is None
         ]  # fmt: skip
         assert metrics and all(d["Environment"] == stage.environment_name for d in metrics)
-        assert alarm.name == f"mwaa-elt-{name}-" + {
-            "schedulerHeartbeat": "scheduler-heartbeat",
-            "importErrors": "import-errors",
-            "taskFailures": "task-failures",
-            "workerSaturation": "worker-saturation",
-        }[alarm.key]
+        assert (
+            alarm.name
+            == f"mwaa-elt-{name}-"
+            + {
+                "schedulerHeartbeat": "scheduler-heartbeat",
+                "importErrors": "import-errors",
+                "taskFailures": "task-failures",
+                "workerSaturation": "worker-saturation",
+            }[alarm.key]
+        )
 
 
 def test_a_silent_scheduler_is_a_breach_and_quiet_metrics_are_not() -> None:
@@ -288,9 +292,7 @@ def test_every_stage_as_previewed_passes_the_production_alarm_rule(name: str) ->
 def test_production_without_an_alarm_or_its_topic_is_refused() -> None:
     prod = StageInfo("prod", True)
     resources = _stack(_preview("prod"))
-    without_heartbeat = [
-        r for r in resources if r.props.get("metricName") != "SchedulerHeartbeat"
-    ]
+    without_heartbeat = [r for r in resources if r.props.get("metricName") != "SchedulerHeartbeat"]
     ((urn, message),) = guardrails.production_alarm_violations(without_heartbeat, prod)
     assert urn.endswith("airflow-environment")
     assert "no alarm notifying an SNS topic on the scheduler heartbeat;" in message

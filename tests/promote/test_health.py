@@ -10,6 +10,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import EndpointConnectionError
 from botocore.stub import Stubber
 from typer.testing import CliRunner
 
@@ -177,9 +178,7 @@ def test_an_environment_that_is_not_available_is_not_asked_for_airflow(stages, e
     assert health.alarms == ()
 
 
-def test_a_missing_environment_and_a_failing_call_are_lines_not_failures(
-    stages, endpoint
-) -> None:
+def test_a_missing_environment_and_a_failing_call_are_lines_not_failures(stages, endpoint) -> None:
     stage = stages["dev"]
     mwaa = _mwaa()
     with Stubber(mwaa) as stubber:
@@ -192,9 +191,7 @@ def test_a_missing_environment_and_a_failing_call_are_lines_not_failures(
     )
     with Stubber(mwaa) as stubber:
         stubber.add_response("get_environment", _environment(stage), {"Name": "mwaa-elt-dev"})
-        stubber.add_client_error(
-            "invoke_rest_api", "AccessDeniedException", http_status_code=403
-        )
+        stubber.add_client_error("invoke_rest_api", "AccessDeniedException", http_status_code=403)
         stubber.add_response("invoke_rest_api", {"RestApiStatusCode": 200,
                              "RestApiResponse": {"dag_runs": []}})  # fmt: skip
         health = stage_health(stage, ["sales"], mwaa, make_client("cloudwatch", stage.region))
@@ -347,3 +344,35 @@ def test_status_report_keeps_the_live_part_when_mwaa_fails(stages, endpoint) -> 
     assert report.live is not None and report.live.pipelines == ()
     assert report.health.unavailable[0].startswith("MWAA environment: could not be read: ")
     assert report.to_dict()["health"]["alarms_in_alarm"] == []
+
+
+class _Unreachable:
+    """A client whose endpoint cannot be reached (as MWAA's from a machine without a route)."""
+
+    def __getattr__(self, operation: str) -> Any:
+        def call(*_: Any, **__: Any) -> Any:
+            raise EndpointConnectionError(endpoint_url=f"https://{operation}.invalid")
+
+        return call
+
+
+def test_one_unreachable_service_is_a_line_and_two_are_offline(stages, endpoint) -> None:
+    stage = stages["dev"]
+    cloudwatch = make_client("cloudwatch", stage.region)
+    _alarm(cloudwatch, "mwaa-elt-dev-task-failures", "ALARM")
+    health = stage_health(stage, ["sales"], _Unreachable(), cloudwatch)
+    assert health.offline is None
+    assert health.unavailable == (
+        "MWAA environment: unreachable: Could not connect to the endpoint URL: "
+        '"https://get_environment.invalid"',
+    )
+    assert [a.name for a in health.alarms] == ["mwaa-elt-dev-task-failures"]
+    both = stage_health(stage, ["sales"], _Unreachable(), _Unreachable())
+    assert both.offline.startswith("offline: AWS is unreachable (Could not connect")
+    assert both.unavailable == ()
+    # With the bucket read, the machine is online: the two services are one line, not offline.
+    report = status_report(
+        stage, StageStore(stage, make_client("s3", stage.region)), _Unreachable(), _Unreachable()
+    )
+    assert report.offline is None and report.live is not None
+    assert report.health.unavailable[0].startswith("MWAA and CloudWatch: AWS is unreachable")

@@ -15,7 +15,7 @@ the field each line always sets.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -38,15 +38,11 @@ from mwaa_elt.promote.status import StageStatus, stage_status
 from mwaa_elt.promote.store import StageStore
 from mwaa_elt.stage import Stage
 
-# Failures that mean "no AWS from here at all", not "this one call failed".
-OFFLINE_ERRORS = (
-    NoCredentialsError,
-    PartialCredentialsError,
-    NoRegionError,
-    EndpointConnectionError,
-    ConnectTimeoutError,
-    ConnectionClosedError,
-)
+# Failures that mean no AWS call can work from here: nothing to sign a request with.
+NO_CREDENTIALS = (NoCredentialsError, PartialCredentialsError, NoRegionError)
+# Failures to reach one service's endpoint; when every service fails so, AWS is out of reach.
+UNREACHABLE = (EndpointConnectionError, ConnectTimeoutError, ConnectionClosedError)
+OFFLINE_ERRORS = NO_CREDENTIALS + UNREACHABLE
 T = TypeVar("T")
 
 
@@ -157,9 +153,13 @@ def stage_health(
     if offline is not None:
         return HealthReport(**report, offline=offline)
     unavailable: list[str] = []
+    unreachable: list[BaseException] = []
     try:
         report["environment"] = _part(
-            unavailable, "MWAA environment", lambda: _environment(stage, mwaa_client)
+            unavailable,
+            unreachable,
+            "MWAA environment",
+            lambda: _environment(stage, mwaa_client),
         )
         airflow = MwaaEnvironment(stage, mwaa_client)
         state = report["environment"]
@@ -169,16 +169,25 @@ def stage_health(
                 f"when it is {AVAILABLE})"
             )
         elif state is not None:
-            errors = _part(unavailable, "Airflow import errors", airflow.import_errors)
+            errors = _part(unavailable, unreachable, "Airflow import errors", airflow.import_errors)
             report["import_errors"] = None if errors is None else tuple(errors)
             report["last_runs"] = _part(
-                unavailable, "Airflow DAG runs", lambda: tuple(_last_runs(airflow, pipelines))
+                unavailable,
+                unreachable,
+                "Airflow DAG runs",
+                lambda: tuple(_last_runs(airflow, pipelines)),
             )
         report["alarms"] = _part(
-            unavailable, "CloudWatch alarms", lambda: tuple(_firing(stage, cloudwatch_client))
+            unavailable,
+            unreachable,
+            "CloudWatch alarms",
+            lambda: tuple(_firing(stage, cloudwatch_client)),
         )
     except _Offline as reason:
-        return HealthReport(**report, unavailable=tuple(unavailable), offline=str(reason))
+        return HealthReport(**report, offline=str(reason))
+    if report["environment"] is None and report["alarms"] is None and len(unreachable) == 2:
+        # Neither MWAA nor CloudWatch answered at all: one line says it for both.
+        return HealthReport(**report, offline=offline_reason(unreachable[0]))
     return HealthReport(**report, unavailable=tuple(unavailable))
 
 
@@ -193,12 +202,21 @@ def offline_reason(error: BaseException) -> str | None:
     return None
 
 
-def _part(unavailable: list[str], what: str, read: Callable[[], T]) -> T | None:
-    """`read()`, or None with a line in `unavailable`; raise _Offline when AWS is out of reach."""
+def _part(
+    unavailable: list[str],
+    unreachable: list[BaseException],
+    what: str,
+    read: Callable[[], T],
+) -> T | None:
+    """`read()`, or None with a line in `unavailable`; raise _Offline without credentials."""
     try:
         return read()
-    except OFFLINE_ERRORS as error:
+    except NO_CREDENTIALS as error:
         raise _Offline(offline_reason(error)) from None
+    except UNREACHABLE as error:
+        unreachable.append(error)
+        unavailable.append(f"{what}: unreachable: {_one_line(error)}")
+        return None
     except (BotoCoreError, ClientError, MwaaEltError) as error:
         unavailable.append(f"{what}: could not be read: {_one_line(error)}")
         return None
@@ -332,6 +350,10 @@ def status_report(
         problem = "; ".join(error.messages)
     pipelines = [p.name for p in live.pipelines] if live is not None else []
     health = stage_health(stage, pipelines, mwaa_client, cloudwatch_client)
-    if health.offline is not None:
+    if health.offline is not None and live is not None:
+        # S3 answered, so this machine is online; only those two services are out of reach.
+        reason = health.offline.removeprefix("offline: ").split("; showing")[0]
+        health = replace(health, offline=None, unavailable=(f"MWAA and CloudWatch: {reason}",))
+    elif health.offline is not None:
         problem = None  # the offline line says it once for every part
     return StatusReport(stage.name, store.bucket, live, problem, health)
