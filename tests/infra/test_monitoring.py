@@ -204,6 +204,9 @@ def test_preview_declares_the_alarms_with_the_stage_thresholds_and_topic(name: s
             assert (alarm["threshold"], alarm["period"]) == (threshold, period)
             assert alarm["namespace"] == "AmazonMWAA"
             assert alarm["dimensions"]["Environment"] == stage.environment_name
+    # CloudWatch can publish to the topic: the stage's own key, never the AWS-managed one.
+    (sns,) = [r for r in preview.resources if r.name == "runtime-topic-data-alerts"]
+    assert sns.settings.get("kmsMasterKeyId") == preview.outputs.get("kms_key_arn")
     (health,) = _of_type(preview, COMPOSITE)
     assert health.settings["alarmName"] == f"mwaa-elt-{name}-environment-health"
     assert health.settings["alarmActions"] == [topic]

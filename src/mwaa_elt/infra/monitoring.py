@@ -83,7 +83,7 @@ class Monitoring(pulumi.ComponentResource):
                 else {"metric_queries": [query.to_args() for query in alarm.queries]}
             )
             self.alarms[alarm.key] = aws.cloudwatch.MetricAlarm(
-                f"{name}-alarm-{alarm.key}",
+                f"{name}-alarm-{alarm.name.removeprefix(f'{stage.resource_prefix}-')}",
                 name=alarm.name,
                 alarm_description=alarm.description,
                 comparison_operator=alarm.comparison,
