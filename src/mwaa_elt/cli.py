@@ -571,7 +571,13 @@ def _print_plan(plan: Any, *, diffs: bool) -> None:
     )
     for column in ("pipeline", "action", "version (live → planned)", "DAG"):
         table.add_column(column)
-    colours = {"added": "green", "updated": "yellow", "removed": "red", "rolled_back": "magenta"}
+    colours = {
+        "added": "green",
+        "updated": "yellow",
+        "removed": "red",
+        "rolled_back": "magenta",
+        "repaired": "yellow",
+    }
     for change in plan.changes:
         colour = colours.get(change.action)
         action = f"[{colour}]{change.action}[/{colour}]" if colour else change.action
@@ -596,9 +602,11 @@ def _print_plan(plan: Any, *, diffs: bool) -> None:
     ]
     counts = ", ".join(
         f"{plan.count(a)} {a.replace('_', ' ')}"
-        for a in ("added", "updated", "unchanged", "removed", "rolled_back")
-        if plan.count(a) or a != "rolled_back"
+        for a in ("added", "updated", "unchanged", "removed", "rolled_back", "repaired")
+        if plan.count(a) or a not in {"rolled_back", "repaired"}
     )
+    if plan.recorded:
+        parts.append(f"the live version of {len(plan.recorded)} DAG file(s) recorded")
     writes = f"{', '.join(parts)}, then the manifest" if parts else "nothing to write"
     out.print(f"{counts}; {writes}")
     if diffs:
@@ -630,6 +638,7 @@ def _run_plan(
     *,
     identity: Any,
     force_unlock: bool,
+    force_token: str | None,
     verify: Any,
     quiet: bool,
 ) -> Any:
@@ -663,6 +672,7 @@ def _run_plan(
             owner=lock_owner(identity.promoted_by),
             identity=identity,
             force_unlock=force_unlock,
+            force_token=force_token,
             progress=progress,
             verify=verify,
         )
@@ -753,7 +763,9 @@ def promote(
     from mwaa_elt.promote.builds import check_route
     from mwaa_elt.promote.execute import Outcome
     from mwaa_elt.promote.identity import caller_arn, identity_now
+    from mwaa_elt.promote.lock import clear_stale, lock_owner
     from mwaa_elt.promote.plan import build_plan, keys_to_diff
+    from mwaa_elt.promote.status import off_record
     from mwaa_elt.stage import load_all_stages
 
     project = _project(project_dir)
@@ -772,6 +784,8 @@ def promote(
     show_diffs = diff if diff is not None else (plan_only or not (yes or json_))
     wanted = keys_to_diff(prepared.builds, manifest) if show_diffs or plan_only else []
     live = store.read_dags(wanted)
+    names = {build.name for build in prepared.builds}
+    recorded = {n: r for n, r in manifest.pipelines.items() if n in names}
     plan = build_plan(
         target,
         prepared.builds,
@@ -781,6 +795,7 @@ def promote(
         identity=identity,
         live_dags=live,
         prune=prune,
+        off_record=off_record(store, recorded),
     )
     kept = (
         []
@@ -788,7 +803,11 @@ def promote(
         else sorted(set(manifest.pipelines) - {b.name for b in prepared.builds})
     )
     if not plan.has_changes:
-        # Nothing will be written, so no gate has anything to protect.
+        # Nothing will be written, so no gate has anything to protect; a dead promoter's lock
+        # is cleared, so that the stage ends as a completed promotion leaves it.
+        cleared = None if plan_only else clear_stale(store, lock_owner(identity.promoted_by))
+        if cleared is not None:
+            err.print(f"cleared a stale lock of {cleared.owner} (since {cleared.acquired_at})")
         if json_:
             data = Outcome(ApplyResult(plan)).to_dict()
             _print_json({**data, "plan_only": True} if plan_only else data)
@@ -839,16 +858,41 @@ def _apply_confirmed(
     if not json_:
         _print_plan(plan, diffs=diffs)
         _print_kept(kept)
+    force_token = _confirm_force_unlock(store, yes) if force_unlock else None
     _confirm(plan, target, yes)
     outcome = _run_plan(
         store,
         plan,
         identity=identity,
         force_unlock=force_unlock,
+        force_token=force_token,
         verify=_verify(target, skip_mwaa, rollback_on_error),
         quiet=json_,
     )
     _report_outcome(outcome, json_)
+
+
+def _confirm_force_unlock(store: Any, yes: bool) -> str | None:
+    """Ask before breaking a lock whose holder is alive; the token of the lock to break."""
+    import sys
+
+    from mwaa_elt.promote.lock import breaking_live_lock, read_lock
+
+    live = breaking_live_lock(store)
+    if live is None:
+        held = read_lock(store)
+        return None if held is None else held.token
+    held, consequence = live
+    if yes:
+        err.print(f"[yellow]warning:[/yellow] --force-unlock: {escape(consequence)}")
+        return held.token
+    if not sys.stdin.isatty():
+        raise ConfigError(f"{consequence}; pass --yes to break it anyway — nothing was changed")
+    err.print(escape(consequence))
+    if not typer.confirm("Break this live lock?", default=False):
+        err.print("nothing was changed")
+        raise typer.Exit(EXIT_INVALID)
+    return held.token
 
 
 def _prepare(
