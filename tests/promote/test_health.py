@@ -223,7 +223,10 @@ def test_without_credentials_health_says_offline_once_and_lists_the_defined_alar
         make_client("mwaa", stage.region),
         make_client("cloudwatch", stage.region),
     )
-    assert health.offline.startswith("offline: no AWS credentials (Unable to locate credentials)")
+    assert health.offline == (
+        "offline: no usable AWS credentials (Unable to locate credentials); showing what the "
+        "stack file defines"
+    )
     assert health.unavailable == ()
     assert health.environment is None and health.alarms is None
     assert health.defined_alarms == (
@@ -319,14 +322,14 @@ def test_status_offline_says_so_in_one_line_and_exits_3(stages, no_credentials) 
     result = runner.invoke(cli.app, ["status", "--stage", "prod", "-C", str(root)])
     assert result.exit_code == 3
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("offline: no AWS credentials")
+    assert lines[0].startswith("offline: no usable AWS credentials")
     assert sum("credentials" in line for line in lines) == 1
     assert "alarms defined for the stage: mwaa-elt-prod-scheduler-heartbeat" in result.stdout
     data = json.loads(
         runner.invoke(cli.app, ["status", "--stage", "prod", "--json", "-C", str(root)]).stdout
     )
     assert data["pipelines"] is None and data["live_unavailable"] is None
-    assert data["offline"].startswith("offline: no AWS credentials")
+    assert data["offline"].startswith("offline: no usable AWS credentials")
     assert len(data["health"]["defined_alarms"]) == 5
 
 

@@ -20,17 +20,9 @@ from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    NoRegionError,
-    PartialCredentialsError,
-)
+from botocore.exceptions import ClientError
 
+from mwaa_elt import aws
 from mwaa_elt.errors import ExternalError, MwaaEltError
 from mwaa_elt.monitoring import HEALTH_ALARM, alarm_definitions, alarm_name
 from mwaa_elt.promote.mwaa import AVAILABLE, ImportErrorEntry, MwaaEnvironment
@@ -38,11 +30,9 @@ from mwaa_elt.promote.status import StageStatus, stage_status
 from mwaa_elt.promote.store import StageStore
 from mwaa_elt.stage import Stage
 
-# Failures that mean no AWS call can work from here: nothing to sign a request with.
-NO_CREDENTIALS = (NoCredentialsError, PartialCredentialsError, NoRegionError)
-# Failures to reach one service's endpoint; when every service fails so, AWS is out of reach.
-UNREACHABLE = (EndpointConnectionError, ConnectTimeoutError, ConnectionClosedError)
-OFFLINE_ERRORS = NO_CREDENTIALS + UNREACHABLE
+# Failure kinds (`mwaa_elt.aws.classify`) of a service that cannot be reached at all; when
+# neither MWAA nor CloudWatch can, AWS is out of reach from here.
+UNREACHABLE: frozenset[aws.Kind] = frozenset({"connection", "timeout"})
 T = TypeVar("T")
 
 
@@ -153,7 +143,7 @@ def stage_health(
     if offline is not None:
         return HealthReport(**report, offline=offline)
     unavailable: list[str] = []
-    unreachable: list[BaseException] = []
+    unreachable: list[aws.AwsCallError] = []
     try:
         report["environment"] = _part(
             unavailable,
@@ -191,33 +181,46 @@ def stage_health(
     return HealthReport(**report, unavailable=tuple(unavailable))
 
 
-def offline_reason(error: BaseException) -> str | None:
+def offline_reason(error: aws.AwsCallError) -> str | None:
     """The one-line reason when `error` means no AWS call can work from here, else None."""
-    if isinstance(error, NoCredentialsError | PartialCredentialsError):
-        return f"offline: no AWS credentials ({error}); showing what the stack file defines"
-    if isinstance(error, NoRegionError):
-        return f"offline: {error}; showing what the stack file defines"
-    if isinstance(error, OFFLINE_ERRORS):
-        return f"offline: AWS is unreachable ({error}); showing what the stack file defines"
-    return None
+    if error.kind == "credentials":
+        why = f"no usable AWS credentials ({_cause(error)})"
+    elif error.kind in UNREACHABLE:
+        why = f"AWS is unreachable ({_cause(error)})"
+    else:
+        return None
+    return f"offline: {why}; showing what the stack file defines"
+
+
+def _cause(error: aws.AwsCallError) -> str:
+    """What AWS or botocore said, without the call's name and the advice around it."""
+    text = str(error)
+    for marker in ("the credentials: ", "): ", " failed: "):
+        if marker in text:
+            text = text.split(marker, 1)[1]
+            break
+    return text.split("; ", 1)[0]
 
 
 def _part(
     unavailable: list[str],
-    unreachable: list[BaseException],
+    unreachable: list[aws.AwsCallError],
     what: str,
     read: Callable[[], T],
 ) -> T | None:
     """`read()`, or None with a line in `unavailable`; raise _Offline without credentials."""
     try:
         return read()
-    except NO_CREDENTIALS as error:
-        raise _Offline(offline_reason(error)) from None
-    except UNREACHABLE as error:
-        unreachable.append(error)
-        unavailable.append(f"{what}: unreachable: {_one_line(error)}")
+    except aws.AwsCallError as error:
+        if error.kind == "credentials":
+            raise _Offline(offline_reason(error)) from None
+        if error.kind in UNREACHABLE:
+            unreachable.append(error)
+            unavailable.append(f"{what}: unreachable: {_cause(error)}")
+            return None
+        unavailable.append(f"{what}: could not be read: {_one_line(error)}")
         return None
-    except (BotoCoreError, ClientError, MwaaEltError) as error:
+    except MwaaEltError as error:
         unavailable.append(f"{what}: could not be read: {_one_line(error)}")
         return None
 
@@ -230,14 +233,16 @@ def _one_line(error: BaseException) -> str:
 
 def _environment(stage: Stage, client: Any) -> EnvironmentState:
     try:
-        found = client.get_environment(Name=stage.environment_name)["Environment"]
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
-            raise _NotDeployed(
-                f"{stage.environment_name} does not exist in {stage.region}; "
-                f"run `pulumi up --stack {stage.name}`"
-            ) from None
-        raise
+        found = aws.call(
+            f"airflow:GetEnvironment {stage.environment_name}",
+            lambda: client.get_environment(Name=stage.environment_name)["Environment"],
+            expected={"ResourceNotFoundException"},
+        )
+    except ClientError:
+        raise _NotDeployed(
+            f"{stage.environment_name} does not exist in {stage.region}; "
+            f"run `pulumi up --stack {stage.name}`"
+        ) from None
     update = found.get("LastUpdate") or {}
     update_error = (update.get("Error") or {}).get("ErrorMessage")
     return EnvironmentState(
@@ -289,9 +294,15 @@ def _firing(stage: Stage, client: Any) -> list[FiringAlarm]:
     """The stage's alarms (named `<prefix>-<stage>-…`) in state ALARM, metric and composite."""
     firing: list[FiringAlarm] = []
     prefix = f"{stage.resource_prefix}-"
-    paginator = client.get_paginator("describe_alarms")
-    pages = paginator.paginate(
-        AlarmNamePrefix=prefix, StateValue="ALARM", AlarmTypes=["MetricAlarm", "CompositeAlarm"]
+    pages = aws.call(
+        f"cloudwatch:DescribeAlarms {prefix}*",
+        lambda: list(
+            client.get_paginator("describe_alarms").paginate(
+                AlarmNamePrefix=prefix,
+                StateValue="ALARM",
+                AlarmTypes=["MetricAlarm", "CompositeAlarm"],
+            )
+        ),
     )
     for page in pages:
         for alarm in [*page.get("MetricAlarms", []), *page.get("CompositeAlarms", [])]:
