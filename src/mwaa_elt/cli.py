@@ -1065,6 +1065,7 @@ def _print_health(health: Any) -> None:
         for run in health.last_runs:
             colour = {"success": "green", "failed": "red"}.get(run.state or "", "yellow")
             state = f"[{colour}]{run.state}[/{colour}]" if run.state else "never ran"
+            state = escape(run.note) if run.note else state
             table.add_row(
                 run.pipeline, state, run.run_id or "-", run.started_at or "-", run.ended_at or "-"
             )

@@ -140,11 +140,18 @@ def test_airflow_2_health_uses_the_v1_payloads(stages, endpoint) -> None:
             }],
             "total_entries": 1,
         }, {"limit": 1, "order_by": "-execution_date"})  # fmt: skip
-        health = stage_health(stage, ["sales"], mwaa, make_client("cloudwatch", stage.region))
-        stubber.assert_no_pending_responses()
+        long_name = "a" * 60  # a valid pipeline name, but too long for InvokeRestApi's Path
+        health = stage_health(
+            stage, ["sales", long_name], mwaa, make_client("cloudwatch", stage.region)
+        )
+        stubber.assert_no_pending_responses()  # nothing was asked for the long name
+    assert health.last_runs[1].state is None
+    assert health.last_runs[1].note == (
+        f"not asked: /dags/{long_name}/dagRuns is longer than InvokeRestApi's 64 characters"
+    )
     assert health.import_errors == ()
     # A queued run has not started: its logical time says when it is for.
-    (run,) = health.last_runs
+    run = health.last_runs[0]
     assert (run.state, run.started_at, run.ended_at) == (
         "queued",
         "2026-11-30T06:00:00+00:00",

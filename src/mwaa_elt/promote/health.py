@@ -33,6 +33,8 @@ from mwaa_elt.stage import Stage
 # Failure kinds (`mwaa_elt.aws.classify`) of a service that cannot be reached at all; when
 # neither MWAA nor CloudWatch can, AWS is out of reach from here.
 UNREACHABLE: frozenset[aws.Kind] = frozenset({"connection", "timeout"})
+# InvokeRestApi's `Path` is 1-64 characters (the MWAA API reference).
+REST_PATH_LIMIT = 64
 T = TypeVar("T")
 
 
@@ -56,6 +58,7 @@ class LastRun:
     run_id: str | None = None
     started_at: str | None = None
     ended_at: str | None = None
+    note: str | None = None  # why the run could not be asked for
 
 
 @dataclass(frozen=True)
@@ -263,9 +266,12 @@ def _last_runs(airflow: MwaaEnvironment, pipelines: Sequence[str]) -> list[LastR
     order = "-run_after" if airflow.stage.airflow.major >= 3 else "-execution_date"
     runs = []
     for pipeline in pipelines:
-        found = airflow.rest(
-            f"/dags/{quote(pipeline, safe='')}/dagRuns", {"limit": 1, "order_by": order}
-        )
+        path = f"/dags/{quote(pipeline, safe='')}/dagRuns"
+        if len(path) > REST_PATH_LIMIT:
+            note = f"not asked: {path} is longer than InvokeRestApi's {REST_PATH_LIMIT} characters"
+            runs.append(LastRun(pipeline, None, note=note))
+            continue
+        found = airflow.rest(path, {"limit": 1, "order_by": order})
         items = (found or {}).get("dag_runs") or []
         if not items:
             runs.append(LastRun(pipeline, None))
