@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -159,12 +159,15 @@ POLICY = RetryPolicy()
 
 
 class AwsCallError(ExternalError):
-    """An AWS call failed for good (after retries, or at once when retrying cannot help)."""
+    """An AWS call failed for good (after retries, or at once when retrying cannot help);
+    `what` names the call and its object, `kind` the failure."""
 
-    def __init__(self, what: str, kind: Kind, detail: str, state: str) -> None:
+    def __init__(
+        self, messages: str | Iterable[str], *, what: str = "", kind: Kind = "rejected"
+    ) -> None:
+        super().__init__(messages)
         self.what = what
         self.kind = kind
-        super().__init__(_message(what, kind, detail, state))
 
 
 def client(
@@ -258,7 +261,8 @@ def call(
         kind = classify(failure)
         if kind not in RETRIED or _botocore_retried(failure) or attempt >= policy.max_attempts:
             attempts = _attempts(failure, attempt)
-            raise AwsCallError(what, kind, _detail(failure, attempts), state) from None
+            message = _message(what, kind, _detail(failure, attempts), state)
+            raise AwsCallError(message, what=what, kind=kind) from None
         sleep(policy.backoff(attempt))
         attempt += 1
 
@@ -274,7 +278,8 @@ def _attempts(error: Failure, ours: int) -> int | None:
 def _detail(error: Failure, attempts: int | None) -> str:
     text = str(error).strip()
     if isinstance(error, ResponseParserError):
-        text = text.split("\n", 1)[0].rstrip(": ")  # the rest is the raw body it could not parse
+        # The rest is the raw body it could not parse, and an invitation to retry (done).
+        text = text.split("\n", 1)[0].split(". Further retries", 1)[0].rstrip(": ")
     if attempts is None or attempts == 1:
         return text
     return f"{text} ({attempts} attempts)"

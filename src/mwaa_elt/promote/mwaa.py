@@ -107,11 +107,9 @@ class MwaaEnvironment:
         except ClientError as error:
             if error.response.get("RestApiStatusCode") == 404:
                 return None
+            where = f"{what} on MWAA environment {self.name} ({self.stage.region})"
             raise aws.AwsCallError(
-                f"{what} on MWAA environment {self.name} ({self.stage.region})",
-                "rejected",
-                str(error),
-                aws.NOTHING_CHANGED,
+                f"{where} failed: {error}; {aws.NOTHING_CHANGED}", what=where
             ) from None
         body = response.get("RestApiResponse")
         return body if isinstance(body, dict) else {}

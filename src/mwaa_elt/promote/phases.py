@@ -1,8 +1,9 @@
-"""Named points of a promotion, so fault tests can kill a real promoter at each of them.
+"""Named points of a promotion, so fault tests can kill or pause a real promoter at each one.
 
 `MWAA_ELT_KILL_AT=<point>` makes the process SIGKILL itself on reaching `<point>` (no clean-up
-runs, as with `kill -9` or a lost CI runner). Unset — always, outside tests — `reached` is one
-string comparison.
+runs, as with `kill -9` or a lost CI runner); `MWAA_ELT_PAUSE_AT=<point>` makes it SIGSTOP itself
+there (every thread, the lock's heartbeat included) until it gets SIGCONT. Unset — always,
+outside tests — `reached` is one truth test of an empty dict.
 """
 
 from __future__ import annotations
@@ -18,10 +19,14 @@ POINTS = (
     "dags-written",  # every DAG file written and deleted; the manifest not yet
     "manifest-written",  # the manifest written; the lock not yet released
 )
-_KILL_AT = os.environ.get("MWAA_ELT_KILL_AT", "")
+_SIGNALS = {
+    os.environ[name]: sig
+    for name, sig in (("MWAA_ELT_KILL_AT", signal.SIGKILL), ("MWAA_ELT_PAUSE_AT", signal.SIGSTOP))
+    if os.environ.get(name)
+}
 
 
 def reached(point: str) -> None:
     """Mark that the promotion reached `point` (see `POINTS`)."""
-    if _KILL_AT and point == _KILL_AT:
-        os.kill(os.getpid(), signal.SIGKILL)
+    if _SIGNALS and point in _SIGNALS:
+        os.kill(os.getpid(), _SIGNALS[point])
