@@ -126,11 +126,9 @@ def stage_health(
     pipelines: Sequence[str],
     mwaa_client: Any,
     cloudwatch_client: Any,
-    *,
-    offline: str | None = None,
 ) -> HealthReport:
     """Read the environment, Airflow's import errors and each pipeline's last run, and the
-    stage's alarms in ALARM. `offline` (a reason) skips every call."""
+    stage's alarms in ALARM."""
     defined = [alarm.name for alarm in alarm_definitions(stage)]
     if defined:
         defined.append(alarm_name(stage, HEALTH_ALARM))
@@ -143,8 +141,6 @@ def stage_health(
         "last_runs": None,
         "alarms": None,
     }
-    if offline is not None:
-        return HealthReport(**report, offline=offline)
     unavailable: list[str] = []
     unreachable: list[aws.AwsCallError] = []
     try:
