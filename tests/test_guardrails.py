@@ -430,6 +430,7 @@ def test_pack_has_one_policy_per_rule(pack):
     names = [p.name for p in pack.policies()]
     assert names == [
         "mwaa-source-bucket-protected",
+        "mwaa-alarms-in-production",
         "mwaa-webserver-private-in-production",
         "mwaa-customer-managed-key-in-production",
         "iam-no-wildcard-actions",
@@ -501,6 +502,36 @@ def test_pack_stack_policy_follows_output_dependencies(pack, on_stack):
             "customer-managed KMS key",
             bucket.urn,
         ),
+    ]
+
+
+def test_pack_refuses_a_production_environment_without_alarms(pack, on_stack):
+    environment = PolicyResource(ENV, unknown_checking_proxy({"name": "mwaa-elt-prod"}),
+                                 urn(ENV, "mwaa"), "mwaa", None, None, None, [], {})  # fmt: skip
+    alarm = PolicyResource(
+        guardrails.METRIC_ALARM,
+        unknown_checking_proxy({
+            "namespace": "AmazonMWAA", "metricName": "SchedulerHeartbeat",
+            "dimensions": {"Function": "Scheduler", "Environment": "mwaa-elt-prod"},
+            "alarmActions": [UNKNOWN_STRING_VALUE],
+        }),
+        urn(guardrails.METRIC_ALARM, "heartbeat"), "heartbeat", None, None, None, [], {},
+    )  # fmt: skip
+    reported: list[tuple[str, str | None]] = []
+    for stack in ("prod", "dev"):
+        on_stack(stack)
+        policy(pack, "mwaa-alarms-in-production").validate(
+            StackValidationArgs([environment, alarm]),
+            lambda message, urn=None: reported.append((message, urn)),
+        )
+    # Only prod is judged; the heartbeat alarm (its topic still unknown in a preview) counts.
+    assert reported == [
+        (
+            "production MWAA environment mwaa-elt-prod has no alarm notifying an SNS topic on "
+            "DAG import errors, task failures, tasks queued with no free worker; declare the "
+            "stage's alarms (mwaa_elt.infra.monitoring) with alarmActions set",
+            environment.urn,
+        )
     ]
 
 

@@ -99,7 +99,17 @@ def _stage_tag(args: ResourceValidationArgs, report_violation: ReportViolation) 
 
 
 def _source_bucket(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-    resources = [
+    for urn, message in guardrails.source_bucket_violations(_resources(args), current_stage()):
+        report_violation(message, urn)
+
+
+def _production_alarms(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    for urn, message in guardrails.production_alarm_violations(_resources(args), current_stage()):
+        report_violation(message, urn)
+
+
+def _resources(args: StackValidationArgs) -> list[StackResource]:
+    return [
         StackResource(
             urn=resource.urn,
             resource_type=resource.resource_type,
@@ -111,8 +121,6 @@ def _source_bucket(args: StackValidationArgs, report_violation: ReportViolation)
         )
         for resource in args.resources
     ]
-    for urn, message in guardrails.source_bucket_violations(resources, current_stage()):
-        report_violation(message, urn)
 
 
 def policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
@@ -125,6 +133,14 @@ def policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
                 "production encrypted with a customer-managed KMS key."
             ),
             validate=_source_bucket,
+        ),
+        StackValidationPolicy(
+            name="mwaa-alarms-in-production",
+            description=(
+                "A production MWAA environment has alarms, notifying an SNS topic, on its "
+                "scheduler heartbeat, DAG import errors, task failures and queued tasks."
+            ),
+            validate=_production_alarms,
         ),
         resource_policy(
             "mwaa-webserver-private-in-production",

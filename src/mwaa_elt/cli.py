@@ -15,7 +15,7 @@ from rich.tree import Tree
 
 from mwaa_elt import airflow_environments
 from mwaa_elt.airflow_environments import uv_binary
-from mwaa_elt.errors import EXIT_INVALID, ConfigError, MwaaEltError
+from mwaa_elt.errors import EXIT_EXTERNAL, EXIT_INVALID, ConfigError, MwaaEltError
 from mwaa_elt.mwaa_images import vendored_versions
 from mwaa_elt.project import Project, find_project
 from mwaa_elt.stage import Stage, load_all_stages, load_stage
@@ -1136,14 +1136,33 @@ def _plan_json(plan: Any) -> dict[str, Any]:
 
 @app.command("status")
 def status(stage: StageOption, json_: JsonFlag = False, project_dir: ProjectDir = None) -> None:
-    """What is live in a stage: per pipeline its version, when, by whom, from where; and drift."""
-    from mwaa_elt.promote.status import stage_status
+    """What is live in a stage (per pipeline its version, when, by whom, from where; drift) and
+    how it is doing: the environment, import errors, last runs, alarms in ALARM."""
+    from mwaa_elt.promote.health import status_report
+    from mwaa_elt.promote.store import make_client
 
     resolved = _stage(project_dir, stage)
-    report = stage_status(_stage_store(resolved))
+    overview = status_report(
+        resolved,
+        _stage_store(resolved),
+        make_client("mwaa", resolved.region),
+        make_client("cloudwatch", resolved.region),
+    )
     if json_:
-        _print_json(report.to_dict())
-        return
+        _print_json(overview.to_dict())
+    else:
+        if overview.offline:
+            out.print(f"[yellow]{escape(overview.offline)}[/yellow]")
+        if overview.live is not None:
+            _print_live(overview.live, stage)
+        elif overview.live_problem:
+            out.print(f"[red]live pipelines: {escape(overview.live_problem)}[/red]")
+        _print_health(overview.health)
+    if overview.live is None:
+        raise typer.Exit(EXIT_EXTERNAL)  # nothing live could be read: AWS failed
+
+
+def _print_live(report: Any, stage: str) -> None:
     table = Table(title=f"status {stage} (s3://{report.bucket})", title_justify="left")
     for column in ("pipeline", "version", "from", "promoted at", "by", "commit", "DAG object"):
         table.add_column(column, overflow="fold")
@@ -1183,6 +1202,47 @@ def status(stage: StageOption, json_: JsonFlag = False, project_dir: ProjectDir 
         stale = report.lock.stale_reason(datetime.now(UTC))
         note = f" — stale ({stale}): the next promotion takes it over" if stale else ""
         out.print(f"locked by {report.lock.owner} since {report.lock.acquired_at}{note}")
+
+
+def _print_health(health: Any) -> None:
+    env = health.environment
+    if env is not None:
+        colour = "green" if env.status == "AVAILABLE" else "red"
+        status = f"[{colour}]{env.status}[/{colour}]"
+        line = f"environment {env.name}: {status}, Airflow {env.airflow_version}"
+        if env.last_update_status and env.last_update_status != "SUCCESS":
+            line += f"; last update {env.last_update_status}"
+            line += f": {escape(env.last_update_error)}" if env.last_update_error else ""
+        out.print(line)
+    if health.import_errors:
+        out.print(f"[red]{len(health.import_errors)} import error(s) in Airflow:[/red]")
+        for entry in health.import_errors:
+            last = entry.stack_trace.strip().splitlines()[-1:] or [""]
+            out.print(f"  {escape(entry.filename)}: {escape(last[0])}")
+    elif health.import_errors is not None:
+        out.print("no import errors in Airflow")
+    if health.last_runs:
+        table = Table(title="last runs", title_justify="left")
+        for column in ("pipeline", "state", "run", "started", "ended"):
+            table.add_column(column, overflow="fold")
+        for run in health.last_runs:
+            colour = {"success": "green", "failed": "red"}.get(run.state or "", "yellow")
+            state = f"[{colour}]{run.state}[/{colour}]" if run.state else "never ran"
+            state = escape(run.note) if run.note else state
+            table.add_row(
+                run.pipeline, state, run.run_id or "-", run.started_at or "-", run.ended_at or "-"
+            )
+        out.print(table)
+    if health.alarms:
+        out.print(f"[red]{len(health.alarms)} alarm(s) in ALARM:[/red]")
+        for alarm in health.alarms:
+            out.print(f"  {alarm.name} since {alarm.since}: {escape(alarm.reason)}")
+    elif health.alarms is not None:
+        out.print(f"no alarm in ALARM (of {len(health.defined_alarms)} defined)")
+    elif health.offline:
+        out.print(f"alarms defined for the stage: {', '.join(health.defined_alarms) or 'none'}")
+    for line in health.unavailable:
+        out.print(f"[yellow]{escape(line)}[/yellow]")
 
 
 @app.command("rollback")

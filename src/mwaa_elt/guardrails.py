@@ -372,6 +372,68 @@ def _tag_map(value: Any) -> Mapping[str, Any]:
     return {}
 
 
+# -- rule 6: production is watched ----------------------------------------------------------
+
+METRIC_ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+# The MWAA metrics (namespace AmazonMWAA) a production environment must have an alarm on, and
+# what each alarm is about; `mwaa_elt.monitoring` defines them.
+REQUIRED_ALARM_METRICS: Mapping[str, str] = {
+    "SchedulerHeartbeat": "the scheduler heartbeat",
+    "ImportErrors": "DAG import errors",
+    "TaskInstanceFailures": "task failures",
+    "QueuedTasks": "tasks queued with no free worker",
+}
+
+
+def production_alarm_violations(
+    resources: Sequence[StackResource], stage: StageInfo
+) -> list[tuple[str, str]]:
+    """(URN, message) for each production MWAA environment that lacks an alarm, notifying
+    someone, on each metric of REQUIRED_ALARM_METRICS for that environment."""
+    if not stage.production:
+        return []
+    alarms = [r for r in resources if r.resource_type == METRIC_ALARM]
+    violations = []
+    for environment in resources:
+        if environment.resource_type != MWAA_ENVIRONMENT:
+            continue
+        name = environment.props.get("name")
+        watched: set[str] = set()
+        for alarm in alarms:
+            if not _as_list(alarm.props.get("alarmActions")) and (
+                alarm.props.get("alarmActions") is not UNKNOWN
+            ):
+                continue  # an alarm that tells no one does not watch anything
+            for metric in _alarm_metrics(alarm.props):
+                if _get(metric, "namespace") != "AmazonMWAA":
+                    continue
+                dimension = _get(metric, "dimensions", "Environment")
+                if dimension is UNKNOWN or name is UNKNOWN or dimension == name:
+                    watched.add(str(_get(metric, "metricName")))
+        missing = [what for metric, what in REQUIRED_ALARM_METRICS.items() if metric not in watched]
+        if missing:
+            violations.append(
+                (
+                    environment.urn,
+                    f"production MWAA environment {name if isinstance(name, str) else ''} has "
+                    f"no alarm notifying an SNS topic on {', '.join(missing)}; declare the "
+                    "stage's alarms (mwaa_elt.infra.monitoring) with alarmActions set",
+                )
+            )
+    return violations
+
+
+def _alarm_metrics(props: Mapping[str, Any]) -> list[Any]:
+    """The metrics an alarm watches: its own, or those of its metric queries."""
+    if props.get("metricName") is not None:
+        return [props]
+    return [
+        _get(query, "metric")
+        for query in _as_list(props.get("metricQueries"))
+        if isinstance(_get(query, "metric"), Mapping)
+    ]
+
+
 # -- helpers ----------------------------------------------------------------------------------
 
 

@@ -24,7 +24,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic.alias_generators import to_camel
+from pydantic.alias_generators import to_camel, to_snake
 
 from mwaa_elt.airflow_versions import MWAA_AIRFLOW_RELEASES, AirflowRelease, airflow_release
 from mwaa_elt.errors import ConfigError
@@ -52,6 +52,8 @@ MWAA_INTERFACE_ENDPOINTS = (
     "airflow.env",
     "airflow.ops",
 )
+# The suffixes of the log groups MWAA writes to (`airflow-<environment>-<suffix>`), per log type.
+MWAA_LOG_TYPES = ("DAGProcessing", "Scheduler", "Task", "WebServer", "Worker")
 # The Airflow variable (in the stage's Secrets Manager prefix) holding the subnet EMR clusters use.
 EMR_SUBNET_VARIABLE = "emr_subnet_id"
 # AmazonEMRServicePolicy_v2 acts only on resources carrying this tag: every cluster is launched
@@ -227,6 +229,59 @@ class DeliveryConfig(_Strict):
         return value
 
 
+# CloudWatch Logs accepts only these retention periods (PutRetentionPolicy's retentionInDays).
+LOG_RETENTION_DAYS = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
+    2922, 3288, 3653,
+)  # fmt: skip
+ALARM_PERIODS = (60, 300, 900, 3600)
+ALARM_NAMES = ("schedulerHeartbeat", "importErrors", "taskFailures", "workerSaturation")
+
+
+class AlarmSettings(_Strict):
+    """One alarm's overrides; a key left out takes the stage's default (prod strict, others quiet).
+
+    The alarm fires when `threshold` is crossed in `evaluationPeriods` consecutive periods of
+    `periodSeconds`; for the scheduler heartbeat, when no heartbeat arrives for as long.
+    """
+
+    enabled: bool | None = None
+    threshold: Annotated[int, Field(ge=1, le=100_000)] | None = None
+    period_seconds: int | None = None
+    evaluation_periods: Annotated[int, Field(ge=1, le=96)] | None = None
+
+    @field_validator("period_seconds")
+    @classmethod
+    def _period(cls, value: int | None) -> int | None:
+        if value is not None and value not in ALARM_PERIODS:
+            raise ValueError(
+                f"{value} is not an alarm period; allowed: {', '.join(map(str, ALARM_PERIODS))}"
+            )
+        return value
+
+
+class MonitoringConfig(_Strict):
+    """Alarms, dashboard and log retention of the stage; every key has a per-stage default."""
+
+    alert_topic: str | None = None
+    log_retention_days: int | None = None
+    dashboard: bool = True
+    scheduler_heartbeat: AlarmSettings = Field(default_factory=AlarmSettings)
+    import_errors: AlarmSettings = Field(default_factory=AlarmSettings)
+    task_failures: AlarmSettings = Field(default_factory=AlarmSettings)
+    worker_saturation: AlarmSettings = Field(default_factory=AlarmSettings)
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, value: int | None) -> int | None:
+        if value is not None and value not in LOG_RETENTION_DAYS:
+            raise ValueError(
+                f"{value} is not a CloudWatch Logs retention period; allowed: "
+                f"{', '.join(map(str, LOG_RETENTION_DAYS))}"
+            )
+        return value
+
+
 class StageConfig(_Strict):
     """The `mwaa-elt:` keys of a stack file, validated."""
 
@@ -253,6 +308,7 @@ class StageConfig(_Strict):
     data_lake: DataLakeConfig = Field(default_factory=DataLakeConfig)
     emr: EmrConfig = Field(default_factory=EmrConfig)
     gates: GatesConfig = Field(default_factory=GatesConfig)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     noncurrent_version_expiration_days: Annotated[int, Field(ge=1, le=3650)] = 90
     alert_topics: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,60}$")]] = Field(
         default_factory=lambda: ["data-alerts"]
@@ -450,6 +506,11 @@ class Stage:
     @property
     def log_group_prefix(self) -> str:
         return f"airflow-{self.environment_name}-"
+
+    @property
+    def log_groups(self) -> dict[str, str]:
+        """MWAA's log type → the CloudWatch log group it writes to, `airflow-<env>-<Type>`."""
+        return {kind: f"{self.log_group_prefix}{kind}" for kind in MWAA_LOG_TYPES}
 
     @property
     def execution_role_name(self) -> str:
@@ -887,6 +948,24 @@ def _stage_rules(stage: str, config: StageConfig, stacks_dir: Path) -> list[str]
             f"(usually {expected})"
         )
     errors.extend(_delivery_rules(stage, config, stacks_dir))
+    monitoring = config.monitoring
+    if monitoring.alert_topic is not None and monitoring.alert_topic not in config.alert_topics:
+        errors.append(
+            f"{NAMESPACE}:monitoring.alertTopic: '{monitoring.alert_topic}' is not one of the "
+            f"stage's alertTopics ({', '.join(config.alert_topics) or 'none'}); name one of them"
+        )
+    if production and not config.alert_topics:
+        errors.append(
+            f"{NAMESPACE}:alertTopics: empty, so a production stage's alarms would notify no one; "
+            "list a topic"
+        )
+    if production:
+        for alarm in ALARM_NAMES:
+            if getattr(monitoring, to_snake(alarm)).enabled is False:
+                errors.append(
+                    f"{NAMESPACE}:monitoring.{alarm}.enabled: a production stage keeps every "
+                    "alarm; remove the key, or raise the alarm's threshold instead"
+                )
     own = f"{stage}/"
     for prefix in config.data_lake.read_prefixes:
         first = prefix.split("/", 1)[0]

@@ -48,6 +48,7 @@ def test_preview_lists_parents_before_children_with_unique_names() -> None:
         "runtime": "mwaa-elt:runtime:RuntimeSettings",
         "environment-files": "mwaa-elt:mwaa:EnvironmentFiles",
         "execution-role": "mwaa-elt:iam:ExecutionRole",
+        "monitoring": "mwaa-elt:monitoring:Monitoring",
         "network": "mwaa-elt:network:Network",
         "storage": "mwaa-elt:storage:Storage",
         "delivery": "mwaa-elt:delivery:Delivery",

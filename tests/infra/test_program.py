@@ -21,7 +21,13 @@ from mwaa_elt.infra.environment import SECRETS_BACKEND
 from mwaa_elt.infra.network import EMR_MANAGED_TAG
 from mwaa_elt.infra.preview import PlannedResource, Preview, run_preview
 from mwaa_elt.release_pipeline import artifact_bucket_name
-from mwaa_elt.stage import MWAA_INTERFACE_ENDPOINTS, Stage, load_all_stages, load_stage
+from mwaa_elt.stage import (
+    MWAA_INTERFACE_ENDPOINTS,
+    MWAA_LOG_TYPES,
+    Stage,
+    load_all_stages,
+    load_stage,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGES = ("dev", "staging", "prod")
@@ -34,6 +40,7 @@ NAT = "aws:ec2/natGateway:NatGateway"
 ENDPOINT = "aws:ec2/vpcEndpoint:VpcEndpoint"
 WORKGROUP = "aws:athena/workgroup:Workgroup"
 PROVIDER = "pulumi:providers:aws"
+LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 
 # What each stack file asks for, spelled out: a test fails when a stage's setting changes.
 EXPECTED: dict[str, dict[str, Any]] = {
@@ -255,8 +262,12 @@ def test_customer_managed_key_is_used_everywhere_when_the_stage_has_one(name: st
 
 def test_key_policy_lets_cloudwatch_logs_encrypt_only_the_environment_log_groups() -> None:
     stage = _stage("prod")
-    admin, logs = key_policy(stage)["Statement"]
+    admin, logs, alarms = key_policy(stage)["Statement"]
     assert admin["Principal"] == {"AWS": "arn:aws:iam::333333333333:root"}
+    # The alert topics are encrypted with the key: CloudWatch alarms of the account may use it.
+    assert alarms["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert alarms["Action"] == ["kms:Decrypt", "kms:GenerateDataKey*"]
+    assert alarms["Condition"] == {"StringEquals": {"aws:SourceAccount": "333333333333"}}
     assert logs["Principal"] == {"Service": "logs.eu-central-1.amazonaws.com"}
     assert logs["Condition"] == {
         "ArnLike": {
@@ -280,6 +291,7 @@ def test_production_protects_buckets_key_and_environment(name: str) -> None:
         (KMS_KEY, "encryption-key"),
         (ENVIRONMENT, "airflow-environment"),
         (BUCKET, "delivery-artifacts-bucket"),  # prod hosts the release pipeline
+        *((LOG_GROUP, f"monitoring-logs-{kind.lower()}") for kind in MWAA_LOG_TYPES),
     }
 
 
@@ -466,8 +478,10 @@ def test_environment_pins_the_versions_of_its_uploaded_files(name: str) -> None:
 def test_stack_outputs_name_the_stage_resources(name: str) -> None:
     stage, outputs = _stage(name), _preview(name).outputs
     expected = {
+        "alarms",
         "alert_topics",
         "athena_workgroup",
+        "dashboard",
         "data_lake_bucket",
         "emr_instance_profile",
         "emr_service_role",
@@ -475,6 +489,7 @@ def test_stack_outputs_name_the_stage_resources(name: str) -> None:
         "environment_name",
         "execution_role_arn",
         "glue_databases",
+        "log_groups",
         "source_bucket",
         "webserver_url",
     } | ({"kms_key_arn"} if EXPECTED[name]["cmk"] else set())

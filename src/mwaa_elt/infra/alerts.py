@@ -34,7 +34,11 @@ class RuntimeSettings(pulumi.ComponentResource):
             topic: aws.sns.Topic(
                 f"{name}-topic-{topic}",
                 name=stage.sns_topic_name(topic),
-                kms_master_key_id=args.key_arn or "alias/aws/sns",
+                # CloudWatch alarms cannot publish to a topic encrypted with the AWS-managed key
+                # (alias/aws/sns: its policy is AWS's and excludes them). With the stage's key
+                # they can (its policy lets them); a stage without one (never production) keeps
+                # its alert text unencrypted at rest rather than lose its alarms.
+                kms_master_key_id=args.key_arn,
                 opts=child,
             )
             for topic in stage.config.alert_topics

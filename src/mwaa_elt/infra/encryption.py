@@ -22,7 +22,8 @@ _LOGS_ACTIONS = [
 
 
 def key_policy(stage: Stage) -> dict[str, Any]:
-    """The key policy: the account administers the key; CloudWatch Logs uses it for MWAA's logs."""
+    """The key policy: the account administers the key; CloudWatch Logs uses it for MWAA's logs,
+    CloudWatch alarms for the alert topics."""
     p, region, account = stage.partition, stage.region, stage.account_id
     log_groups = f"arn:{p}:logs:{region}:{account}:log-group:{stage.log_group_prefix}*"
     return {
@@ -43,6 +44,16 @@ def key_policy(stage: Stage) -> dict[str, Any]:
                 "Action": _LOGS_ACTIONS,
                 "Resource": "*",
                 "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": log_groups}},
+            },
+            {
+                # The alert topics are encrypted with this key; without it CloudWatch alarms of
+                # this account could not publish to them (mwaa_elt.infra.monitoring).
+                "Sid": "CloudWatchAlarmsPublishToAlertTopics",
+                "Effect": "Allow",
+                "Principal": {"Service": f"cloudwatch.{stage.dns_suffix}"},
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                "Resource": "*",
+                "Condition": {"StringEquals": {"aws:SourceAccount": account}},
             },
         ],
     }

@@ -16,6 +16,7 @@ from mwaa_elt.infra.encryption import Encryption, EncryptionArgs
 from mwaa_elt.infra.environment import AirflowEnvironment, AirflowEnvironmentArgs
 from mwaa_elt.infra.environment_files import EnvironmentFiles, EnvironmentFilesArgs
 from mwaa_elt.infra.execution_role import ExecutionRole, ExecutionRoleArgs
+from mwaa_elt.infra.monitoring import Monitoring, MonitoringArgs
 from mwaa_elt.infra.network import Network, NetworkArgs
 from mwaa_elt.infra.storage import Storage, StorageArgs
 from mwaa_elt.project import Project
@@ -55,6 +56,16 @@ def provision(stage: Stage, environment_dir: Path | None = None) -> dict[str, pu
     runtime = RuntimeSettings(
         "runtime", RuntimeSettingsArgs(stage, key_arn, network.private_subnet_ids), with_provider
     )
+    monitoring = Monitoring(
+        "monitoring",
+        MonitoringArgs(
+            stage,
+            key_arn,
+            {topic: resource.arn for topic, resource in runtime.topics.items()},
+            protect,
+        ),
+        with_provider,
+    )
     files = EnvironmentFiles(
         "environment-files",
         EnvironmentFilesArgs(
@@ -75,7 +86,8 @@ def provision(stage: Stage, environment_dir: Path | None = None) -> dict[str, pu
             startup_script_object=files.startup_script,
             kms_key_arn=key_arn,
             protect=protect,
-            depends_on=[execution_role, network, storage.source],
+            # MWAA writes to its log groups as they are when they exist: create them first.
+            depends_on=[execution_role, network, storage.source, *monitoring.log_groups.values()],
         ),
         with_provider,
     )
@@ -107,6 +119,14 @@ def provision(stage: Stage, environment_dir: Path | None = None) -> dict[str, pu
             {topic: resource.arn for topic, resource in runtime.topics.items()}
         ),
     }
+    outputs["log_groups"] = pulumi.Output.from_input(
+        {kind: group.name for kind, group in monitoring.log_groups.items()}
+    )
+    outputs["alarms"] = pulumi.Output.from_input(
+        {key: alarm.name for key, alarm in monitoring.alarms.items()}
+    )
+    if monitoring.dashboard is not None:
+        outputs["dashboard"] = monitoring.dashboard.dashboard_name
     if storage.data_lake is not None:
         outputs["data_lake_bucket"] = storage.data_lake.name
     if encryption is not None:
