@@ -215,6 +215,16 @@ def _relative(path: Path) -> str:
     return str(path)
 
 
+def _problem_json(problem: Any) -> dict[str, Any]:
+    """One problem for --format json: the file it is in (a spec, or a SQL file it reads)."""
+    return {
+        "file": _relative(problem.path),
+        "line": problem.line,
+        "col": problem.col,
+        "message": problem.message,
+    }
+
+
 @app.command("validate")
 def validate(
     paths: Annotated[
@@ -256,6 +266,7 @@ def validate(
                             }
                             for p in f.problems
                         ],
+                        "warnings": [_problem_json(w) for w in f.warnings],
                     }
                     for f in files
                 ],
@@ -265,6 +276,11 @@ def validate(
         for problem in problems:
             out.print(
                 f"{_relative(problem.path)}:{problem.line}:{problem.col}: {escape(problem.message)}"
+            )
+        for warning in (w for f in files for w in f.warnings):
+            err.print(
+                f"[yellow]warning[/yellow] {_relative(warning.path)}:{warning.line}:"
+                f"{warning.col}: {escape(warning.message)}"
             )
         bad = sum(1 for f in files if f.problems)
         summary = f"{len(files)} spec(s) checked against {len(stages)} stage(s)"
