@@ -122,7 +122,7 @@ def test_sql_and_scripts_render_exactly_as_validated(
     """SQL files and scripts were read again with universal newlines: a CR or CR LF inside a SQL
     string literal became LF in the DAG (found by fuzzing rendered DAGs); a BOM was kept."""
     sql = "\ufeffSELECT 'a\r\nb\rc' AS v -- x\r\n"
-    script = "print('a\r\nb')\r\n"
+    script = "print('''a\r\nb''')\r\n"  # valid Python: Spark scripts must compile
     spec = write_spec(
         "pipeline: demo\ndescription: d\nowner: analytics\nstart_date: 2024-01-01\ntasks:\n"
         "  - id: q\n    athena: {sql_file: sql/q.sql}\n"

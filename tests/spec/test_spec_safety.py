@@ -123,6 +123,17 @@ def test_a_link_to_a_folder_is_reported_without_being_walked(
     assert len(found) == 1 and "more is a symbolic link" in found[0], found
 
 
+def test_a_pipeline_folder_that_is_a_link_is_refused(
+    write_spec: Callable[..., Path], stages: dict[str, Stage], tmp_path: Path
+) -> None:
+    path = write_spec(ATHENA, files={"sql/load.sql": "SELECT 1\n"})
+    linked = tmp_path / "pipelines" / "demo"
+    linked.parent.mkdir()
+    linked.symlink_to(path.parent)
+    found = problems_of(linked / "demo.yaml", stages)
+    assert len(found) == 1 and "demo is a symbolic link" in found[0], found
+
+
 def test_a_fifo_is_refused_and_never_opened(
     write_spec: Callable[..., Path], stages: dict[str, Stage]
 ) -> None:

@@ -83,6 +83,17 @@ def folder_problems(spec: Path) -> list[Problem]:
         problems.append(problem)
     if not own_folder(spec):
         return problems
+    if os.path.islink(spec.parent):  # the pipeline folder itself, e.g. pipelines/x -> ~/x
+        target = os.readlink(spec.parent)
+        problems.append(
+            Problem(
+                spec.parent,
+                1,
+                1,
+                f"{spec.parent.name} is a symbolic link (to {target}); {_FIX_LINK}",
+            )
+        )
+        return problems
     seen = 0
     pending = [spec.parent]
     while pending:

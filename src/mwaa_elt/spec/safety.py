@@ -95,7 +95,7 @@ def _script_problems(refs: list[Referenced], stages: Mapping[str, Stage]) -> lis
         if text is None:
             continue
         if ref.kind == "spark" and ref.path.suffix == ".py":
-            found = python_problems(text, str(ref.path), pythons)
+            found = python_problems(text, pythons)
         elif ref.kind == "hive":
             args = ref.step.get("args")
             passed = [k for k in args if isinstance(k, str)] if isinstance(args, dict) else []

@@ -10,6 +10,7 @@ and the script must parse as HiveQL where sqlglot's hive (or spark) grammar can 
 from __future__ import annotations
 
 import ast
+import functools
 import logging
 import re
 import sys
@@ -51,8 +52,14 @@ def stage_pythons(stages: Mapping[str, Stage]) -> list[StagePython]:
     return [StagePython(v, tuple(names)) for v, names in sorted(by_version.items())]
 
 
-def python_problems(text: str, filename: str, pythons: Sequence[StagePython]) -> list[TextProblem]:
+def python_problems(text: str, pythons: Sequence[StagePython]) -> list[TextProblem]:
     """Why the script does not compile under the stages' Pythons (one problem per error)."""
+    return list(_python_problems(text, tuple(pythons)))
+
+
+# Verdicts depend on the text only: copies of a script are compiled once per process.
+@functools.lru_cache(maxsize=1024)
+def _python_problems(text: str, pythons: tuple[StagePython, ...]) -> tuple[TextProblem, ...]:
     running = sys.version_info[:2]
     errors: dict[tuple[int, int, str], list[StagePython]] = {}
     outcome: dict[tuple[int, int], tuple[int, int, str] | None] = {}
@@ -60,7 +67,7 @@ def python_problems(text: str, filename: str, pythons: Sequence[StagePython]) ->
         # ast's feature_version can only go back from the running interpreter, never forward.
         version = min(python.version, running)
         if version not in outcome:
-            outcome[version] = _compile_error(text, filename, version)
+            outcome[version] = _compile_error(text, "<script>", version)
         error = outcome[version]
         if error is not None:
             errors.setdefault(error, []).append(python)
@@ -75,7 +82,7 @@ def python_problems(text: str, filename: str, pythons: Sequence[StagePython]) ->
                 "fix it — spark-submit would fail on the cluster",
             )
         )
-    return problems
+    return tuple(problems)
 
 
 def _compile_error(
@@ -153,9 +160,14 @@ def _set_lines_blanked(code: str) -> str:
 
 def hive_parse_problems(text: str) -> list[TextProblem]:
     """The first place no HiveQL grammar sqlglot knows can read, as a located problem."""
+    return list(_hive_parse_problems(text))
+
+
+@functools.lru_cache(maxsize=1024)
+def _hive_parse_problems(text: str) -> tuple[TextProblem, ...]:
     code = _set_lines_blanked(_placeholders(text))
     if not code.strip():
-        return []
+        return ()
     logger = logging.getLogger("sqlglot")
     level = logger.level
     logger.setLevel(logging.ERROR)  # sqlglot warns when it falls back to an opaque command
@@ -164,7 +176,7 @@ def hive_parse_problems(text: str) -> list[TextProblem]:
         for dialect in _HIVE_DIALECTS:
             try:
                 sqlglot.parse(code, read=dialect)
-                return []
+                return ()
             except SqlglotError as exc:
                 first = first or exc
             except Exception as exc:  # sqlglot raises plain errors on some malformed input
@@ -180,11 +192,11 @@ def hive_parse_problems(text: str) -> list[TextProblem]:
         highlight = error.get("highlight")
         if highlight:
             what += f" near '{highlight}'"
-    return [
+    return (
         TextProblem(
             line,
             col,
             f"this Hive script does not parse as HiveQL: {what}; fix the statement (the "
             "script runs as hive -f on the cluster)",
-        )
-    ]
+        ),
+    )

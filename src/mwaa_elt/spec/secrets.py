@@ -74,7 +74,21 @@ def _configured() -> tuple[Any, ...]:
     for plugin in plugins:
         for pattern in getattr(plugin, "denylist", ()):
             patterns.append(re.compile(pattern.pattern, pattern.flags | re.MULTILINE))
-    return plugins, keywords, tuple(patterns)
+    return plugins, keywords, _combined(patterns)
+
+
+def _combined(patterns: list[re.Pattern[str]]) -> tuple[re.Pattern[str], ...]:
+    """The patterns as one alternation per set of flags: one pass over a text, not dozens."""
+    by_flags: dict[int, list[re.Pattern[str]]] = {}
+    for pattern in patterns:
+        by_flags.setdefault(pattern.flags, []).append(pattern)
+    combined: list[re.Pattern[str]] = []
+    for flags, group in by_flags.items():
+        try:
+            combined.append(re.compile("|".join(f"(?:{p.pattern})" for p in group), flags))
+        except re.error:  # a pattern that cannot be embedded (group names): keep them apart
+            combined += group
+    return tuple(combined)
 
 
 def _candidates(
@@ -98,15 +112,22 @@ def _entropy(data: str) -> float:
     return -sum((n / size) * math.log2(n / size) for n in (data.count(c) for c in set(data)))
 
 
-def _scan(path: Path, text: str) -> list[tuple[int, str]]:
+def _scan(path: Path, text: str) -> tuple[tuple[int, str], ...]:
+    """(line, kind) of each secret in `text`; detectors read the file type from the suffix."""
+    return _scan_text(path.suffix, text)
+
+
+# The same text gives the same findings: copies of a file are scanned once per process.
+@functools.lru_cache(maxsize=4096)
+def _scan_text(suffix: str, text: str) -> tuple[tuple[int, str], ...]:
     """(line, kind) of each secret in `text`, scanning only the lines that may hold one."""
     from detect_secrets.core.scan import _is_filtered_out, _scan_line
     from detect_secrets.util.code_snippet import get_code_snippet
 
     plugins, keywords, patterns = _configured()
     lines = text.splitlines()
-    yaml_file = path.suffix in {".yaml", ".yml"}
-    filename = str(path)
+    yaml_file = suffix in {".yaml", ".yml"}
+    filename = f"file{suffix}"  # detectors choose their patterns by the file's type
     found: list[tuple[int, str]] = []
     for number in _candidates(text, keywords, patterns):
         if number > len(lines):
@@ -135,7 +156,7 @@ def _scan(path: Path, text: str) -> list[tuple[int, str]]:
             )
         }
         found += [(number, kind) for kind in sorted(kinds)]
-    return found
+    return tuple(found)
 
 
 def secret_problems(files: dict[Path, str]) -> list[Problem]:
