@@ -15,8 +15,6 @@ from functools import lru_cache
 
 from sqlglot import exp
 from sqlglot.errors import OptimizeError, SqlglotError
-from sqlglot.optimizer.qualify import qualify
-from sqlglot.schema import MappingSchema
 
 from mwaa_elt.spec.sql_parse import Statement, Templated, quiet_sqlglot, templated
 
@@ -220,6 +218,10 @@ _QUALIFIED: dict[tuple, tuple[list[tuple[int, int, str]], tuple[str, ...] | None
 def _qualify(
     query: exp.Query, tables: dict[str, tuple[str, ...]], refs: dict[str, str]
 ) -> tuple[list[tuple[int, int, str]], tuple[str, ...] | None]:
+    # Imported here: the optimizer is heavy to import, and most commands never qualify.
+    from sqlglot.optimizer.qualify import qualify
+    from sqlglot.schema import MappingSchema
+
     copy = query.copy()
     for table in copy.find_all(exp.Table):
         if table.db in refs:
