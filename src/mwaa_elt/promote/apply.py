@@ -54,7 +54,7 @@ class ApplyResult:
 
 # Steps of one phase are independent and run in parallel; phases run in order, so scripts and
 # bundles are in place before any DAG that uses them, and the manifest is written last.
-WORKERS = 8
+WORKERS = 16
 
 
 def _phase(step: Step) -> int:

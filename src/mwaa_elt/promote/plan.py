@@ -14,7 +14,7 @@ from typing import Literal
 
 from mwaa_elt.errors import ConfigError
 from mwaa_elt.promote.bundle import Bundle, content_hash
-from mwaa_elt.promote.manifest import Manifest, PipelineRecord, Release
+from mwaa_elt.promote.manifest import Inputs, Manifest, PipelineRecord, Release
 from mwaa_elt.stage import Stage
 
 Action = Literal["added", "updated", "unchanged", "removed", "rolled_back"]
@@ -31,6 +31,7 @@ class PipelineBuild:
     dag: bytes
     scripts: Mapping[str, bytes] = field(default_factory=dict)
     git_commit: str | None = None
+    inputs: Inputs | None = None  # what it was rendered from, digested (`promote.inputs`)
 
     @property
     def rendered_hash(self) -> str:
@@ -141,8 +142,14 @@ class Plan:
 
     @property
     def has_changes(self) -> bool:
-        """Whether applying the plan writes anything."""
-        return bool(self.steps)
+        """Whether applying the plan changes what is live (writes or deletes an object)."""
+        return any(not isinstance(step, WriteManifest) for step in self.steps)
+
+    @property
+    def records_only(self) -> bool:
+        """Whether the plan only records, in the manifest, the inputs of pipelines it leaves
+        unchanged (their DAGs render as recorded, from inputs digested differently)."""
+        return bool(self.steps) and not self.has_changes
 
     def count(self, action: Action) -> int:
         """How many pipelines the plan gives `action`."""
@@ -187,13 +194,16 @@ def build_plan(
     identity: Identity,
     live_dags: Mapping[str, bytes] | None = None,
     prune: bool = False,
+    unchanged: Sequence[str] = (),
 ) -> Plan:
     """The plan promoting `builds` into `stage`, given its manifest; this has no side effects.
 
     `live_dags` holds the current DAG files by key (`keys_to_diff`, for diffs); with `prune`,
     pipelines in the manifest but not in `builds` are removed, so pass every pipeline then.
+    `unchanged` names pipelines whose inputs the manifest records as they are now
+    (`promote.inputs`): they were not rendered and stay as they are.
     """
-    _check_builds(stage, builds)
+    _check_builds(stage, builds, unchanged, manifest)
     live_dags = live_dags or {}
     changes: list[PipelineChange] = []
     uploads: list[Step] = []
@@ -208,10 +218,29 @@ def build_plan(
         for key in (record.bundle_key, record.templates_key, *record.scripts)
     }
 
+    refreshed = False
+    for name in unchanged:
+        record = manifest.pipelines[name]
+        changes.append(
+            PipelineChange(
+                name,
+                "unchanged",
+                record.dag_key,
+                record.source_hash,
+                record.source_hash,
+                record.rendered_hash,
+            )
+        )
     for build in sorted(builds, key=lambda b: b.name):
         record = manifest.pipelines.get(build.name)
         if _is_unchanged(build, record):
             changes.append(_change(build, "unchanged", record))
+            assert record is not None
+            if build.inputs is not None and record.inputs != build.inputs:
+                # Rendered as recorded from inputs digested otherwise (mwaa-elt changed, or
+                # the record predates digests): record them, so the next promotion skips it.
+                records[build.name] = record.model_copy(update={"inputs": build.inputs})
+                refreshed = True
             continue
         dag_changed = _dag_changed(build, record)
         action: Action = "added" if record is None else "updated"
@@ -248,6 +277,7 @@ def build_plan(
             promoted_by=identity.promoted_by,
             git_commit=build.git_commit,
             tool_version=identity.tool_version,
+            inputs=build.inputs,
         )
         records[build.name] = (
             PipelineRecord(**release.model_dump())
@@ -261,7 +291,7 @@ def build_plan(
             dag_steps.append(_delete(stage, build.name, record.dag_key))
 
     if prune:
-        kept = {build.name for build in builds}
+        kept = {build.name for build in builds} | set(unchanged)
         for name in sorted(set(manifest.pipelines) - kept):
             record = manifest.pipelines[name]
             changes.append(
@@ -271,7 +301,7 @@ def build_plan(
             del records[name]
 
     steps: list[Step] = [*uploads, *templates.values(), *dag_steps]
-    if steps:
+    if steps or refreshed:
         new_manifest = Manifest(stage=stage.name, pipelines=dict(sorted(records.items())))
         steps.append(WriteManifest(new_manifest, manifest_etag, tuple(pending)))
     return Plan(
@@ -414,8 +444,13 @@ def _text_diff(stage: Stage, old_key: str, old: bytes | None, new_key: str, new:
     )
 
 
-def _check_builds(stage: Stage, builds: Sequence[PipelineBuild]) -> None:
-    names = [build.name for build in builds]
+def _check_builds(
+    stage: Stage, builds: Sequence[PipelineBuild], unchanged: Sequence[str], manifest: Manifest
+) -> None:
+    names = [build.name for build in builds] + list(unchanged)
+    unknown = sorted(set(unchanged) - set(manifest.pipelines))
+    if unknown:
+        raise ConfigError(f"not live in stage {stage.name}, so not unchanged: {', '.join(unknown)}")
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise ConfigError(f"pipelines given more than once: {', '.join(duplicates)}")

@@ -73,6 +73,7 @@ class StageStatus:
 def stage_status(store: StageStore) -> StageStatus:
     """Read the manifest, list the DAG prefix's current versions and compare them."""
     manifest, _ = store.load_manifest()
+    manifest = store.load_histories(manifest, manifest.pipelines)
     live = store.latest_versions(store.stage.dags_prefix)
     pipelines = []
     for name, record in sorted(manifest.pipelines.items()):
