@@ -574,7 +574,13 @@ def _print_plan(plan: Any, *, diffs: bool) -> None:
     )
     for column in ("pipeline", "action", "version (live → planned)", "DAG"):
         table.add_column(column)
-    colours = {"added": "green", "updated": "yellow", "removed": "red", "rolled_back": "magenta"}
+    colours = {
+        "added": "green",
+        "updated": "yellow",
+        "removed": "red",
+        "rolled_back": "magenta",
+        "repaired": "yellow",
+    }
     for change in plan.changes:
         colour = colours.get(change.action)
         action = f"[{colour}]{change.action}[/{colour}]" if colour else change.action
@@ -599,9 +605,11 @@ def _print_plan(plan: Any, *, diffs: bool) -> None:
     ]
     counts = ", ".join(
         f"{plan.count(a)} {a.replace('_', ' ')}"
-        for a in ("added", "updated", "unchanged", "removed", "rolled_back")
-        if plan.count(a) or a != "rolled_back"
+        for a in ("added", "updated", "unchanged", "removed", "rolled_back", "repaired")
+        if plan.count(a) or a not in {"rolled_back", "repaired"}
     )
+    if plan.recorded:
+        parts.append(f"the live version of {len(plan.recorded)} DAG file(s) recorded")
     writes = f"{', '.join(parts)}, then the manifest" if parts else "nothing to write"
     out.print(f"{counts}; {writes}")
     if diffs:
@@ -633,6 +641,7 @@ def _run_plan(
     *,
     identity: Any,
     force_unlock: bool,
+    force_token: str | None,
     verify: Any,
     quiet: bool,
 ) -> Any:
@@ -666,6 +675,7 @@ def _run_plan(
             owner=lock_owner(identity.promoted_by),
             identity=identity,
             force_unlock=force_unlock,
+            force_token=force_token,
             progress=progress,
             verify=verify,
         )
@@ -756,7 +766,9 @@ def promote(
     from mwaa_elt.promote.builds import check_route
     from mwaa_elt.promote.execute import Outcome
     from mwaa_elt.promote.identity import caller_arn, identity_now
+    from mwaa_elt.promote.lock import clear_stale, lock_owner
     from mwaa_elt.promote.plan import build_plan, keys_to_diff
+    from mwaa_elt.promote.status import off_record
     from mwaa_elt.stage import load_all_stages
 
     project = _project(project_dir)
@@ -771,12 +783,18 @@ def promote(
     store = _stage_store(target)
     identity = identity_now(caller_arn(target))
     manifest, etag = store.load_manifest()
-    prepared = _prepare(project, stages, target, from_, pipelines, source_profile, manifest)
+    # DAG objects that are not the recorded version are converged by content, so their
+    # pipelines are rendered even when their inputs are unchanged.
+    drifted = off_record(store, manifest.pipelines)
+    prepared = _prepare(
+        project, stages, target, from_, pipelines, source_profile, manifest, set(drifted)
+    )
     # Only the pipelines rendered anew can get a new release: only their histories are read.
     manifest = store.load_histories(manifest, [build.name for build in prepared.builds])
     show_diffs = diff if diff is not None else (plan_only or not (yes or json_))
     wanted = keys_to_diff(prepared.builds, manifest) if show_diffs or plan_only else []
     live = store.read_dags(wanted)
+    names = {build.name for build in prepared.builds}
     plan = build_plan(
         target,
         prepared.builds,
@@ -787,6 +805,7 @@ def promote(
         live_dags=live,
         prune=prune,
         unchanged=prepared.unchanged,
+        off_record={name: live for name, live in drifted.items() if name in names},
     )
     kept = (
         []
@@ -796,12 +815,18 @@ def promote(
         )
     )
     if not plan.has_changes:
-        # Nothing live changes, so no gate has anything to protect; at most the manifest
-        # records the inputs of DAGs that render as recorded, under the stage lock.
+        # Nothing live changes, so no gate has anything to protect. At most the manifest
+        # records the inputs of DAGs that render as recorded, under the stage lock; otherwise a
+        # dead promoter's lock is cleared, so that the stage ends as a completed promotion leaves
+        # it.
         if plan.records_only and not plan_only:
             _run_plan(
                 store, plan, identity=identity, force_unlock=force_unlock, verify=None, quiet=True
             )
+        else:
+            cleared = None if plan_only else clear_stale(store, lock_owner(identity.promoted_by))
+            if cleared is not None:
+                err.print(f"cleared a stale lock of {cleared.owner} (since {cleared.acquired_at})")
         if json_:
             data = Outcome(ApplyResult(plan)).to_dict()
             _print_json({**data, "plan_only": True} if plan_only else data)
@@ -852,16 +877,41 @@ def _apply_confirmed(
     if not json_:
         _print_plan(plan, diffs=diffs)
         _print_kept(kept)
+    force_token = _confirm_force_unlock(store, yes) if force_unlock else None
     _confirm(plan, target, yes)
     outcome = _run_plan(
         store,
         plan,
         identity=identity,
         force_unlock=force_unlock,
+        force_token=force_token,
         verify=_verify(target, skip_mwaa, rollback_on_error),
         quiet=json_,
     )
     _report_outcome(outcome, json_)
+
+
+def _confirm_force_unlock(store: Any, yes: bool) -> str | None:
+    """Ask before breaking a lock whose holder is alive; the token of the lock to break."""
+    import sys
+
+    from mwaa_elt.promote.lock import breaking_live_lock, read_lock
+
+    live = breaking_live_lock(store)
+    if live is None:
+        held = read_lock(store)
+        return None if held is None else held.token
+    held, consequence = live
+    if yes:
+        err.print(f"[yellow]warning:[/yellow] --force-unlock: {escape(consequence)}")
+        return held.token
+    if not sys.stdin.isatty():
+        raise ConfigError(f"{consequence}; pass --yes to break it anyway — nothing was changed")
+    err.print(escape(consequence))
+    if not typer.confirm("Break this live lock?", default=False):
+        err.print("nothing was changed")
+        raise typer.Exit(EXIT_INVALID)
+    return held.token
 
 
 def _prepare(
@@ -872,6 +922,7 @@ def _prepare(
     names: list[str] | None,
     profile: str | None,
     manifest: Any,
+    force: set[str],
 ) -> Any:
     """What the promotion moves: the working tree's pipelines, or the source stage's; only
     those whose inputs differ from what the target's manifest records are rendered."""
@@ -892,6 +943,7 @@ def _prepare(
             environment,
             templates.source_hash,
             names,
+            force=force,
         )
         if not selection.report.ok:
             raise _not_rendered(selection.report)
@@ -911,6 +963,7 @@ def _prepare(
         names,
         target_manifest=manifest,
         environment=environment,
+        force=force,
     )
 
 

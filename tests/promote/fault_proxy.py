@@ -15,6 +15,7 @@ import re
 import socket
 import struct
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -86,6 +87,21 @@ class LoseResponse:
         return "forwarded, response lost"
 
 
+@dataclass(frozen=True)
+class Truncate:
+    """Forward the request, then cut the response off: after `body_bytes` of its body, or in
+    the middle of its headers when None. The cut is announced by closing the connection with
+    the full Content-Length promised, or, `consistent`, hidden behind a Content-Length that
+    matches the cut body (so the client sees a complete answer it cannot parse)."""
+
+    body_bytes: int | None
+    consistent: bool = False
+
+    def describe(self) -> str:
+        where = "in its headers" if self.body_bytes is None else f"after {self.body_bytes} bytes"
+        return f"forwarded, response cut {where}" + (" (consistent)" if self.consistent else "")
+
+
 class Hold:
     """Block matching requests until `release`; then forward them, or drop them unsent."""
 
@@ -112,7 +128,7 @@ class Hold:
         return "held, then " + ("forwarded" if self._forward else "dropped unsent")
 
 
-Action = Respond | Drop | LoseResponse | Hold
+Action = Respond | Drop | LoseResponse | Truncate | Hold
 
 
 @dataclass
@@ -147,6 +163,9 @@ class Exchange:
     key: str
     outcome: str  # "forwarded 200", "answered 503 SlowDown", "dropped after 512 body bytes"…
     body_bytes: int  # the Content-Length the client announced
+    arrived: float = 0.0  # time.monotonic() when the request's headers had arrived
+    ended: float = 0.0  # … and when the proxy was done with it
+    target: str = ""  # for POSTs to the service root (STS): the form's Action
 
 
 @dataclass
@@ -278,34 +297,54 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         proxy = self.server.proxy
+        self._target = ""  # one handler serves every request of a keep-alive connection
         path = urlsplit(self.path).path
         key = unquote(path).lstrip("/").partition("/")[2]  # path-style: /<bucket>/<key>
         length = int(self.headers.get("Content-Length") or 0)
+        arrived = time.monotonic()
         if "chunked" in self.headers.get("Transfer-Encoding", ""):
             self._answer(Respond(501, "NotImplemented", "the fault proxy needs Content-Length"))
             self.close_connection = True
             return
         action = proxy._match(self.command, key)
+
+        def record(outcome: str, target: str = "") -> None:
+            exchange = Exchange(
+                self.command, key, outcome, length, arrived, time.monotonic(), target
+            )
+            proxy._record(exchange)
+
         if isinstance(action, Hold):
             forward = action._wait()
             if not forward:
                 self._reset_client()
-                proxy._record(Exchange(self.command, key, action.describe(), length))
+                record(action.describe())
                 return
         if isinstance(action, Respond):
-            self.rfile.read(length)
-            self._answer(action)
+            # STS and the other query-protocol services wrap the error in <ErrorResponse>.
+            self._answer(action, query=b"Action=" in self.rfile.read(length))
             outcome = action.describe()
         elif isinstance(action, Drop):
             self._forward(length, drop_after=action.after_bytes)
             outcome = action.describe()
         else:
-            status = self._forward(length, lose_response=isinstance(action, LoseResponse))
+            status = self._forward(
+                length,
+                lose_response=isinstance(action, LoseResponse),
+                truncate=action if isinstance(action, Truncate) else None,
+            )
             outcome = action.describe() if action is not None else f"forwarded {status}"
-        proxy._record(Exchange(self.command, key, outcome, length))
+        record(outcome, self._target)
+
+    _target = ""
 
     def _forward(
-        self, length: int, *, drop_after: int | None = None, lose_response: bool = False
+        self,
+        length: int,
+        *,
+        drop_after: int | None = None,
+        lose_response: bool = False,
+        truncate: Truncate | None = None,
     ) -> int:
         upstream = urlsplit(self.server.proxy.upstream)
         connection = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=60)
@@ -325,7 +364,10 @@ class _Handler(BaseHTTPRequestHandler):
                 connection.sock = None
                 self._reset_client()
                 return 0
-            connection.send(self.rfile.read(length))
+            sent = self.rfile.read(length)
+            if self.command == "POST" and b"Action=" in sent:
+                self._target = sent.decode(errors="replace").partition("Action=")[2].split("&")[0]
+            connection.send(sent)
             response = connection.getresponse()
             body = response.read()
         finally:
@@ -333,6 +375,13 @@ class _Handler(BaseHTTPRequestHandler):
         if lose_response:
             self._reset_client()
             return response.status
+        cut = truncate is not None and truncate.body_bytes is not None
+        if truncate is not None and truncate.body_bytes is None:
+            self.send_response_only(response.status, response.reason)
+            self.flush_headers()  # the status line, then nothing more: cut in the headers
+            self._reset_client()
+            return response.status
+        sent = body[: truncate.body_bytes] if cut and truncate is not None else body
         self.send_response_only(response.status, response.reason)
         for name, value in response.getheaders():
             lower = name.lower()
@@ -340,18 +389,26 @@ class _Handler(BaseHTTPRequestHandler):
                 continue
             self.send_header(name, value)
         if self.command != "HEAD":  # a HEAD keeps the object's Content-Length, with no body
-            self.send_header("Content-Length", str(len(body)))
+            announced = sent if truncate is not None and truncate.consistent else body
+            self.send_header("Content-Length", str(len(announced)))
         self.end_headers()
-        self.wfile.write(body)
+        self.wfile.write(sent)
+        if cut and truncate is not None and not truncate.consistent:
+            self.wfile.flush()
+            self._reset_client()
         return response.status
 
-    def _answer(self, error: Respond) -> None:
+    def _answer(self, error: Respond, *, query: bool = False) -> None:
         request_id = uuid.uuid4().hex[:16].upper()
-        body = (
-            '<?xml version="1.0" encoding="UTF-8"?>\n'
-            f"<Error><Code>{error.code}</Code><Message>{error.message}</Message>"
-            f"<RequestId>{request_id}</RequestId><HostId>fault-proxy</HostId></Error>"
-        ).encode()
+        inner = f"<Error><Code>{error.code}</Code><Message>{error.message}</Message>"
+        if query:
+            inner = (
+                f"<ErrorResponse>{inner}<Type>Receiver</Type></Error>"
+                f"<RequestId>{request_id}</RequestId></ErrorResponse>"
+            )
+        else:
+            inner += f"<RequestId>{request_id}</RequestId><HostId>fault-proxy</HostId></Error>"
+        body = ('<?xml version="1.0" encoding="UTF-8"?>\n' + inner).encode()
         self.send_response_only(error.status)
         self.send_header("Content-Type", "application/xml")
         self.send_header("x-amz-request-id", request_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -29,15 +30,17 @@ from fault_proxy import (
     FaultProxy,
     Hold,
     LoseResponse,
+    Truncate,
     internal_error,
     service_unavailable,
     slow_down,
 )
 from typer.testing import CliRunner
 
-from mwaa_elt import cli
+from mwaa_elt import aws, cli
 from mwaa_elt.check import airflow_python
 from mwaa_elt.errors import EXIT_EXTERNAL, ConfigError, MwaaEltError
+from mwaa_elt.promote import phases
 from mwaa_elt.promote.sandbox import Sandbox
 from mwaa_elt.promote.status import UNFINISHED
 from mwaa_elt.stage import Stage
@@ -419,11 +422,18 @@ def test_an_outage_at_the_manifest_write_reports_the_manifest_not_the_lock_relea
 # -- a real promoter process killed between its DAG writes and its manifest write -------------
 
 
-def _spawn_promoter(project: Path, proxy: FaultProxy, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "AWS_ENDPOINT_URL": proxy.url, **(AIRFLOW or {})}
+def _spawn_promoter(
+    project: Path,
+    proxy: FaultProxy | str,
+    log: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    endpoint = proxy if isinstance(proxy, str) else proxy.url
+    env = {**os.environ, "AWS_ENDPOINT_URL": endpoint, **(AIRFLOW or {}), **(env or {})}
     with log.open("wb") as sink:
         return subprocess.Popen(
-            [str(Path(sys.executable).with_name("mwaa-elt")), *PROMOTE],
+            [str(Path(sys.executable).with_name("mwaa-elt")), *PROMOTE, *args],
             cwd=project,
             env=env,
             stdout=sink,
@@ -490,4 +500,213 @@ def test_a_promoter_killed_before_its_manifest_write_is_completed_by_running_it_
     assert f"took over a stale lock of arn:aws:sts::123456789012:user/{holder}" in one_line(output)
     assert account.objects() == clean
     assert_no_partial_dag(account, first, clean)
+    assert_in_sync(status())
+
+
+# -- cut-off answers, sustained throttling: one policy, exit 3 naming the call (#16) ---------
+
+STS = ""  # STS is a POST to the service root: no bucket, no key
+CUT_XML = Truncate(body_bytes=191, consistent=True)  # a complete-looking answer, cut mid-XML
+CUT_BODY = Truncate(body_bytes=100)  # the full length promised, then the connection closed
+CUT_HEADERS = Truncate(body_bytes=None)  # the write landed; its answer stopped after a line
+
+
+@pytest.fixture
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """mwaa-elt's own retries without their waits (botocore's keep theirs)."""
+    monkeypatch.setattr(aws, "POLICY", aws.RetryPolicy(base_seconds=0.001))
+
+
+@pytest.mark.parametrize(
+    ("method", "key", "fault"),
+    [
+        ("POST", STS, CUT_XML),
+        ("GET", MANIFEST, CUT_BODY),
+        ("GET", LOCK, CUT_BODY),
+        ("PUT", r"dags/movielens_scifi\.py", CUT_HEADERS),
+        ("PUT", MANIFEST, CUT_HEADERS),
+    ],
+    ids=[
+        "STS answer",
+        "manifest read",
+        "lock read",
+        "DAG write's answer",
+        "manifest write's answer",
+    ],
+)
+def test_a_cut_off_answer_to_any_kind_of_call_is_retried_to_a_clean_promotion(
+    method, key, fault, project, proxy, account
+):
+    clean = reference("update", project, account)
+    start("update", project, account)
+    rule = proxy.add(method, key, fault)
+
+    code, output = mwaa(*PROMOTE)
+
+    assert code == 0, output
+    assert rule.fired == 1, [e.outcome for e in proxy.exchanges]
+    assert account.objects() == clean
+    assert_in_sync(status())
+
+
+@pytest.mark.parametrize(
+    ("method", "key", "fault", "call", "kind"),
+    [
+        ("POST", STS, CUT_XML, "sts:GetCallerIdentity", "the response kept arriving cut off"),
+        ("POST", STS, slow_down(), "sts:GetCallerIdentity", "AWS kept throttling it"),
+        (
+            "GET",
+            MANIFEST,
+            CUT_BODY,
+            "s3:GetObject s3://airflow-mwaa-elt-dev-111111111111/.mwaa-elt/manifest.json",
+            "the response kept arriving cut off",
+        ),
+    ],
+    ids=["STS answer cut", "STS 503 SlowDown", "manifest read cut"],
+)
+def test_a_fault_on_a_read_before_any_write_exits_3_naming_the_call_not_the_credentials(
+    method, key, fault, call, kind, project, proxy, account, fast_retries
+):
+    before = start("update", project, account)
+    proxy.clear()  # count only this run's requests
+    proxy.add(method, key, fault, times=None)
+
+    code, output = mwaa(*PROMOTE)
+
+    text = one_line(output)
+    assert code == EXIT_EXTERNAL, output
+    assert f"{call}" in text and f"failed after retries ({kind}" in text, text
+    assert "check your credentials" not in text and "Traceback" not in text
+    assert len(proxy.seen(method, key)) == 5  # the policy's attempts, not more, not fewer
+    assert account.objects() == before  # nothing was written
+
+    proxy.clear()
+    code, output = mwaa(*PROMOTE)
+    assert code == 0, output
+    assert_in_sync(status())
+
+
+def test_a_dag_write_whose_answer_is_always_cut_exits_3_and_a_rerun_converges(
+    project, proxy, account
+):
+    first = reference("first", project, account)
+    clean = reference("update", project, account)
+    start("update", project, account)
+    proxy.clear()  # count only this run's requests
+    key = r"dags/movielens_scifi\.py"
+    proxy.add("PUT", key, CUT_HEADERS, times=None)
+
+    code, output = mwaa(*PROMOTE)
+
+    text = one_line(output)
+    assert code == EXIT_EXTERNAL, output
+    assert "s3:PutObject s3://airflow-mwaa-elt-dev-111111111111/dags/movielens_scifi.py" in text
+    assert "failed after retries (the connection kept failing)" in text
+    assert PART_WAY in text
+    assert len(proxy.seen("PUT", key)) == 5
+    assert_no_partial_dag(account, first, clean)
+
+    proxy.clear()
+    code, output = mwaa(*PROMOTE)
+    assert code == 0, output
+    assert account.objects() == clean
+    assert_in_sync(status())
+
+
+# -- the lock fences every write; any interruption converges with one re-run (#15) ----------
+
+
+@needs_airflow
+@pytest.mark.parametrize("point", phases.POINTS)
+def test_a_promoter_sigkilled_at_any_phase_is_converged_by_one_rerun(
+    point, project, proxy, account, tmp_path
+):
+    first = reference("first", project, account)
+    clean = reference("update", project, account)
+    start("update", project, account)
+    log = tmp_path / "promoter.log"
+    promoter = _spawn_promoter(project, proxy, log, env={"MWAA_ELT_KILL_AT": point})
+    try:
+        assert promoter.wait(timeout=300) == -signal.SIGKILL, log.read_text()
+    finally:
+        if promoter.poll() is None:
+            promoter.kill()
+            promoter.wait(timeout=30)
+    assert_no_partial_dag(account, first, clean)
+    assert status()["lock"]["pid"] == promoter.pid  # it died holding the lock
+
+    code, output = mwaa(*PROMOTE)  # the same command, once
+
+    assert code == 0, output
+    assert account.objects() == clean
+    assert_in_sync(status())
+
+
+def _wait_stopped(process: subprocess.Popen[bytes], log: Path) -> None:
+    """Wait until `process` stopped itself (SIGSTOP at a phase point)."""
+    deadline = time.monotonic() + 240  # rendering and the DagBag gate, on a loaded machine
+    while Path(f"/proc/{process.pid}/stat").read_text().split(") ")[1][0] != "T":
+        if process.poll() is not None:
+            pytest.fail(f"the promoter exited ({process.returncode}):\n{log.read_text()}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"the promoter never paused:\n{log.read_text()}")
+        time.sleep(0.1)
+
+
+@needs_airflow
+def test_a_promotion_whose_lock_is_broken_mid_write_writes_nothing_once_it_knows(
+    project, proxy, account, tmp_path, tmp_path_factory
+):
+    """Two real processes. A promotes a template change through the proxy and is paused (every
+    thread, its heartbeat too) between its first writes (the template snapshot) and its DAG
+    files; B, another change in another checkout, breaks A's live lock with --force-unlock --yes
+    and completes. A then resumes: it must write nothing once its fence fails, exit 1 saying
+    why, and one re-run of A's command must leave `status` clean."""
+    first = reference("first", project, account)
+    clean = reference("update", project, account)
+    start("update", project, account)  # A's change: the template change over a live stage
+    other = tmp_path_factory.mktemp("other-checkout")
+    shutil.copytree(project, other, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.log"))
+    template = other / "dag_templates/dag.py.j2"
+    template.write_text("# another change, promoted by B\n" + template.read_text())
+    proxy.clear()
+    a_log, b_log = tmp_path / "a.log", tmp_path / "b.log"
+    a = _spawn_promoter(project, proxy, a_log, env={"MWAA_ELT_PAUSE_AT": "uploaded"})
+    try:
+        _wait_stopped(a, a_log)
+        assert proxy.seen("PUT", rf"{re.escape(account.stage.templates_prefix)}.*")
+        b = _spawn_promoter(other, account.endpoint, b_log, "--force-unlock")  # not proxied
+        assert b.wait(timeout=300) == 0, b_log.read_text()
+        assert "that holder is alive" in one_line(b_log.read_text())
+        by_b = account.objects()
+        a.send_signal(signal.SIGCONT)
+        assert a.wait(timeout=120) == 1, a_log.read_text()
+    finally:
+        if a.poll() is None:
+            a.kill()
+            a.wait(timeout=30)
+    assert "broken by someone else" in one_line(a_log.read_text())
+    learned = min(
+        e.ended
+        for e in proxy.exchanges
+        if re.fullmatch(LOCK, e.key) and e.outcome in {"forwarded 404", "forwarded 412"}
+    )
+    lock_key = re.compile(LOCK)
+    after = [
+        e
+        for e in proxy.exchanges
+        if e.method in {"PUT", "DELETE", "POST"} and e.arrived >= learned
+        and not lock_key.fullmatch(e.key)
+    ]  # fmt: skip
+    assert after == [], "A wrote after it learned that its lock was broken"
+    assert proxy.seen("PUT", r"dags/.*") == []  # A never reached its DAG files
+    assert account.objects() == by_b  # B's promotion is what is live, intact
+    assert status()["drifted"] == []
+
+    code, output = mwaa(*PROMOTE)  # A's command, once
+
+    assert code == 0, output
+    objects = account.objects()
+    assert {key: objects[key] for key in DAGS} == {key: clean[key] for key in DAGS}
+    assert_no_partial_dag(account, first, clean, by_b)
     assert_in_sync(status())

@@ -133,7 +133,7 @@ def test_a_promotion_whose_lock_was_broken_stops_before_its_next_write(
     assert not lock.renew(store, held) and held.lost
     plan = plan_for(store, [build(dev, "a")])
     with pytest.raises(ConfigError, match="broken by someone else") as raised:
-        apply_plan(store, plan, guard=lambda: lock.check_held(held))
+        apply_plan(store, plan, guard=lambda: lock.check_held(store, held))
     assert "stage dev is as it was" in raised.value.messages[-1]
     assert store.load_manifest()[1] is None
 
@@ -159,3 +159,108 @@ def test_ctrl_c_during_apply_says_what_is_live(store: StageStore, dev: Stage) ->
         "already wrote dags/a.py, which the manifest does not record yet"
         in raised.value.messages[1]
     )
+
+
+def test_every_write_proves_ownership_and_parallel_writers_share_one_proof(
+    store: StageStore, dev: Stage, recorder
+) -> None:
+    held = lock.acquire(store, "arn:alice")
+    now = [1_000.0]
+    recorder.calls.clear()
+    barrier = threading.Barrier(16)
+
+    def writer() -> None:
+        barrier.wait()
+        lock.check_held(store, held, clock=lambda: now[0])
+
+    threads = [threading.Thread(target=writer) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    proofs = [call for call in recorder.calls if call == ("HeadObject", dev.lock_key)]
+    assert len(proofs) == 1  # sixteen writers, one conditional HEAD
+    now[0] += lock.FENCE_SECONDS / 2
+    lock.check_held(store, held, clock=lambda: now[0])
+    assert recorder.calls.count(("HeadObject", dev.lock_key)) == 1  # still fresh
+    now[0] += lock.FENCE_SECONDS
+    lock.check_held(store, held, clock=lambda: now[0])
+    assert recorder.calls.count(("HeadObject", dev.lock_key)) == 2  # stale: proved again
+
+
+def test_a_broken_lock_stops_the_next_write_once_the_last_proof_is_older_than_the_fence(
+    store: StageStore, dev: Stage
+) -> None:
+    held = lock.acquire(store, "arn:alice")
+    now = [held.verified_at]
+    lock.force_unlock(_other(dev))
+    lock.acquire(_other(dev), "arn:bob")
+    # The documented window: a proof younger than FENCE_SECONDS is trusted without a request.
+    lock.check_held(store, held, clock=lambda: now[0] + lock.FENCE_SECONDS / 2)
+    with pytest.raises(ConfigError, match="broken by someone else"):
+        lock.check_held(store, held, clock=lambda: now[0] + lock.FENCE_SECONDS * 1.5)
+    assert held.lost
+    with pytest.raises(ConfigError):  # and every later write, without asking S3 again
+        lock.check_held(store, held, clock=lambda: now[0])
+
+
+def test_a_deleted_lock_fails_the_proof_as_a_replaced_one_does(store: StageStore) -> None:
+    held = lock.acquire(store, "arn:alice")
+    lock.force_unlock(store)
+    with pytest.raises(ConfigError, match="broken by someone else"):
+        lock.check_held(store, held, max_age=0)
+
+
+def test_renewal_changes_the_etag_without_failing_the_proof(store: StageStore) -> None:
+    held = lock.acquire(store, "arn:alice")
+    assert lock.renew(store, held)
+    lock.check_held(store, held, max_age=0)
+    assert not held.lost and lock.read_lock(store) == held.info
+    assert held.info.renewed_at != ""
+
+
+def test_a_holder_is_alive_while_it_renews_and_not_once_it_stopped(store: StageStore) -> None:
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    info = lock.LockInfo(
+        owner="arn:bob on ci-runner (pid 42)",
+        token="t",
+        acquired_at=(now - timedelta(minutes=30)).isoformat(),
+        expires_at=(now + timedelta(minutes=4)).isoformat(),
+        host="ci-runner",
+        pid=42,
+        renewed_at=(now - timedelta(seconds=20)).isoformat(),
+    )
+    assert info.alive_reason(now) == "its holder renewed it 20 s ago"
+    silent = replace(info, renewed_at=(now - timedelta(minutes=3)).isoformat())
+    assert silent.alive_reason(now) is None  # missed two heartbeats: maybe gone
+    expired = replace(info, expires_at=(now - timedelta(seconds=1)).isoformat())
+    assert expired.alive_reason(now) is None
+    _plant(store, info)
+    found = lock.breaking_live_lock(store)
+    assert found is not None and found[0] == info
+    assert "stops it before its next write" in found[1] and "up to 8 objects" in found[1]
+
+
+def test_force_unlock_breaks_only_the_lock_the_user_agreed_to_break(store: StageStore) -> None:
+    first = lock.acquire(store, "arn:alice")
+    lock.force_unlock(store)
+    second = lock.acquire(store, "arn:bob")
+    assert lock.force_unlock(store, token=first.info.token) is None
+    assert lock.read_lock(store) == second.info
+    assert lock.force_unlock(store, token=second.info.token) == second.info
+    assert lock.read_lock(store) is None
+
+
+def test_a_dead_holders_lock_is_cleared_by_a_run_with_nothing_to_write(store: StageStore) -> None:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], check=True,
+                          capture_output=True, text=True)  # fmt: skip
+    stale = lock.acquire(store, "arn:bob")
+    _plant(store, replace(stale.info, pid=int(dead.stdout)))
+    cleared = lock.clear_stale(store, "arn:alice")
+    assert cleared is not None and cleared.pid == int(dead.stdout)
+    assert lock.read_lock(store) is None
+    live = lock.acquire(store, "arn:carol", lease=timedelta(hours=1))
+    assert lock.clear_stale(store, "arn:alice") is None  # a live lock is left alone
+    assert lock.read_lock(store) == live.info

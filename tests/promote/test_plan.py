@@ -173,6 +173,48 @@ def test_rollback_targets_the_previous_release_or_a_named_one(dev: Stage) -> Non
     assert _applied(removed).pipelines == {}
 
 
+def _recorded(stage: Stage, builds, version: str) -> Manifest:
+    """The manifest a completed promotion of `builds` leaves, each DAG at S3 `version`."""
+    manifest = _applied(_plan(stage, builds))
+    records = {
+        name: record.model_copy(update={"dag_version_id": version})
+        for name, record in manifest.pipelines.items()
+    }
+    return manifest.model_copy(update={"pipelines": records})
+
+
+def test_the_recorded_bytes_live_under_another_version_are_recorded_without_a_write(
+    dev: Stage,
+) -> None:
+    from mwaa_elt.promote.status import LiveDag
+
+    builds = [build(dev, "a"), build(dev, "b")]
+    manifest = _recorded(dev, builds, "v1")
+    same_bytes = LiveDag("v2", manifest.pipelines["a"].rendered_hash)
+    plan = _plan(dev, builds, manifest, off_record={"a": same_bytes})
+    assert [type(step) for step in plan.steps] == [WriteManifest]
+    assert plan.recorded == ("a",) and plan.count("unchanged") == 2
+    records = _applied(plan).pipelines
+    assert records["a"].dag_version_id == "v2" and records["b"].dag_version_id == "v1"
+    assert records["a"].history == manifest.pipelines["a"].history  # not a new release
+
+
+def test_other_bytes_or_none_under_a_recorded_key_are_written_again(dev: Stage) -> None:
+    from mwaa_elt.promote.status import LiveDag
+
+    builds = [build(dev, "a"), build(dev, "b"), build(dev, "c")]
+    manifest = _recorded(dev, builds, "v1")
+    off = {"a": LiveDag("v9", "another render"), "b": None}  # c is as recorded
+    plan = _plan(dev, builds, manifest, off_record=off)
+    actions = {c.pipeline: c.action for c in plan.changes}
+    assert actions == {"a": "repaired", "b": "repaired", "c": "unchanged"}
+    writes = [step for step in plan.steps if isinstance(step, WriteDag)]
+    assert [(w.pipeline, w.body) for w in writes] == [("a", builds[0].dag), ("b", builds[1].dag)]
+    final = plan.steps[-1]
+    assert isinstance(final, WriteManifest) and final.pending_versions == ("a", "b")
+    assert final.manifest.pipelines["a"].history == manifest.pipelines["a"].history
+
+
 def _with_inputs(build, digest: str):
     from dataclasses import replace
 

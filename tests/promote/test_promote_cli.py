@@ -4,7 +4,9 @@ MWAA through botocore's Stubber."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -402,6 +404,82 @@ def test_rollback_on_error_restores_the_previous_dag(project, stages, monkeypatc
     record = next(p for p in status["pipelines"] if p["pipeline"] == "movielens_scifi")
     assert record["promoted_from"] == "rollback" and record["drift"] == "in sync"
     stubber.assert_no_pending_responses()
+
+
+def test_a_raced_write_of_the_same_bytes_is_recorded_by_one_rerun_and_status_is_clean(
+    project, stages
+):
+    """The recorded bytes live under another S3 version (a fenced run's late write of the same
+    file): `status` says unfinished; the same command records the live version, writing no DAG."""
+    promote_json("--to", "dev")
+    s3 = make_client("s3", stages["dev"].region)
+    bucket, key = stages["dev"].source_bucket, "dags/scifi_quality.py"
+    live = s3.get_object(Bucket=bucket, Key=key)
+    s3.put_object(Bucket=bucket, Key=key, Body=live["Body"].read(), Metadata=live["Metadata"])
+    code, status = mwaa_json("status", "--stage", "dev")
+    drift = {p["pipeline"]: p["drift"] for p in status["pipelines"]}
+    assert drift["scifi_quality"] == "unfinished promotion"
+    before = versions(stages["dev"])
+
+    code, output = mwaa("promote", "--to", "dev", "--yes", "--skip-mwaa-checks")
+
+    assert code == 0, output
+    assert "the live version of 1 DAG file(s) recorded" in " ".join(output.split())
+    after = versions(stages["dev"])
+    assert {k: n for k, n in after.items() if k.startswith("dags/")} == {
+        k: n for k, n in before.items() if k.startswith("dags/")
+    }  # no DAG written
+    code, status = mwaa_json("status", "--stage", "dev")
+    assert status["drifted"] == [] and status["lock"] is None
+    assert promote_json("--to", "dev")["uploaded"] == 0  # and it stays converged
+
+
+def test_other_bytes_under_a_recorded_key_are_rewritten_by_the_same_command(project, stages):
+    promote_json("--to", "dev")
+    s3 = make_client("s3", stages["dev"].region)
+    bucket, key = stages["dev"].source_bucket, "dags/movielens_emr.py"
+    recorded = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    s3.put_object(Bucket=bucket, Key=key, Body=b"# another promotion's file")
+    result = promote_json("--to", "dev")
+    actions = {p["pipeline"]: p["action"] for p in result["pipelines"]}
+    assert actions["movielens_emr"] == "repaired" and result["uploaded"] == 1
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == recorded
+    assert mwaa_json("status", "--stage", "dev")[1]["drifted"] == []
+
+
+def _live_lock_elsewhere(stage: Stage) -> lock.LockInfo:
+    store = StageStore(stage, make_client("s3", stage.region))
+    now = datetime.now(UTC).replace(microsecond=0)
+    info = lock.LockInfo(
+        owner="arn:aws:iam::111111111111:user/bob on ci-runner (pid 42)",
+        token="bobs-token",
+        acquired_at=(now - timedelta(minutes=10)).isoformat(),
+        expires_at=(now + timedelta(minutes=4)).isoformat(),
+        host="ci-runner",
+        pid=42,
+        renewed_at=(now - timedelta(seconds=30)).isoformat(),
+    )
+    store.put(stage.lock_key, json.dumps(asdict(info)).encode())
+    return info
+
+
+def test_force_unlock_of_a_live_holder_is_refused_without_a_terminal_unless_yes(project, stages):
+    dev = stages["dev"]
+    store = StageStore(dev, make_client("s3", dev.region))
+    bobs = _live_lock_elsewhere(dev)
+    result = runner.invoke(cli.app, ["promote", "--to", "dev", "--skip-mwaa-checks",
+                                     "--force-unlock"])  # fmt: skip
+    assert isinstance(result.exception, MwaaEltError) and result.exception.exit_code == 1
+    message = " ".join(" ".join(result.exception.messages).split())
+    assert "locked by arn:aws:iam::111111111111:user/bob on ci-runner (pid 42)" in message
+    assert re.search(r"that holder is alive \(its holder renewed it \d+ s ago\)", message)
+    assert "stops it before its next write" in message and "pass --yes" in message
+    assert lock.read_lock(store) == bobs and store.load_manifest()[1] is None
+
+    code, output = mwaa("promote", "--to", "dev", "--skip-mwaa-checks", "--force-unlock", "--yes")
+    assert code == 0, output
+    assert "warning: --force-unlock: stage dev is locked by" in " ".join(output.split())
+    assert lock.read_lock(store) is None and store.load_manifest()[1] is not None
 
 
 # -- deciding from inputs ----------------------------------------------------------------------

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mwaa_elt.errors import ConfigError, MwaaEltError
+from mwaa_elt.promote import phases
 from mwaa_elt.promote.plan import (
     DeleteDag,
     Plan,
@@ -57,6 +58,9 @@ class ApplyResult:
 WORKERS = 16
 
 
+_PHASE_POINTS = {0: "uploaded", 1: "dags-written", 2: "manifest-written"}
+
+
 def _phase(step: Step) -> int:
     if isinstance(step, UploadScript | UploadBundle | UploadTemplates):
         return 0
@@ -94,8 +98,11 @@ def apply_plan(
                 for future in as_completed(futures):
                     _count(result, future.result())
                     done.append(futures[future])
+                    if isinstance(futures[future], WriteDag):
+                        phases.reached("dag-written")
                     if progress is not None:
                         progress(len(done), len(plan.steps), futures[future])
+                phases.reached(_PHASE_POINTS[phase])
             except BaseException as error:
                 _settle(futures, done)  # nothing new starts once the run is stopping
                 if isinstance(error, MwaaEltError):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -102,6 +102,7 @@ def from_stage(
     *,
     target_manifest: Manifest | None = None,
     environment: str | None = None,
+    force: Collection[str] = (),
 ) -> Prepared:
     """Re-render for `target` exactly the versions live in the source stage's manifest.
 
@@ -125,7 +126,9 @@ def from_stage(
     trusted: dict[str, Inputs] = {}
     for name, digest in digests.items():
         record = (target_manifest or Manifest(stage=target.name)).pipelines.get(name)
-        if record is not None and record.inputs is not None and record.inputs.hash == digest:
+        if name in force or record is None or record.inputs is None:
+            continue
+        if record.inputs.hash == digest:
             trusted[name] = record.inputs
     to_render = [name for name in selected if name not in trusted]
     with tempfile.TemporaryDirectory(prefix="mwaa-elt-promote-") as scratch:

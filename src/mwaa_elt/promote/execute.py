@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mwaa_elt.errors import ConfigError, MwaaEltError
+from mwaa_elt.promote import phases
 from mwaa_elt.promote.apply import ApplyResult, Progress, apply_plan
 from mwaa_elt.promote.lock import Lease, LockInfo, check_held, stage_lock
 from mwaa_elt.promote.mwaa import MwaaEnvironment, Verification, verify_parsed
@@ -57,14 +58,17 @@ def execute(
     owner: str,
     identity: Identity,
     force_unlock: bool = False,
+    force_token: str | None = None,
     progress: Progress | None = None,
     verify: Verify | None = None,
 ) -> Outcome:
     """Take the stage lock, apply `plan` if the manifest is still the one it was built against,
-    verify the new DAGs with Airflow, and roll failed ones back when asked."""
+    verify the new DAGs with Airflow, and roll failed ones back when asked; every write is
+    fenced by the lock (`lock.check_held`)."""
     lease: Lease | None = None
     try:
-        with stage_lock(store, owner, force=force_unlock) as lease:
+        with stage_lock(store, owner, force=force_unlock, force_token=force_token) as lease:
+            phases.reached("locked")
             outcome = _apply_and_verify(store, plan, identity, progress, verify, lease)
             outcome.took_over = lease.taken_over
     except MwaaEltError as error:
@@ -90,7 +94,7 @@ def _apply_and_verify(
             "command again to plan against what is live now"
         )
     written_at = datetime.now(UTC)
-    outcome = Outcome(apply_plan(store, plan, progress, guard=lambda: check_held(lease)))
+    outcome = Outcome(apply_plan(store, plan, progress, guard=lambda: check_held(store, lease)))
     written = {s.pipeline: s.body for s in plan.steps if isinstance(s, WriteDag)}
     if verify is None or not written:
         return outcome
@@ -107,5 +111,5 @@ def _apply_and_verify(
         undo = plan_rollback(
             store, manifest, etag, dict.fromkeys(failed), identity, remove_without_history=True
         )
-        outcome.rollback = apply_plan(store, undo, guard=lambda: check_held(lease))
+        outcome.rollback = apply_plan(store, undo, guard=lambda: check_held(store, lease))
     return outcome

@@ -7,9 +7,8 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from mwaa_elt.errors import ConfigError, ExternalError
+from mwaa_elt import aws
+from mwaa_elt.errors import ConfigError
 from mwaa_elt.promote.plan import Identity
 from mwaa_elt.promote.store import make_client
 from mwaa_elt.stage import Stage
@@ -27,13 +26,15 @@ def caller_arn(stage: Stage, sts: Any | None = None) -> str:
     """The ARN of the AWS identity running the command, refused when it belongs to an account
     other than the stage's (except against an emulator)."""
     client = sts or make_client("sts", stage.region)
-    try:
-        arn = str(client.get_caller_identity()["Arn"])
-    except (ClientError, BotoCoreError) as error:
-        raise ExternalError(
-            f"could not read the AWS caller identity (sts:GetCallerIdentity): {error}; "
-            "check your credentials — nothing was changed"
-        ) from None
+    # Credential errors say "check your credentials"; throttling, 5xx and cut-off answers are
+    # retried and then reported as what they are.
+    arn = str(
+        aws.call(
+            "sts:GetCallerIdentity (who is promoting)",
+            lambda: client.get_caller_identity()["Arn"],
+            state="nothing was changed",
+        )
+    )
     account = arn.split(":")[4] if arn.count(":") >= 5 else ""
     if account != stage.account_id and not emulated():
         raise ConfigError(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -73,16 +73,19 @@ def select_working_tree(
     environment: str,
     templates_hash: str,
     names: Sequence[str] | None = None,
+    *,
+    force: Collection[str] = (),
 ) -> Selection:
     """Hash each spec's folder, trust the specs whose inputs the manifest records unchanged, and
-    validate the others together with the summaries of the trusted ones.
+    validate the others together with the summaries of the trusted ones. Pipelines in `force`
+    (e.g. whose DAG object is not the recorded one) are never trusted.
 
     ConfigError for `names` that name no pipeline.
     """
     recorded = {
         record.inputs.spec: (name, record.inputs)
         for name, record in manifest.pipelines.items()
-        if record.inputs is not None
+        if record.inputs is not None and name not in force
     }
     folders: dict[Path, str] = {}
     trusted: dict[Path, SpecSummary] = {}

@@ -4,6 +4,12 @@ The lock is a lease: its holder renews `expires_at` while it works, so a holder 
 (killed, lost its network) stops renewing and its lock goes stale within one lease. A stale lock
 (expired, or held by a process of this host that no longer runs) is taken over atomically — a
 PutObject conditional on the stale lock's ETag — so two promoters can never both take it.
+
+Writes are fenced by the lock: before each write the holder proves the lock object still has
+the ETag it last wrote (`check_held`: one conditional HEAD, shared by every write within
+`FENCE_SECONDS`), and stops once it does not. S3 cannot make one object's PUT conditional on
+another object, so a write that passed the fence just before a break can still land: the
+window is `FENCE_SECONDS` plus the writes already in flight.
 """
 
 from __future__ import annotations
@@ -12,8 +18,9 @@ import json
 import os
 import socket
 import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -22,6 +29,11 @@ from mwaa_elt.errors import ConfigError, MwaaEltError
 from mwaa_elt.promote.store import StageStore
 
 DEFAULT_LEASE = timedelta(minutes=5)
+# How long a proof of ownership is trusted: writes within it share one conditional HEAD.
+FENCE_SECONDS = 1.0
+# The heartbeat renews the lease this many times per lease; a lock renewed within two beats
+# has a holder that is demonstrably alive.
+BEATS_PER_LEASE = 5
 
 
 @dataclass(frozen=True)
@@ -34,6 +46,7 @@ class LockInfo:
     expires_at: str
     host: str = ""
     pid: int = 0
+    renewed_at: str = ""  # the holder's last heartbeat (empty: never renewed yet)
 
     def expired(self, now: datetime) -> bool:
         """Whether the lease ran out (its holder stopped renewing it)."""
@@ -59,6 +72,22 @@ class LockInfo:
             return f"its lease expired at {self.expires_at}"
         return None
 
+    def alive_reason(self, now: datetime, lease: timedelta = DEFAULT_LEASE) -> str | None:
+        """Why the holder is demonstrably still working (a fresh heartbeat, or a running process
+        of this host), or None when it may be gone."""
+        if self.stale_reason(now) is not None:
+            return None
+        if self.host == socket.gethostname() and self.pid > 0 and self.pid != os.getpid():
+            return f"its process (pid {self.pid} on {self.host}) is running"
+        try:
+            beat = datetime.fromisoformat(self.renewed_at or self.acquired_at)
+        except ValueError:
+            return None
+        age = (now - beat).total_seconds()
+        if age <= 2 * lease.total_seconds() / BEATS_PER_LEASE:
+            return f"its holder renewed it {max(0, int(age))} s ago"
+        return None
+
 
 @dataclass
 class Lease:
@@ -69,7 +98,10 @@ class Lease:
     taken_over: LockInfo | None = None  # the stale lock this acquisition replaced
     lost: bool = False  # someone broke the lock (--force-unlock) while it was held
     release_error: str | None = None  # the lock could not be deleted; its lease will expire
+    verified_at: float = field(default_factory=time.monotonic)  # last proof it was still ours
     _stop: threading.Event = field(default_factory=threading.Event)
+    # Held while the lock object is renewed or checked, so a check never sees a half-renewal.
+    _mutex: threading.Lock = field(default_factory=threading.Lock)
 
 
 def lock_owner(caller: str) -> str:
@@ -153,22 +185,48 @@ def _write(
 
 def renew(store: StageStore, held: Lease, *, lease: timedelta = DEFAULT_LEASE) -> bool:
     """Extend the lease if the lock is still ours; False (and `held.lost`) when it was broken."""
-    info = LockInfo(**{**asdict(held.info), "expires_at": (_now() + lease).isoformat()})
-    renewed = _write(store, info, if_match=held.etag)
-    if renewed is None:
-        held.lost = True
-        return False
-    held.info, held.etag = info, renewed.etag
+    now = _now()
+    info = LockInfo(
+        **{
+            **asdict(held.info),
+            "expires_at": (now + lease).isoformat(),
+            "renewed_at": now.isoformat(),
+        }
+    )
+    with held._mutex:
+        started = time.monotonic()
+        renewed = _write(store, info, if_match=held.etag)
+        if renewed is None:
+            held.lost = True
+            return False
+        held.info, held.etag, held.verified_at = info, renewed.etag, started
     return True
 
 
-def check_held(held: Lease) -> None:
-    """Raise when the lock was broken while held, so the work stops before its next write."""
-    if held.lost:
-        raise ConfigError(
-            "the stage lock was broken by someone else (--force-unlock) while this command ran; "
-            "it stopped so that two promotions never write at once"
-        )
+def check_held(
+    store: StageStore,
+    held: Lease,
+    *,
+    max_age: float = FENCE_SECONDS,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
+    """Prove the lock is still ours before a write, or raise so the work stops at once.
+
+    The proof is one conditional HEAD (`If-Match` the lock's ETag), shared by every write that
+    starts within `max_age` seconds of it, so parallel uploads cost one request per interval.
+    """
+    with held._mutex:
+        if not held.lost and clock() - held.verified_at > max_age:
+            started = clock()
+            if store.has_etag(store.stage.lock_key, held.etag):
+                held.verified_at = started
+            else:
+                held.lost = True
+        if held.lost:
+            raise ConfigError(
+                "the stage lock was broken by someone else (--force-unlock) while this command "
+                "ran; it stopped before its next write so that two promotions never write at once"
+            )
 
 
 def release(store: StageStore, held: Lease | LockInfo) -> None:
@@ -179,16 +237,47 @@ def release(store: StageStore, held: Lease | LockInfo) -> None:
         store.delete(store.stage.lock_key)
 
 
-def force_unlock(store: StageStore) -> LockInfo | None:
-    """Break the stage lock whoever holds it; returns the lock that was broken, if any."""
+def force_unlock(store: StageStore, *, token: str | None = None) -> LockInfo | None:
+    """Break the stage lock (only the one with `token`, when given: the lock a user agreed to
+    break); returns the lock that was broken, if any."""
     held = read_lock(store)
-    if held is not None:
+    if held is not None and (token is None or held.token == token):
         store.delete(store.stage.lock_key)
-    return held
+        return held
+    return None
+
+
+def breaking_live_lock(store: StageStore) -> tuple[LockInfo, str] | None:
+    """The lock `--force-unlock` would break when its holder is demonstrably alive, with what
+    breaking it does; None when there is no lock or its holder may be gone."""
+    from mwaa_elt.promote.apply import WORKERS  # at most this many writes are in flight
+
+    held = read_lock(store)
+    alive = None if held is None else held.alive_reason(_now())
+    if held is None or alive is None:
+        return None
+    return held, (
+        f"stage {store.stage.name} is locked by {held.owner} since {held.acquired_at}, and "
+        f"that holder is alive ({alive}); breaking its lock stops it before its next write "
+        f"(it exits 1), but writes it already started — up to {WORKERS} objects, started within "
+        f"{FENCE_SECONDS:g} s of the break — may still land over this run's; re-running its "
+        "command afterwards (or this one) converges the stage"
+    )
+
+
+def clear_stale(store: StageStore, owner: str) -> LockInfo | None:
+    """Take over and release a stale lock (its holder died), so a run with nothing to write
+    still leaves the stage unlocked; the lock cleared, or None. A live lock is left alone."""
+    held = read_lock(store)
+    if held is None or held.stale_reason(_now()) is None:
+        return None
+    lease = acquire(store, owner)
+    release(store, lease)
+    return lease.taken_over
 
 
 def _heartbeat(store: StageStore, held: Lease, lease: timedelta) -> None:
-    interval = max(1.0, lease.total_seconds() / 5)
+    interval = max(1.0, lease.total_seconds() / BEATS_PER_LEASE)
     while not held._stop.wait(interval):
         try:
             if not renew(store, held, lease=lease):
@@ -199,12 +288,17 @@ def _heartbeat(store: StageStore, held: Lease, lease: timedelta) -> None:
 
 @contextmanager
 def stage_lock(
-    store: StageStore, owner: str, *, force: bool = False, lease: timedelta = DEFAULT_LEASE
+    store: StageStore,
+    owner: str,
+    *,
+    force: bool = False,
+    force_token: str | None = None,
+    lease: timedelta = DEFAULT_LEASE,
 ) -> Iterator[Lease]:
     """Hold the stage lock for the `with` block, renewing its lease; with `force`, break a
-    held lock first."""
+    held lock first (only the one with `force_token`, when given)."""
     if force:
-        force_unlock(store)
+        force_unlock(store, token=force_token)
     held = acquire(store, owner, lease=lease)
     beat = threading.Thread(target=_heartbeat, args=(store, held, lease), daemon=True)
     beat.start()

@@ -12,14 +12,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
-from mwaa_elt.errors import ConfigError, ExternalError
+from mwaa_elt import aws
+from mwaa_elt.errors import ConfigError
 from mwaa_elt.stage import Stage
 
+T = TypeVar("T")
 AVAILABLE = "AVAILABLE"
 PAGE = 100
 
@@ -58,7 +60,7 @@ class Verification:
 
 
 class MwaaEnvironment:
-    """One stage's MWAA environment; every AWS failure becomes ExternalError."""
+    """One stage's MWAA environment; every AWS call goes through `aws.call`."""
 
     def __init__(self, stage: Stage, client: Any) -> None:
         self.stage = stage
@@ -68,17 +70,17 @@ class MwaaEnvironment:
     def status(self) -> str:
         """The environment's status: AVAILABLE, UPDATING, CREATING, ..."""
         try:
-            environment = self.client.get_environment(Name=self.name)["Environment"]
-        except ClientError as error:
-            if _code(error) == "ResourceNotFoundException":
-                raise ConfigError(
-                    f"MWAA environment {self.name} of stage {self.stage.name} does not exist in "
-                    f"{self.stage.region}; run `pulumi up --stack {self.stage.name}`, or pass "
-                    "--skip-mwaa-checks for a stage without MWAA (such as the sandbox)"
-                ) from None
-            raise self._fail("airflow:GetEnvironment", error) from None
-        except BotoCoreError as error:
-            raise self._fail("airflow:GetEnvironment", error) from None
+            environment = self._call(
+                "airflow:GetEnvironment",
+                lambda: self.client.get_environment(Name=self.name)["Environment"],
+                expected={"ResourceNotFoundException"},
+            )
+        except ClientError:
+            raise ConfigError(
+                f"MWAA environment {self.name} of stage {self.stage.name} does not exist in "
+                f"{self.stage.region}; run `pulumi up --stack {self.stage.name}`, or pass "
+                "--skip-mwaa-checks for a stage without MWAA (such as the sandbox)"
+            ) from None
         return str(environment["Status"])
 
     def require_available(self) -> None:
@@ -95,15 +97,20 @@ class MwaaEnvironment:
         request: dict[str, Any] = {"Name": self.name, "Path": path, "Method": "GET"}
         if query:
             request["QueryParameters"] = dict(query)
+        what = f"airflow:InvokeRestApi GET {path}"
         try:
-            response = self.client.invoke_rest_api(**request)
+            response = self._call(
+                what,
+                lambda: self.client.invoke_rest_api(**request),
+                expected={"RestApiClientException"},
+            )
         except ClientError as error:
-            status = error.response.get("RestApiStatusCode")
-            if _code(error) == "RestApiClientException" and status == 404:
+            if error.response.get("RestApiStatusCode") == 404:
                 return None
-            raise self._fail(f"airflow:InvokeRestApi GET {path}", error) from None
-        except BotoCoreError as error:
-            raise self._fail(f"airflow:InvokeRestApi GET {path}", error) from None
+            where = f"{what} on MWAA environment {self.name} ({self.stage.region})"
+            raise aws.AwsCallError(
+                f"{where} failed: {error}; {aws.NOTHING_CHANGED}", what=where
+            ) from None
         body = response.get("RestApiResponse")
         return body if isinstance(body, dict) else {}
 
@@ -145,10 +152,9 @@ class MwaaEnvironment:
         runs = (found or {}).get("dag_runs") or []
         return str(runs[0].get("state")) if runs else None
 
-    def _fail(self, what: str, error: Exception) -> ExternalError:
-        return ExternalError(
-            f"{what} on MWAA environment {self.name} ({self.stage.region}) failed: {error}"
-        )
+    def _call(self, what: str, run: Callable[[], T], *, expected: set[str]) -> T:
+        where = f"{what} on MWAA environment {self.name} ({self.stage.region})"
+        return aws.call(where, run, expected=expected)
 
 
 def verify_parsed(
@@ -201,10 +207,6 @@ def require_source_runs_succeeded(environment: MwaaEnvironment, pipelines: list[
                 f"succeeded in {environment.stage.name}; nothing was changed",
             ]
         )
-
-
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
 
 
 def _parse_time(value: Any) -> datetime:

@@ -10,14 +10,19 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from mwaa_elt.errors import ConfigError
 from mwaa_elt.promote.bundle import Bundle, content_hash
 from mwaa_elt.promote.manifest import Inputs, Manifest, PipelineRecord, Release
 from mwaa_elt.stage import Stage
 
-Action = Literal["added", "updated", "unchanged", "removed", "rolled_back"]
+if TYPE_CHECKING:
+    from mwaa_elt.promote.status import LiveDag
+
+# "repaired": the manifest's version is unchanged, but its DAG object holds other bytes (a raced
+# or interrupted write, a hand edit), so the recorded file is written again.
+Action = Literal["added", "updated", "unchanged", "removed", "rolled_back", "repaired"]
 
 
 @dataclass(frozen=True)
@@ -139,17 +144,23 @@ class Plan:
     changes: tuple[PipelineChange, ...]
     steps: tuple[Step, ...]
     manifest_etag: str | None = None  # the manifest the plan was built against
+    # Unchanged pipelines whose recorded bytes are live under another S3 version: the manifest
+    # is rewritten to record the live version (no DAG file is written for them).
+    recorded: tuple[str, ...] = ()
+
+    # The manifest is rewritten only to record the inputs of pipelines whose DAGs render as
+    # recorded, from inputs digested otherwise (mwaa-elt changed, or records predate digests).
+    inputs_only: bool = False
 
     @property
     def has_changes(self) -> bool:
-        """Whether applying the plan changes what is live (writes or deletes an object)."""
-        return any(not isinstance(step, WriteManifest) for step in self.steps)
+        """Whether applying the plan writes anything but new input digests."""
+        return bool(self.steps) and not self.inputs_only
 
     @property
     def records_only(self) -> bool:
-        """Whether the plan only records, in the manifest, the inputs of pipelines it leaves
-        unchanged (their DAGs render as recorded, from inputs digested differently)."""
-        return bool(self.steps) and not self.has_changes
+        """Whether the plan only records input digests in the manifest (`inputs_only`)."""
+        return bool(self.steps) and self.inputs_only
 
     def count(self, action: Action) -> int:
         """How many pipelines the plan gives `action`."""
@@ -195,6 +206,7 @@ def build_plan(
     live_dags: Mapping[str, bytes] | None = None,
     prune: bool = False,
     unchanged: Sequence[str] = (),
+    off_record: Mapping[str, LiveDag | None] | None = None,
 ) -> Plan:
     """The plan promoting `builds` into `stage`, given its manifest; this has no side effects.
 
@@ -202,9 +214,14 @@ def build_plan(
     pipelines in the manifest but not in `builds` are removed, so pass every pipeline then.
     `unchanged` names pipelines whose inputs the manifest records as they are now
     (`promote.inputs`): they were not rendered and stay as they are.
+    `off_record` (`status.off_record`) names pipelines whose DAG object is not the recorded
+    version: an unchanged one is converged by content — its live version recorded when it holds
+    the recorded bytes, its recorded file written again when it does not.
     """
     _check_builds(stage, builds, unchanged, manifest)
     live_dags = live_dags or {}
+    off_record = off_record or {}
+    recorded: list[str] = []
     changes: list[PipelineChange] = []
     uploads: list[Step] = []
     templates: dict[str, UploadTemplates] = {}
@@ -234,13 +251,25 @@ def build_plan(
     for build in sorted(builds, key=lambda b: b.name):
         record = manifest.pipelines.get(build.name)
         if _is_unchanged(build, record):
-            changes.append(_change(build, "unchanged", record))
             assert record is not None
             if build.inputs is not None and record.inputs != build.inputs:
                 # Rendered as recorded from inputs digested otherwise (mwaa-elt changed, or
                 # the record predates digests): record them, so the next promotion skips it.
-                records[build.name] = record.model_copy(update={"inputs": build.inputs})
+                record = record.model_copy(update={"inputs": build.inputs})
+                records[build.name] = record
                 refreshed = True
+            if build.name not in off_record:
+                changes.append(_change(build, "unchanged", record))
+                continue
+            live = off_record[build.name]
+            if live is not None and live.rendered_hash == record.rendered_hash:
+                records[build.name] = record.model_copy(update={"dag_version_id": live.version_id})
+                recorded.append(build.name)
+                changes.append(_change(build, "unchanged", record))
+                continue
+            changes.append(_change(build, "repaired", record))
+            dag_steps.append(WriteDag(build.name, build.dag_key, build.dag, build.rendered_hash))
+            pending.append(build.name)
             continue
         dag_changed = _dag_changed(build, record)
         action: Action = "added" if record is None else "updated"
@@ -301,7 +330,7 @@ def build_plan(
             del records[name]
 
     steps: list[Step] = [*uploads, *templates.values(), *dag_steps]
-    if steps or refreshed:
+    if steps or recorded or refreshed:
         new_manifest = Manifest(stage=stage.name, pipelines=dict(sorted(records.items())))
         steps.append(WriteManifest(new_manifest, manifest_etag, tuple(pending)))
     return Plan(
@@ -311,6 +340,8 @@ def build_plan(
         changes=tuple(sorted(changes, key=lambda c: c.pipeline)),
         steps=tuple(steps),
         manifest_etag=manifest_etag,
+        recorded=tuple(recorded),
+        inputs_only=refreshed and not steps[:-1] and not recorded,
     )
 
 

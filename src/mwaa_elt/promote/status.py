@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -70,14 +71,51 @@ class StageStatus:
         }
 
 
+@dataclass(frozen=True)
+class LiveDag:
+    """What a recorded DAG key holds when it is not the version the manifest records."""
+
+    version_id: str | None
+    rendered_hash: str | None  # the hash mwaa-elt wrote with it; None: not written by mwaa-elt
+
+
+def off_record(
+    store: StageStore,
+    records: Mapping[str, PipelineRecord],
+    live: Mapping[str, str | None] | None = None,
+) -> dict[str, LiveDag | None]:
+    """The pipelines among `records` whose DAG object is not the recorded version, with what is
+    there instead (None: nothing). `live` is the DAG prefix's current versions, when listed."""
+    if live is None:
+        live = store.latest_versions(store.stage.dags_prefix) if records else {}
+    found: dict[str, LiveDag | None] = {}
+    for name, record in records.items():
+        if record.dag_key not in live:
+            found[name] = None
+            continue
+        if record.dag_version_id is not None and live[record.dag_key] == record.dag_version_id:
+            continue
+        head = store.head_version(record.dag_key)
+        if head is None:
+            found[name] = None
+            continue
+        version, metadata = head
+        written_hash = metadata.get(RENDERED_HASH_METADATA)
+        if record.dag_version_id is None and written_hash == record.rendered_hash:
+            continue  # an unversioned bucket: the tool's own hash is all there is
+        found[name] = LiveDag(version, written_hash)
+    return found
+
+
 def stage_status(store: StageStore) -> StageStatus:
     """Read the manifest, list the DAG prefix's current versions and compare them."""
     manifest, _ = store.load_manifest()
     manifest = store.load_histories(manifest, manifest.pipelines)
     live = store.latest_versions(store.stage.dags_prefix)
+    off = off_record(store, manifest.pipelines, live)
     pipelines = []
     for name, record in sorted(manifest.pipelines.items()):
-        pipelines.append(PipelineStatus(name, record, _drift(store, record, live)))
+        pipelines.append(PipelineStatus(name, record, _drift(name, off)))
     recorded = {record.dag_key for record in manifest.pipelines.values()}
     others = sorted(key for key in live if key.endswith(".py") and key not in recorded)
     ours = [key for key in others if RENDERED_HASH_METADATA in (store.head_metadata(key) or {})]
@@ -91,18 +129,14 @@ def stage_status(store: StageStore) -> StageStatus:
     )
 
 
-def _drift(store: StageStore, record: PipelineRecord, live: dict[str, str | None]) -> Drift:
-    if record.dag_key not in live:
-        return "missing"
-    version = live[record.dag_key]
-    if record.dag_version_id is not None and version == record.dag_version_id:
+def _drift(name: str, off: Mapping[str, LiveDag | None]) -> Drift:
+    if name not in off:
         return "in sync"
-    found = store.head_metadata(record.dag_key)
+    found = off[name]
     if found is None:
         return "missing"
-    written_hash = found.get(RENDERED_HASH_METADATA)
-    if written_hash is None:
+    if found.rendered_hash is None:
         return "changed outside mwaa-elt"
-    if written_hash == record.rendered_hash and record.dag_version_id is None:
-        return "in sync"  # an unversioned bucket: the tool's own hash is all there is
+    # Written by mwaa-elt but not recorded: a promotion stopped before its manifest write, or
+    # (the same bytes, another version) a raced write; re-running the promotion records it.
     return UNFINISHED

@@ -10,11 +10,11 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
+from botocore.exceptions import ClientError
 
-from mwaa_elt.errors import ConfigError, ExternalError
+from mwaa_elt import aws
+from mwaa_elt.aws import MISSING, NOTHING_CHANGED, PRECONDITION
+from mwaa_elt.errors import ConfigError
 from mwaa_elt.promote.manifest import (
     Manifest,
     empty_manifest,
@@ -24,15 +24,13 @@ from mwaa_elt.promote.manifest import (
 )
 from mwaa_elt.stage import Stage
 
-# Standard retries for throttling and 5xx; enough connections for apply's parallel uploads.
-RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 5}, max_pool_connections=16)
+T = TypeVar("T")
 # Histories are read and written this many at a time (one object per changed pipeline).
 HISTORY_WORKERS = 16
-_T = TypeVar("_T")
 _R = TypeVar("_R")
 
 
-def _parallel(function: Callable[[_T], _R], items: Iterable[_T]) -> list[_R]:
+def _parallel(function: Callable[[T], _R], items: Iterable[T]) -> list[_R]:
     """`function` over `items` on a few threads, in order; the first error is raised."""
     work = list(items)
     if len(work) <= 1:
@@ -42,27 +40,18 @@ def _parallel(function: Callable[[_T], _R], items: Iterable[_T]) -> list[_R]:
 
 
 RENDERED_HASH_METADATA = "mwaa-elt-rendered-hash"
-_MISSING = {"404", "NoSuchKey", "NotFound"}
-_PRECONDITION = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
 _RERUN = "the manifest still describes what is live; re-run to complete"
 
 
 def make_client(service: str, region: str, *, profile: str | None = None) -> Any:
-    """A boto3 client with botocore's standard retry mode (5 attempts in all), from `profile` or the
-    default credential chain."""
-    try:
-        session = boto3.session.Session(profile_name=profile)
-    except ProfileNotFound as error:
-        raise ConfigError(f"AWS profile: {error}") from None
-    return session.client(service, region_name=region, config=RETRIES)
-
-
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
+    """A boto3 client with the CLI's retry policy (`mwaa_elt.aws`), from `profile` or the
+    default credential chain; enough connections for apply's parallel uploads."""
+    return aws.client(service, region, profile=profile)
 
 
 class StageStore:
-    """Reads and writes one stage's source bucket; every AWS failure becomes ExternalError."""
+    """Reads and writes one stage's source bucket; every AWS call goes through `aws.call`, so
+    each failure is retried by one policy and reported as an `AwsCallError` naming the object."""
 
     def __init__(self, stage: Stage, client: Any | None = None) -> None:
         self.stage = stage
@@ -73,45 +62,75 @@ class StageStore:
         """The s3:// URI of `key` in this stage's bucket."""
         return f"s3://{self.bucket}/{key}"
 
-    def _fail(self, what: str, key: str, error: Exception, state: str) -> ExternalError:
-        return ExternalError(f"{what} {self.uri(key)} failed: {error}; {state}")
+    def _call(
+        self,
+        operation: str,
+        key: str,
+        run: Callable[[], T],
+        *,
+        state: str = NOTHING_CHANGED,
+        expected: frozenset[str] = frozenset(),
+    ) -> T:
+        return aws.call(f"s3:{operation} {self.uri(key)}", run, state=state, expected=expected)
 
     def _head(self, key: str) -> dict[str, Any] | None:
         """HeadObject of `key` (no body), or None when it does not exist."""
         try:
-            return dict(self.client.head_object(Bucket=self.bucket, Key=key))
-        except ClientError as error:
-            if _code(error) in _MISSING:
-                return None
-            raise self._fail("HEAD", key, error, "nothing was changed by this step") from None
-        except BotoCoreError as error:
-            raise self._fail("HEAD", key, error, "nothing was changed by this step") from None
+            return self._call(
+                "HeadObject",
+                key,
+                lambda: dict(self.client.head_object(Bucket=self.bucket, Key=key)),
+                expected=MISSING,
+            )
+        except ClientError:
+            return None
 
     def etag(self, key: str) -> str | None:
         """The current ETag of `key`, or None when it does not exist."""
         found = self._head(key)
         return None if found is None else str(found["ETag"])
 
+    def has_etag(self, key: str, etag: str) -> bool:
+        """Whether `key` exists and still has `etag`: one conditional HEAD, no body."""
+        try:
+            self._call(
+                "HeadObject",
+                key,
+                lambda: self.client.head_object(Bucket=self.bucket, Key=key, IfMatch=etag),
+                expected=MISSING | PRECONDITION,
+            )
+        except ClientError:
+            return False
+        return True
+
     def head_metadata(self, key: str) -> dict[str, str] | None:
         """The user metadata of `key`, or None when it does not exist."""
         found = self._head(key)
         return None if found is None else dict(found.get("Metadata") or {})
+
+    def head_version(self, key: str) -> tuple[str | None, dict[str, str]] | None:
+        """The current version id and user metadata of `key`, or None when it does not exist."""
+        found = self._head(key)
+        if found is None:
+            return None
+        return found.get("VersionId"), dict(found.get("Metadata") or {})
 
     def exists(self, key: str) -> bool:
         """Whether `key` exists (HEAD)."""
         return self.head_metadata(key) is not None
 
     def get(self, key: str) -> tuple[bytes, str] | None:
-        """The object's body and ETag, or None when it does not exist."""
-        try:
+        """The object's body and ETag, or None when it does not exist; a body cut off while
+        read is fetched again."""
+
+        def read() -> tuple[bytes, str]:
             response = self.client.get_object(Bucket=self.bucket, Key=key)
             return response["Body"].read(), str(response["ETag"])
-        except ClientError as error:
-            if _code(error) in _MISSING:
-                return None
-            raise self._fail("reading", key, error, "nothing was changed by this step") from None
-        except BotoCoreError as error:
-            raise self._fail("reading", key, error, "nothing was changed by this step") from None
+
+        try:
+            return self._call("GetObject", key, read, expected=MISSING)
+        except ClientError:
+            return None
 
     def put(
         self,
@@ -123,16 +142,18 @@ class StageStore:
         state: str = _RERUN,
     ) -> str | None:
         """Write `key` with one PutObject (atomic for readers); returns its version id."""
-        try:
-            response = self.client.put_object(
+        response = self._call(
+            "PutObject",
+            key,
+            lambda: self.client.put_object(
                 Bucket=self.bucket,
                 Key=key,
                 Body=body,
                 ContentType=content_type,
                 Metadata=dict(metadata or {}),
-            )
-        except (ClientError, BotoCoreError) as error:
-            raise self._fail("writing", key, error, state) from None
+            ),
+            state=state,
+        )
         return response.get("VersionId")
 
     def put_conditional(
@@ -147,16 +168,18 @@ class StageStore:
         """Write `key` only if it does not exist (`if_none_match`) or still has the ETag
         `if_match`; the new ETag, or None when the condition failed."""
         condition = {"IfNoneMatch": "*"} if if_none_match else {"IfMatch": if_match}
+        failed = PRECONDITION | (MISSING if if_match else frozenset())
         try:
-            response = self.client.put_object(
-                Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, **condition
+            response = self._call(
+                "PutObject",
+                key,
+                lambda: self.client.put_object(
+                    Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, **condition
+                ),
+                expected=failed,
             )
-        except ClientError as error:
-            if _code(error) in _PRECONDITION or (if_match and _code(error) in _MISSING):
-                return None
-            raise self._fail("writing", key, error, "nothing was changed by this step") from None
-        except BotoCoreError as error:
-            raise self._fail("writing", key, error, "nothing was changed by this step") from None
+        except ClientError:
+            return None
         return str(response["ETag"])
 
     def put_if_absent(
@@ -168,10 +191,12 @@ class StageStore:
 
     def delete(self, key: str) -> None:
         """Delete `key` (a delete marker in a versioned bucket, so it can be restored)."""
-        try:
-            self.client.delete_object(Bucket=self.bucket, Key=key)
-        except (ClientError, BotoCoreError) as error:
-            raise self._fail("deleting", key, error, "the object is still there") from None
+        self._call(
+            "DeleteObject",
+            key,
+            lambda: self.client.delete_object(Bucket=self.bucket, Key=key),
+            state="the object is still there",
+        )
 
     def load_manifest(self) -> tuple[Manifest, str | None]:
         """The stage's manifest and its ETag, or an empty manifest and None if there is none."""
@@ -237,52 +262,53 @@ class StageStore:
         body = manifest.model_copy(update={"pipelines": records}).index_bytes()
         condition = {"IfMatch": expected_etag} if expected_etag else {"IfNoneMatch": "*"}
         try:
-            response = self.client.put_object(
-                Bucket=self.bucket,
-                Key=key,
-                Body=body,
-                ContentType="application/json",
-                **condition,
+            response = self._call(
+                "PutObject",
+                key,
+                lambda: self.client.put_object(
+                    Bucket=self.bucket,
+                    Key=key,
+                    Body=body,
+                    ContentType="application/json",
+                    **condition,
+                ),
+                state="DAG files may be newer than the manifest; re-run",
+                expected=PRECONDITION,
             )
-        except ClientError as error:
-            if _code(error) in _PRECONDITION:
-                # botocore retries a write whose response was lost; if the first attempt landed,
-                # the retry fails its own condition: the manifest is then exactly ours.
-                current = self.get(key)
-                if current is not None and current[0] == body:
-                    return current[1]
-                raise ConfigError(
-                    f"{self.uri(key)} was changed by someone else since this promotion read "
-                    "it (another promotion or rollback ran); DAG files this run wrote may be "
-                    "live but are not recorded — re-run the promotion to plan against the new "
-                    "manifest"
-                ) from None
-            raise self._fail(
-                "writing manifest", key, error, "DAG files may be newer than the manifest; re-run"
-            ) from None
-        except BotoCoreError as error:
-            raise self._fail(
-                "writing manifest", key, error, "DAG files may be newer than the manifest; re-run"
+        except ClientError:
+            # A write whose response was lost is retried, and the retry fails its own
+            # condition if the first attempt landed: the manifest is then exactly ours.
+            current = self.get(key)
+            if current is not None and current[0] == body:
+                return current[1]
+            raise ConfigError(
+                f"{self.uri(key)} was changed by someone else since this promotion read "
+                "it (another promotion or rollback ran); DAG files this run wrote may be "
+                "live but are not recorded — re-run the promotion to plan against the new "
+                "manifest"
             ) from None
         return str(response["ETag"])
 
     def get_version(self, key: str, version_id: str) -> tuple[bytes, dict[str, str]] | None:
         """One recorded version of `key`: its body and user metadata, or None if it is gone."""
-        try:
+
+        def read() -> tuple[bytes, dict[str, str]]:
             response = self.client.get_object(Bucket=self.bucket, Key=key, VersionId=version_id)
             return response["Body"].read(), dict(response.get("Metadata") or {})
-        except ClientError as error:
-            if _code(error) in {*_MISSING, "NoSuchVersion", "InvalidArgument"}:
-                return None
-            raise self._fail("reading", key, error, "nothing was changed by this step") from None
-        except BotoCoreError as error:
-            raise self._fail("reading", key, error, "nothing was changed by this step") from None
+
+        try:
+            return self._call(
+                "GetObject", key, read, expected=MISSING | {"NoSuchVersion", "InvalidArgument"}
+            )
+        except ClientError:
+            return None
 
     def latest_versions(self, prefix: str) -> dict[str, str | None]:
         """Every key under `prefix` with its current version id ("null" when the bucket was
         never versioned); keys whose latest version is a delete marker are left out."""
-        current: dict[str, str | None] = {}
-        try:
+
+        def listing() -> dict[str, str | None]:
+            current: dict[str, str | None] = {}
             pages = self.client.get_paginator("list_object_versions").paginate(
                 Bucket=self.bucket, Prefix=prefix
             )
@@ -290,9 +316,9 @@ class StageStore:
                 for version in page.get("Versions", []):
                     if version.get("IsLatest"):
                         current[version["Key"]] = version.get("VersionId")
-        except (ClientError, BotoCoreError) as error:
-            raise self._fail("listing", prefix, error, "nothing was changed") from None
-        return current
+            return current
+
+        return self._call("ListObjectVersions", prefix, listing)
 
     def read_dags(self, keys: list[str]) -> dict[str, bytes]:
         """The current bodies of the DAG files among `keys` that exist (for plan diffs)."""
