@@ -820,9 +820,22 @@ def promote(
         # dead promoter's lock is cleared, so that the stage ends as a completed promotion leaves
         # it.
         if plan.records_only and not plan_only:
-            _run_plan(
-                store, plan, identity=identity, force_unlock=force_unlock, verify=None, quiet=True
-            )
+            try:  # bookkeeping only: never breaks a lock, never fails the promotion
+                _run_plan(
+                    store,
+                    plan,
+                    identity=identity,
+                    force_unlock=False,
+                    force_token=None,
+                    verify=None,
+                    quiet=True,
+                )
+            except MwaaEltError as error:
+                err.print(
+                    "[yellow]warning:[/yellow] the input digests were not recorded "
+                    f"({escape('; '.join(error.messages))}); the next promotion renders "
+                    "these pipelines again"
+                )
         else:
             cleared = None if plan_only else clear_stale(store, lock_owner(identity.promoted_by))
             if cleared is not None:
