@@ -123,7 +123,7 @@ SPECS = {"athena": _ATHENA_SPEC, "emr": _EMR_SPEC}
 
 # What `mwaa-elt new` keeps out of git: render output and its record (build/), the sandbox's
 # state, interpreter litter. Untracked build output also marks every promotion "-dirty".
-GITIGNORE_LINES = ("build/", ".mwaa-elt-sandbox/", "__pycache__/", "*.pyc")
+GITIGNORE_LINES = ("build/", ".mwaa-elt-sandbox/", "__pycache__/")
 
 
 def ensure_gitignore(root: Path) -> Path | None:
