@@ -55,14 +55,26 @@ STAGE = "dev"
 TIMES, DASH = "\u00d7", "\u2013"
 
 FIRST, NO_CHANGE, ONE_CHANGE, SAME_SIZE = "first", "no change", "one change", "same-size edit"
-SCENARIOS = (FIRST, NO_CHANGE, ONE_CHANGE, SAME_SIZE)
+UNTRACKED = "no change, untracked files"
+SCENARIOS = (FIRST, NO_CHANGE, ONE_CHANGE, SAME_SIZE, UNTRACKED)
 # Which version of the project each scenario promotes.
-STATE_OF = {FIRST: "base", NO_CHANGE: "base", ONE_CHANGE: "changed", SAME_SIZE: "same_size"}
+STATE_OF = {
+    FIRST: "base",
+    NO_CHANGE: "base",
+    ONE_CHANGE: "changed",
+    SAME_SIZE: "same_size",
+    UNTRACKED: "same_size",
+}
+UNTRACKED_FILES = 2000
 SCENARIO_TEXT = {
     FIRST: "first promotion into an empty bucket",
     NO_CHANGE: "re-promotion with no change",
     ONE_CHANGE: "one pipeline's SQL gained a line (its DAG changes size)",
     SAME_SIZE: "one character of that SQL changed (its DAG keeps its size)",
+    UNTRACKED: (
+        f"re-promotion with no change while {UNTRACKED_FILES:,} untracked files (a build "
+        "folder git does not ignore) sit in the project; sync pushes its folder again"
+    ),
 }
 # The edit: a line added to one SQL file, then one character of it changed.
 ADDED_LINE = "-- reviewed: a\n"
@@ -80,6 +92,10 @@ class Size:
 
 FULL = Size(pipelines=1000, repetitions=3)
 QUICK = Size(pipelines=12, repetitions=1)
+# Larger projects, measured only when asked (`--sizes 1000,5000` or BENCH_PROMOTION_SIZES):
+# mwaa-elt paired with `aws s3 sync`, the pair the targets name.
+LARGE_REPETITIONS = 2
+SIZES_VARIABLE = "BENCH_PROMOTION_SIZES"
 
 
 @dataclass(frozen=True)
@@ -217,8 +233,9 @@ def render_states(
     states: dict[str, dict[str, bytes]] = {}
     for state in ("base", "changed", "same_size"):
         edit.apply(state)
-        render(project, out / state, env)
-        states[state] = tree(out / state)
+        # One folder: after the first, render's record redoes only the edited pipeline.
+        render(project, out / "work", env)
+        states[state] = tree(out / "work")
     edit.apply("base")
     dag = f"dags/{edit.pipeline}.py"
     for before, after, same_size in (("base", "changed", False), ("changed", "same_size", True)):
@@ -339,6 +356,7 @@ def hooked(
         text=True,
     )
     end = time.monotonic()
+    load = os.getloadavg()[0]
     if done.returncode != 0:
         raise BenchError(
             f"{tool} {' '.join(args)} exited {done.returncode}:\n{done.stderr[-3000:]}"
@@ -352,6 +370,7 @@ def hooked(
         "span_s": last - first,
         "operations": data["operations"],
         "stdout": done.stdout,
+        "load": load,
     }
 
 
@@ -387,6 +406,7 @@ def _combine(parts: list[dict[str, Any]]) -> dict[str, Any]:
         "aws_s": sum(p["aws_s"] for p in parts),
         "span_s": sum(p["span_s"] for p in parts),
         "operations": dict(sorted(operations.items())),
+        "load": max(p["load"] for p in parts),
     }
 
 
@@ -460,11 +480,25 @@ def run_sequence(
             result = run_sync(tool, folder, stage.source_bucket, endpoint, env, record)
         else:
             edit.apply(state)
-            result = run_mwaa_elt(project, env, record)
+            litter = project / "scratch-build"
+            if scenario == UNTRACKED:
+                untracked(litter, UNTRACKED_FILES)
+            try:
+                result = run_mwaa_elt(project, env, record)
+            finally:
+                shutil.rmtree(litter, ignore_errors=True)
         result["correct"] = matches(endpoint, stage, states[state])
         results[scenario] = result
     edit.apply("base")
     return results
+
+
+def untracked(folder: Path, count: int) -> None:
+    """`count` small files git does not ignore, in folders of 100, like a build folder."""
+    for index in range(count):
+        path = folder / f"part{index // 100:03d}" / f"out_{index:05d}.py"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"# build output {index}\n")
 
 
 # -- summaries --------------------------------------------------------------------------------
@@ -498,6 +532,7 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
                 [run["operations"].get(name, {}).get("areas", {}).get(area, 0) for run in runs]
             )
     return {
+        "load_average": round(statistics.median(run["load"] for run in runs), 2),
         "wall": _stats([run["wall_s"] for run in runs]),
         "aws": _stats([run["aws_s"] for run in runs]),
         "rest": _stats([run["wall_s"] - run["aws_s"] for run in runs]),
@@ -525,7 +560,9 @@ def _ratio(a: float, b: float) -> float | None:
 _WRITES = ("s3.PutObject", "s3.DeleteObject", "s3.DeleteObjects", "s3.CopyObject")
 
 
-def targets(table: Mapping[str, Mapping[str, dict[str, Any]]]) -> dict[str, Any]:
+def targets(
+    table: Mapping[str, Mapping[str, dict[str, Any]]], tools: tuple[Tool, ...] = TOOLS
+) -> dict[str, Any]:
     """The issue's three targets, checked against the medians."""
     ours = {scenario: table[scenario][MWAA_ELT.name] for scenario in SCENARIOS}
     quiet = ours[NO_CHANGE]["by_operation"]
@@ -545,7 +582,7 @@ def targets(table: Mapping[str, Mapping[str, dict[str, Any]]]) -> dict[str, Any]
     }
     faster = {}
     for scenario in SCENARIOS:
-        for tool in TOOLS[1:]:
+        for tool in tools[1:]:
             theirs = table[scenario][tool.name]
             faster[f"{scenario} vs {tool.name}"] = {
                 "wall": ours[scenario]["wall"]["median_s"] < theirs["wall"]["median_s"],
@@ -596,17 +633,16 @@ def _check_awscli() -> Path:
     return python
 
 
-def run(quick: bool = False) -> dict[str, Any]:
-    """Measure every tool in every scenario; the summary the report is written from."""
+def measure(
+    size: Size, tools: tuple[Tool, ...]
+) -> tuple[dict[str, dict[str, Any]], Edit, dict[str, dict[str, int]], dict[str, Any]]:
+    """Every tool of `tools` in every scenario on a project of `size`: the table of summaries,
+    the edit, the rendered files' counts and the source measured."""
     from mwaa_elt.stage import load_all_stages
 
-    size = QUICK if quick else FULL
-    awscli_python = _check_awscli()
-    load = os.getloadavg()
     raw: dict[str, dict[str, list[dict[str, Any]]]] = {
-        s: {t.name: [] for t in TOOLS} for s in SCENARIOS
+        s: {t.name: [] for t in tools} for s in SCENARIOS
     }
-    started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mwaa-elt-bench-promotion-") as tmp:
         scratch = Path(tmp)
         project = scratch / "project"
@@ -617,8 +653,8 @@ def run(quick: bool = False) -> dict[str, Any]:
         stages = load_all_stages(project / "stacks")
         with running_sandbox(project, scratch, base_env) as endpoint:
             for repetition in range(size.repetitions):
-                shift = repetition % len(TOOLS)
-                for tool in TOOLS[shift:] + TOOLS[:shift]:
+                shift = repetition % len(tools)
+                for tool in tools[shift:] + tools[:shift]:
                     sequence = run_sequence(
                         tool,
                         project=project,
@@ -640,6 +676,33 @@ def run(quick: bool = False) -> dict[str, Any]:
             for state, files in states.items()
         }
     table = {s: {t: summarize(runs) for t, runs in by_tool.items()} for s, by_tool in raw.items()}
+    return table, edit, files, source
+
+
+def requested_sizes(default: int) -> list[int]:
+    """The project sizes to measure: `default`, plus those BENCH_PROMOTION_SIZES names."""
+    extra = [int(n) for n in os.environ.get(SIZES_VARIABLE, "").replace(",", " ").split()]
+    return sorted({default, *extra})
+
+
+def run(
+    quick: bool = False,
+    sizes: list[int] | None = None,
+    *,
+    pair_only: bool = False,
+    repetitions: int | None = None,
+) -> dict[str, Any]:
+    """Measure every tool in every scenario, and mwaa-elt against sync at further sizes; the
+    summary the report is written from. `pair_only` measures mwaa-elt and `aws s3 sync` alone
+    (the pair the targets name) at the full size too."""
+    size = QUICK if quick else FULL
+    if repetitions:
+        size = Size(size.pipelines, repetitions)
+    tools = (MWAA_ELT, SYNC) if pair_only else TOOLS
+    awscli_python = _check_awscli()
+    load = os.getloadavg()
+    started = time.monotonic()
+    table, edit, files, source = measure(size, tools)
     ratios = {
         scenario: {
             tool.name: {
@@ -652,10 +715,15 @@ def run(quick: bool = False) -> dict[str, Any]:
                     table[scenario][tool.name]["aws"]["median_s"],
                 ),
             }
-            for tool in TOOLS[1:]
+            for tool in tools[1:]
         }
         for scenario in SCENARIOS
     }
+    floors = {size.pipelines: floor_row(table)}
+    for pipelines in sizes or requested_sizes(size.pipelines):
+        if pipelines != size.pipelines:
+            larger = Size(pipelines, 1 if quick else repetitions or LARGE_REPETITIONS)
+            floors[pipelines] = floor_row(measure(larger, (MWAA_ELT, SYNC))[0])
     return {
         "quick": quick,
         "pipelines": size.pipelines,
@@ -672,10 +740,122 @@ def run(quick: bool = False) -> dict[str, Any]:
             **{name: version(name) for name in ("mwaa-elt", "boto3", "botocore", "moto")},
             **_awscli_versions(awscli_python),
         },
+        "tools": [tool.name for tool in tools],
         "scenarios": table,
         "ratios": ratios,
-        "targets": targets(table),
+        "targets": targets(table, tools),
+        "floor": floor_targets(floors),
     }
+
+
+# -- the issue's table: promotion at the floor -------------------------------------------------
+
+# Scenario: (the most mwaa-elt may take, as a multiple of sync in the same run; what it is).
+FLOOR_TARGETS = {
+    FIRST: (1.5, "first promotion \u2264 1.5\u00d7 sync"),
+    NO_CHANGE: (0.5, "no change \u2264 0.5\u00d7 sync and \u2264 1 s at 1,000"),
+    ONE_CHANGE: (2.0, "one SQL file changed, gates for that DAG included, \u2264 2\u00d7 sync"),
+    UNTRACKED: (None, "no change with untracked files within 10% of a clean tree"),
+}
+NO_CHANGE_SECONDS = 1.0
+UNTRACKED_SLACK = 1.10
+FLAT = 1.25  # per-pipeline cost from the smallest to the largest size: at most this ratio
+
+
+def floor_row(table: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """mwaa-elt and `aws s3 sync` medians per scenario, with the load average they ran under."""
+    row = {}
+    for scenario in FLOOR_TARGETS:
+        ours, theirs = table[scenario][MWAA_ELT.name], table[scenario][SYNC.name]
+        row[scenario] = {
+            "mwaa_elt_s": ours["wall"]["median_s"],
+            "sync_s": theirs["wall"]["median_s"],
+            "ratio": _ratio(ours["wall"]["median_s"], theirs["wall"]["median_s"]),
+            "load_average": max(ours["load_average"], theirs["load_average"]),
+            "runs": ours["runs"],
+            "correct": ours["correct_runs"] == ours["runs"],
+        }
+    return row
+
+
+def floor_targets(floors: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
+    """The issue's targets per size, and the cost per pipeline from the smallest size up."""
+    sizes = sorted(floors)
+    verdicts: dict[str, dict[str, Any]] = {}
+    for pipelines in sizes:
+        row = floors[pipelines]
+        clean = row[NO_CHANGE]["mwaa_elt_s"]
+        checks = {}
+        for scenario, (limit, _) in FLOOR_TARGETS.items():
+            cell = row[scenario]
+            if scenario == UNTRACKED:
+                slowdown = _ratio(cell["mwaa_elt_s"], clean)
+                checks[scenario] = {"vs_clean": slowdown, "met": (slowdown or 0) <= UNTRACKED_SLACK}
+                continue
+            met = cell["ratio"] is not None and cell["ratio"] <= limit
+            if scenario == NO_CHANGE and pipelines <= 1000:
+                met = met and cell["mwaa_elt_s"] <= NO_CHANGE_SECONDS
+            checks[scenario] = {"met": met}
+        verdicts[str(pipelines)] = checks
+    per_pipeline = {}
+    if len(sizes) > 1:
+        small, large = sizes[0], sizes[-1]
+        for scenario in FLOOR_TARGETS:
+            a = floors[small][scenario]["mwaa_elt_s"] / small
+            b = floors[large][scenario]["mwaa_elt_s"] / large
+            per_pipeline[scenario] = {
+                "ratio": round(b / a, 3) if a else None,
+                "flat": bool(a) and b / a <= FLAT,
+            }
+    return {
+        "sizes": {str(n): dict(floors[n]) for n in sizes},
+        "targets": verdicts,
+        "per_pipeline": per_pipeline,
+    }
+
+
+def floor_markdown(floor: Mapping[str, Any]) -> list[str]:
+    """The issue's table: mwaa-elt against `aws s3 sync` per size, the targets and the ratio."""
+    sizes = list(floor["sizes"])
+    lines = [
+        "### Promotion at the floor",
+        "",
+        "Medians of the paired runs above (and, for further sizes, of mwaa-elt paired with "
+        "`aws s3 sync` alone in the same run); the load average (1 min) is the highest seen "
+        "at the end of any of those runs, on this machine's shared cores.",
+        "",
+        "| scenario | "
+        + " | ".join(f"{int(n):,} pipelines: mwaa-elt / sync (load)" for n in sizes)
+        + " | target |",
+        "|---|" + "---|" * len(sizes) + "---|",
+    ]
+    for scenario, (_, text) in FLOOR_TARGETS.items():
+        cells = []
+        for n in sizes:
+            cell = floor["sizes"][n][scenario]
+            verdict = floor["targets"][n][scenario]
+            if scenario == UNTRACKED:
+                ratio = f"{_ratio_text(verdict['vs_clean'])} of clean"
+            else:
+                ratio = _ratio_text(cell["ratio"])
+            mark = "met" if verdict["met"] else "**not met**"
+            cells.append(
+                f"{cell['mwaa_elt_s']:.2f} s / {cell['sync_s']:.2f} s = {ratio}, {mark} "
+                f"({cell['load_average']:.1f})"
+            )
+        lines.append(f"| {scenario} | " + " | ".join(cells) + f" | {text} |")
+    if floor["per_pipeline"]:
+        small, large = sizes[0], sizes[-1]
+        parts = [
+            f"{scenario} {_ratio_text(v['ratio'])}" + ("" if v["flat"] else " (**not flat**)")
+            for scenario, v in floor["per_pipeline"].items()
+        ]
+        lines += [
+            "",
+            f"mwaa-elt's cost per pipeline at {int(large):,} \u00f7 at {int(small):,} (flat = "
+            f"\u2264 {FLAT}\u00d7): " + "; ".join(parts) + ".",
+        ]
+    return lines
 
 
 # -- report -----------------------------------------------------------------------------------
@@ -750,8 +930,9 @@ def markdown(result: dict[str, Any]) -> list[str]:
         "| correct | mwaa-elt \u00f7 tool: wall, AWS |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    measured = [tool for tool in TOOLS if tool.name in result["scenarios"][FIRST]]
     for scenario in SCENARIOS:
-        for tool in TOOLS:
+        for tool in measured:
             row = result["scenarios"][scenario][tool.name]
             spread = (
                 ""
@@ -817,7 +998,7 @@ def markdown(result: dict[str, Any]) -> list[str]:
     stale = [
         f"{tool.name} after the {scenario}"
         for scenario in SCENARIOS
-        for tool in TOOLS
+        for tool in measured
         if result["scenarios"][scenario][tool.name]["correct_runs"]
         < result["scenarios"][scenario][tool.name]["runs"]
     ]
@@ -828,6 +1009,8 @@ def markdown(result: dict[str, Any]) -> list[str]:
             + "; ".join(stale)
             + ".",
         ]
+    if "floor" in result:
+        lines += ["", *floor_markdown(result["floor"])]
     return lines
 
 
@@ -835,9 +1018,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.promotion", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="12 pipelines, one sequence")
     parser.add_argument("--json", type=Path, help="also write the result as JSON here")
+    parser.add_argument(
+        "--sizes",
+        help=f"project sizes, e.g. 1000,5000 (default: the full size; also ${SIZES_VARIABLE})",
+    )
+    parser.add_argument(
+        "--pair-only",
+        action="store_true",
+        help="measure mwaa-elt and `aws s3 sync` only (not the --size-only and fresh variants)",
+    )
+    parser.add_argument("--repetitions", type=int, help="sequences per tool and size")
     args = parser.parse_args()
+    sizes = [int(n) for n in args.sizes.split(",")] if args.sizes else None
     try:
-        result = run(quick=args.quick)
+        result = run(
+            quick=args.quick,
+            sizes=sizes,
+            pair_only=args.pair_only,
+            repetitions=args.repetitions,
+        )
     except BenchError as error:
         print(f"bench.promotion: {error}", file=sys.stderr)
         raise SystemExit(1) from None

@@ -443,11 +443,14 @@ def new(
     project_dir: ProjectDir = None,
 ) -> None:
     """Scaffold a commented, valid pipeline spec in pipelines/<name>/."""
-    from mwaa_elt.scaffold import scaffold_pipeline
+    from mwaa_elt.scaffold import ensure_gitignore, scaffold_pipeline
 
     project = _project(project_dir)
     for path in scaffold_pipeline(project.pipelines_dir, name, engine):
         out.print(f"created {_relative(path)}")
+    ignore = ensure_gitignore(project.root)
+    if ignore is not None:
+        out.print(f"updated {_relative(ignore)}: build output stays out of git")
     out.print(f"next: edit it, then [bold]mwaa-elt validate pipelines/{name}[/bold]")
 
 
@@ -940,15 +943,21 @@ def promote(
             "drop the pipeline names",
             param_hint="--prune",
         )
-    prepared = _prepare(project, stages, target, from_, pipelines, source_profile)
     store = _stage_store(target)
     identity = identity_now(caller_arn(target))
     manifest, etag = store.load_manifest()
+    # DAG objects that are not the recorded version are converged by content, so their
+    # pipelines are rendered even when their inputs are unchanged.
+    drifted = off_record(store, manifest.pipelines)
+    prepared = _prepare(
+        project, stages, target, from_, pipelines, source_profile, manifest, set(drifted)
+    )
+    # Only the pipelines rendered anew can get a new release: only their histories are read.
+    manifest = store.load_histories(manifest, [build.name for build in prepared.builds])
     show_diffs = diff if diff is not None else (plan_only or not (yes or json_))
     wanted = keys_to_diff(prepared.builds, manifest) if show_diffs or plan_only else []
     live = store.read_dags(wanted)
     names = {build.name for build in prepared.builds}
-    recorded = {n: r for n, r in manifest.pipelines.items() if n in names}
     plan = build_plan(
         target,
         prepared.builds,
@@ -958,19 +967,42 @@ def promote(
         identity=identity,
         live_dags=live,
         prune=prune,
-        off_record=off_record(store, recorded),
+        unchanged=prepared.unchanged,
+        off_record={name: live for name, live in drifted.items() if name in names},
     )
     kept = (
         []
         if prune or not prepared.complete
-        else sorted(set(manifest.pipelines) - {b.name for b in prepared.builds})
+        else sorted(
+            set(manifest.pipelines) - {b.name for b in prepared.builds} - set(prepared.unchanged)
+        )
     )
     if not plan.has_changes:
-        # Nothing will be written, so no gate has anything to protect; a dead promoter's lock
-        # is cleared, so that the stage ends as a completed promotion leaves it.
-        cleared = None if plan_only else clear_stale(store, lock_owner(identity.promoted_by))
-        if cleared is not None:
-            err.print(f"cleared a stale lock of {cleared.owner} (since {cleared.acquired_at})")
+        # Nothing live changes, so no gate has anything to protect. At most the manifest
+        # records the inputs of DAGs that render as recorded, under the stage lock; otherwise a
+        # dead promoter's lock is cleared, so that the stage ends as a completed promotion leaves
+        # it.
+        if plan.records_only and not plan_only:
+            try:  # bookkeeping only: never breaks a lock, never fails the promotion
+                _run_plan(
+                    store,
+                    plan,
+                    identity=identity,
+                    force_unlock=False,
+                    force_token=None,
+                    verify=None,
+                    quiet=True,
+                )
+            except MwaaEltError as error:
+                err.print(
+                    "[yellow]warning:[/yellow] the input digests were not recorded "
+                    f"({escape('; '.join(error.messages))}); the next promotion renders "
+                    "these pipelines again"
+                )
+        else:
+            cleared = None if plan_only else clear_stale(store, lock_owner(identity.promoted_by))
+            if cleared is not None:
+                err.print(f"cleared a stale lock of {cleared.owner} (since {cleared.acquired_at})")
         if json_:
             data = Outcome(ApplyResult(plan)).to_dict()
             _print_json({**data, "plan_only": True} if plan_only else data)
@@ -1065,17 +1097,50 @@ def _prepare(
     source: str | None,
     names: list[str] | None,
     profile: str | None,
+    manifest: Any,
+    force: set[str],
 ) -> Any:
-    """What the promotion moves: the working tree's pipelines, or the source stage's."""
+    """What the promotion moves: the working tree's pipelines, or the source stage's; only
+    those whose inputs differ from what the target's manifest records are rendered."""
     from mwaa_elt.promote.builds import from_stage, from_working_tree
+    from mwaa_elt.promote.bundle import build_bundle
+    from mwaa_elt.promote.inputs import environment_digest, select_working_tree
 
+    environment = environment_digest(target, project.stacks_dir, project.root)
     # No spinner here: its thread would keep validation and rendering from forking workers.
     if source is None:
-        selected = _valid_pipelines(project, stages, names)
-        err.print(f"rendering {len(selected)} pipeline(s) for {target.name}…")
-        return from_working_tree(project, target, selected, complete=not names)
-    err.print(f"reading what is live in {source} and rendering it for {target.name}…")
-    return from_stage(stages, _stage_store(stages[source], profile), target, names)
+        everything, _ = _spec_targets(project, None)
+        templates = build_bundle(project.templates_dir)
+        selection = select_working_tree(
+            everything,
+            project.pipelines_dir,
+            stages,
+            manifest,
+            environment,
+            templates.source_hash,
+            names,
+            force=force,
+        )
+        if not selection.report.ok:
+            raise _not_rendered(selection.report)
+        if selection.changed:
+            err.print(
+                f"rendering {len(selection.changed)} changed pipeline(s) for {target.name} "
+                f"({len(selection.unchanged)} unchanged)…"
+            )
+        return from_working_tree(
+            project, target, selection, templates, environment, complete=not names
+        )
+    err.print(f"reading what is live in {source} and rendering what changed for {target.name}…")
+    return from_stage(
+        stages,
+        _stage_store(stages[source], profile),
+        target,
+        names,
+        target_manifest=manifest,
+        environment=environment,
+        force=force,
+    )
 
 
 def _gates(

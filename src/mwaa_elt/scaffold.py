@@ -146,6 +146,29 @@ ENGINES = {
 SPECS = {"athena": _ATHENA_SPEC, "emr": _EMR_SPEC}
 
 
+# What `mwaa-elt new` keeps out of git: render output and its record (build/), the sandbox's
+# state, interpreter litter. Untracked build output also marks every promotion "-dirty".
+GITIGNORE_LINES = ("build/", ".mwaa-elt-sandbox/", "__pycache__/")
+
+
+def ensure_gitignore(root: Path) -> Path | None:
+    """Add the build-output lines a project's .gitignore lacks (creating the file if needed);
+    the path when it was written, None when it already had them all."""
+    path = root / ".gitignore"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        text = ""
+    present = {line.strip() for line in text.splitlines()}
+    missing = [line for line in GITIGNORE_LINES if line not in present]
+    if not missing:
+        return None
+    prefix = "" if not text or text.endswith("\n") else "\n"
+    header = "" if text else "# mwaa-elt: build output and local state\n"
+    path.write_text(text + prefix + header + "\n".join(missing) + "\n", encoding="utf-8")
+    return path
+
+
 def scaffold_pipeline(pipelines_dir: Path, name: str, engine: str) -> list[Path]:
     """Write a new pipeline folder; refuse a bad name, an unknown engine or an existing folder."""
     if not PIPELINE_NAME.match(name):

@@ -504,6 +504,10 @@ class Stage:
         return f"{self.paths.tool_state}templates/"
 
     @property
+    def history_prefix(self) -> str:
+        return f"{self.paths.tool_state}history/"
+
+    @property
     def log_group_prefix(self) -> str:
         return f"airflow-{self.environment_name}-"
 

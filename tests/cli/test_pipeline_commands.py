@@ -40,6 +40,29 @@ def test_new_scaffolds_a_valid_spec(project, engine):
     assert again.exit_code == 1 and "already exists" in str(again.exception)
 
 
+def test_new_keeps_build_output_out_of_git(project):
+    (project / ".gitignore").write_text("*.log")  # the user's own lines stay, in order
+    result = runner.invoke(app, ["new", "first_one"])
+    assert result.exit_code == 0, result.output
+    lines = (project / ".gitignore").read_text().splitlines()
+    assert lines[0] == "*.log" and "build/" in lines and ".mwaa-elt-sandbox/" in lines
+    again = runner.invoke(app, ["new", "second_one"])
+    assert again.exit_code == 0, again.output
+    assert (project / ".gitignore").read_text().splitlines() == lines  # added once only
+
+
+def test_new_writes_a_gitignore_when_there_is_none(project):
+    assert not (project / ".gitignore").exists()
+    result = runner.invoke(app, ["new", "first_one"])
+    assert result.exit_code == 0, result.output
+    assert "build/" in (project / ".gitignore").read_text().splitlines()
+
+
+def test_the_projects_own_gitignore_ignores_build_output(project_root):
+    lines = (project_root / ".gitignore").read_text().splitlines()
+    assert "build/" in lines
+
+
 def test_new_refuses_a_bad_name(project):
     result = runner.invoke(app, ["new", "Bad-Name"])
     assert result.exit_code == 1

@@ -61,6 +61,7 @@ def plan_for(
     from mwaa_elt.promote.plan import build_plan, keys_to_diff
 
     manifest, etag = store.load_manifest()
+    manifest = store.load_histories(manifest, [b.name for b in builds])
     live = store.read_dags(keys_to_diff(builds, manifest))
     return build_plan(
         store.stage,

@@ -71,11 +71,14 @@ def test_one_changed_pipeline_uploads_exactly_one_dag_and_the_manifest(
     plan = plan_for(store, _pipelines(dev, sql_a="select 2"))
     result = apply_plan(store, plan)
     keys = [key for _, key in recorder.writes()]
-    assert keys[1:] == ["dags/a.py", dev.manifest_key]
+    assert keys[1] == "dags/a.py" and keys[3] == dev.manifest_key
     assert keys[0].startswith(dev.bundles_prefix)
+    assert keys[2].startswith(f"{dev.history_prefix}a/")  # only the changed pipeline's history
     assert (result.uploaded, result.unchanged) == (1, 1)
     assert "+SQL = 'select 2'" in (plan.changes[0].diff or "")
     manifest, _ = store.load_manifest()
+    assert manifest.pipelines["a"].history_key == keys[2]
+    manifest = store.load_histories(manifest, ["a"])
     assert manifest.pipelines["a"].history[0].dag_version_id is not None
 
 
@@ -164,7 +167,7 @@ def test_manifest_is_readable_json(store: StageStore, dev: Stage) -> None:
     apply_plan(store, plan_for(store, _pipelines(dev)))
     body = store.client.get_object(Bucket=store.bucket, Key=dev.manifest_key)["Body"].read()
     data = json.loads(body)
-    assert data["version"] == 1 and data["stage"] == "dev"
+    assert data["version"] == 2 and data["stage"] == "dev"
     assert set(data["pipelines"]["b"]) >= {
         "source_hash",
         "rendered_hash",
@@ -173,6 +176,44 @@ def test_manifest_is_readable_json(store: StageStore, dev: Stage) -> None:
         "promoted_at",
         "promoted_by",
         "git_commit",
-        "history",
+        "history_key",
         "scripts",
     }
+    assert len(body.splitlines()) == 2 + len(data["pipelines"])  # one line per pipeline
+
+
+def test_the_live_index_stays_small_while_histories_grow(
+    store: StageStore, dev: Stage, recorder: Recorder
+) -> None:
+    apply_plan(store, plan_for(store, _pipelines(dev)))
+    sizes = []
+    for index in range(3):
+        apply_plan(store, plan_for(store, _pipelines(dev, sql_a=f"select {index + 2}")))
+        sizes.append(len(store.get(dev.manifest_key)[0]))
+    assert max(sizes) - min(sizes) < 200  # a new history key, not a longer history inline
+    manifest = store.load_histories(store.load_manifest()[0], ["a", "b"])
+    assert len(manifest.pipelines["a"].history) == 3 and manifest.pipelines["b"].history == ()
+    recorder.calls.clear()
+    apply_plan(store, plan_for(store, _pipelines(dev, sql_a="select 9")))
+    history_reads = [k for op, k in recorder.calls if k.startswith(dev.history_prefix)]
+    assert history_reads and all(k.startswith(f"{dev.history_prefix}a/") for k in history_reads)
+
+
+def test_a_manifest_in_the_old_format_is_read(store: StageStore, dev: Stage) -> None:
+    apply_plan(store, plan_for(store, _pipelines(dev)))
+    apply_plan(store, plan_for(store, _pipelines(dev, sql_a="select 2")))
+    current = store.load_histories(store.load_manifest()[0], ["a", "b"])
+    old = json.loads(current.to_bytes())
+    assert old["version"] == 1 and "history" in old["pipelines"]["a"]
+    assert "history_key" not in old["pipelines"]["a"]
+    store.put(dev.manifest_key, json.dumps(old).encode())
+    loaded, _ = store.load_manifest()
+    assert loaded.pipelines["a"].history == current.pipelines["a"].history
+    assert loaded.pipelines["a"].history_loaded
+    result = apply_plan(store, plan_for(store, _pipelines(dev, sql_a="select 3")))
+    assert result.manifest_etag is not None
+    rewritten = store.load_histories(store.load_manifest()[0], ["a"])
+    assert [r.rendered_hash for r in rewritten.pipelines["a"].history] == [
+        build(dev, "a", sql="select 2").rendered_hash,
+        build(dev, "a").rendered_hash,
+    ]

@@ -6,6 +6,7 @@ the same command again converges on what a clean promotion leaves."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -88,6 +89,13 @@ class Account:
         if self.stage.manifest_key in found:
             manifest = json.loads(found[self.stage.manifest_key])
             found[self.stage.manifest_key] = json.dumps(_normalised(manifest)).encode()
+        # A history object's key is the hash of releases with their times: key it by the
+        # hash of its normalised content instead, so equal histories compare equal.
+        prefix = self.stage.history_prefix
+        for key in [k for k in found if k.startswith(prefix)]:
+            body = json.dumps(_normalised(json.loads(found.pop(key)))).encode()
+            pipeline = key[len(prefix) :].split("/")[0]
+            found[f"{prefix}{pipeline}/{hashlib.sha256(body).hexdigest()}"] = body
         return found
 
     def manifest(self) -> bytes | None:
@@ -116,7 +124,7 @@ def _normalised(value: Any) -> Any:
         return {
             k: _normalised(v)
             for k, v in sorted(value.items())
-            if k not in {"promoted_at", "dag_version_id"}
+            if k not in {"promoted_at", "dag_version_id", "history_key"}
         }
     if isinstance(value, list):
         return [_normalised(v) for v in value]

@@ -213,3 +213,42 @@ def test_other_bytes_or_none_under_a_recorded_key_are_written_again(dev: Stage) 
     final = plan.steps[-1]
     assert isinstance(final, WriteManifest) and final.pending_versions == ("a", "b")
     assert final.manifest.pipelines["a"].history == manifest.pipelines["a"].history
+
+
+def _with_inputs(build, digest: str):
+    from dataclasses import replace
+
+    from mwaa_elt.promote.manifest import Inputs
+
+    return replace(build, inputs=Inputs(hash=digest, spec=f"{build.name}/{build.name}.yaml"))
+
+
+def test_pipelines_unchanged_by_their_inputs_are_kept_without_a_build(dev: Stage) -> None:
+    manifest = _applied(_plan(dev, [build(dev, "a"), build(dev, "b")]))
+    plan = _plan(dev, [build(dev, "b", sql="select 2")], manifest, unchanged=["a"], prune=True)
+    assert [(c.pipeline, c.action) for c in plan.changes] == [("a", "unchanged"), ("b", "updated")]
+    assert set(_applied(plan).pipelines) == {"a", "b"}  # not pruned: unchanged is not missing
+    assert _applied(plan).pipelines["a"] == manifest.pipelines["a"]
+
+
+def test_new_inputs_of_an_identical_render_are_recorded_without_writing_a_dag(dev: Stage) -> None:
+    manifest = _applied(_plan(dev, [_with_inputs(build(dev, "a"), "old")]))
+    plan = _plan(dev, [_with_inputs(build(dev, "a"), "new")], manifest)
+    assert [c.action for c in plan.changes] == ["unchanged"]
+    assert [type(step) for step in plan.steps] == [WriteManifest]
+    assert not plan.has_changes and plan.records_only
+    record = _applied(plan).pipelines["a"]
+    assert record.inputs is not None and record.inputs.hash == "new"
+    assert record.history == () and record.promoted_at == manifest.pipelines["a"].promoted_at
+    same = _plan(dev, [_with_inputs(build(dev, "a"), "new")], _applied(plan))
+    assert same.steps == () and not same.records_only
+
+
+def test_a_history_not_yet_read_is_never_overwritten(dev: Stage) -> None:
+    import pytest
+
+    manifest = _applied(_plan(dev, [build(dev, "a")]))
+    stored = manifest.pipelines["a"].model_copy(update={"history_key": "h/a/1.json"})
+    manifest = manifest.model_copy(update={"pipelines": {"a": stored}})
+    with pytest.raises(RuntimeError, match="history was not read"):
+        _plan(dev, [build(dev, "a", sql="select 2")], manifest)

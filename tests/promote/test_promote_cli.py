@@ -132,7 +132,10 @@ def test_one_changed_sql_file_uploads_exactly_one_dag(project, stages, gated):
     } == {
         "dags/movielens_scifi.py",
         stages["dev"].manifest_key,
+        *(k for k in grew if k.startswith(stages["dev"].history_prefix + "movielens_scifi/")),
     }
+    # The changed pipeline's history moves into one object of its own; no other one is written.
+    assert sum(k.startswith(stages["dev"].history_prefix) for k in grew) == 1
     assert "-- only this one" in dag(stages["dev"], "movielens_scifi")
     assert gated[-1] == ["movielens_scifi"]  # only the DAG the promotion writes is loaded
 
@@ -467,3 +470,132 @@ def test_force_unlock_of_a_live_holder_is_refused_without_a_terminal_unless_yes(
     assert code == 0, output
     assert "warning: --force-unlock: stage dev is locked by" in " ".join(output.split())
     assert lock.read_lock(store) is None and store.load_manifest()[1] is not None
+
+
+# -- deciding from inputs ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def rendered(monkeypatch) -> list[list[str]]:
+    """The pipelines each promotion renders, batch by batch."""
+    from mwaa_elt.promote import builds
+
+    batches: list[list[str]] = []
+    real = builds._render
+
+    def spy(pipelines, target, templates_dir, root):
+        batches.append(sorted(pipelines))
+        return real(pipelines, target, templates_dir, root)
+
+    monkeypatch.setattr(builds, "_render", spy)
+    return batches
+
+
+ALL = ["movielens_emr", "movielens_scifi", "scifi_quality"]
+
+
+def test_unchanged_inputs_are_neither_rendered_nor_gated(project, stages, gated, rendered):
+    promote_json("--to", "dev")
+    assert rendered == [ALL]
+    again = promote_json("--to", "dev")
+    assert (again["uploaded"], again["unchanged"]) == (0, 3)
+    assert rendered[-1] == []  # three folder hashes, no render
+    edit_sql(project, "one input changed")
+    changed = promote_json("--to", "dev")
+    assert rendered[-1] == ["movielens_scifi"] and gated[-1] == ["movielens_scifi"]
+    assert {p["pipeline"]: p["action"] for p in changed["pipelines"]} == {
+        "movielens_emr": "unchanged",
+        "movielens_scifi": "updated",
+        "scifi_quality": "unchanged",
+    }
+
+
+def test_a_template_change_renders_every_pipeline_again(project, stages, rendered):
+    promote_json("--to", "dev")
+    template = project / "dag_templates/dag.py.j2"
+    template.write_text("# rendered into every DAG file\n" + template.read_text())
+    result = promote_json("--to", "dev")
+    assert rendered[-1] == ALL
+    assert {p["action"] for p in result["pipelines"]} == {"updated"}
+    promote_json("--to", "dev")
+    assert rendered[-1] == []
+
+
+def test_inputs_digested_otherwise_are_recorded_without_writing_a_dag(
+    project, stages, rendered, monkeypatch
+):
+    from mwaa_elt.promote import inputs
+
+    promote_json("--to", "dev")
+    before = versions(stages["dev"])
+    real = inputs.environment_digest
+    monkeypatch.setattr(inputs, "environment_digest", lambda *a: "another mwaa-elt" + real(*a))
+    result = promote_json("--to", "dev")
+    assert rendered[-1] == ALL and (result["uploaded"], result["unchanged"]) == (0, 3)
+    after = versions(stages["dev"])
+    grew = {k for k in after if after[k] != before.get(k)}
+    assert grew == {stages["dev"].manifest_key, stages["dev"].lock_key}  # records only
+    promote_json("--to", "dev")
+    assert rendered[-1] == []
+    code, plan = mwaa_json("promote", "--to", "dev", "--plan")
+    assert code == 0 and plan["unchanged"] == 3
+
+
+def test_promoting_onward_renders_only_versions_the_target_lacks(project, stages, rendered):
+    promote_json("--to", "dev")
+    promote_json("--from", "dev", "--to", "staging")
+    assert rendered[-1] == ALL
+    count = len(rendered)
+    again = promote_json("--from", "dev", "--to", "staging")
+    assert all(batch == [] for batch in rendered[count:])  # nothing rendered, not even fetched
+    assert (again["uploaded"], again["unchanged"]) == (0, 3)
+    edit_sql(project, "next version")
+    promote_json("--to", "dev")
+    onward = promote_json("--from", "dev", "--to", "staging")
+    assert rendered[-1] == ["movielens_scifi"]
+    assert [p["pipeline"] for p in onward["pipelines"] if p["action"] == "updated"] == [
+        "movielens_scifi"
+    ]
+    assert "next version" in dag(stages["staging"], "movielens_scifi")
+
+
+def test_an_invalid_spec_is_reported_even_when_the_others_are_unchanged(project, stages):
+    promote_json("--to", "dev")
+    spec = project / "pipelines/scifi_quality/scifi_quality.yaml"
+    spec.write_text(spec.read_text().replace("schedule:", "schedul:", 1))
+    code, output = mwaa("promote", "--to", "dev", "--yes", "--skip-mwaa-checks")
+    assert code == 1 and "scifi_quality.yaml" in output and "nothing was rendered" in output
+
+
+def test_a_manifest_in_the_old_format_is_read_and_rewritten_in_the_new(project, stages):
+    from mwaa_elt.promote.manifest import Manifest
+
+    dev = stages["dev"]
+    promote_json("--to", "dev")
+    edit_sql(project, "second")
+    promote_json("--to", "dev")
+    store = StageStore(dev, make_client("s3", dev.region))
+    manifest, _ = store.load_manifest()
+    manifest = store.load_histories(manifest, manifest.pipelines)
+    # What mwaa-elt wrote before format 2: one JSON file, histories inline, no input digests.
+    old = json.loads(manifest.to_bytes())
+    for record in old["pipelines"].values():
+        for release in (record, *record["history"]):
+            release.pop("inputs")
+    assert old["version"] == 1 and old["pipelines"]["movielens_scifi"]["history"]
+    s3 = make_client("s3", dev.region)
+    s3.put_object(Bucket=dev.source_bucket, Key=dev.manifest_key, Body=json.dumps(old).encode())
+    parsed = Manifest.from_bytes(json.dumps(old).encode(), "old")
+    assert parsed.pipelines["movielens_scifi"].history_loaded
+    status = mwaa_json("status", "--stage", "dev")[1]
+    record = next(p for p in status["pipelines"] if p["pipeline"] == "movielens_scifi")
+    assert len(record["history"]) == 1 and record["drift"] == "in sync"
+    result = promote_json("--to", "dev")  # no input recorded: rendered, found equal, recorded
+    assert (result["uploaded"], result["unchanged"]) == (0, 3)
+    body = s3.get_object(Bucket=dev.source_bucket, Key=dev.manifest_key)["Body"].read()
+    assert json.loads(body)["version"] == 2 and b'"history":' not in body
+    code, output = mwaa(
+        "rollback", "movielens_scifi", "--stage", "dev", "--yes", "--skip-mwaa-checks"
+    )
+    assert code == 0, output
+    assert "-- second" not in dag(dev, "movielens_scifi")

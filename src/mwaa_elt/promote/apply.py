@@ -55,7 +55,7 @@ class ApplyResult:
 
 # Steps of one phase are independent and run in parallel; phases run in order, so scripts and
 # bundles are in place before any DAG that uses them, and the manifest is written last.
-WORKERS = 8
+WORKERS = 16
 
 
 _PHASE_POINTS = {0: "uploaded", 1: "dags-written", 2: "manifest-written"}

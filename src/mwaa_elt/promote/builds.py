@@ -10,20 +10,23 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from mwaa_elt.errors import ConfigError
 from mwaa_elt.project import Project
-from mwaa_elt.promote.bundle import Bundle, build_bundle, pipeline_bundle, read_bundle
-from mwaa_elt.promote.manifest import WORKING_TREE, Manifest
+from mwaa_elt.promote.bundle import Bundle, pipeline_bundle, read_bundle
+from mwaa_elt.promote.inputs import Selection, folder_hash, inputs_hash
+from mwaa_elt.promote.manifest import WORKING_TREE, Inputs, Manifest
 from mwaa_elt.promote.plan import PipelineBuild
 from mwaa_elt.promote.store import StageStore
-from mwaa_elt.render import RenderResult, render_pipelines
+from mwaa_elt.render import RenderResult
 from mwaa_elt.render.generate import DAGS_DIR, SCRIPTS_DIR
-from mwaa_elt.spec import Pipeline, discover_specs, validate_paths
+from mwaa_elt.spec import discover_specs
 from mwaa_elt.spec.analysis import unchecked_sql
+from mwaa_elt.spec.summary import IncrementalValidation, SpecSummary
 from mwaa_elt.stage import Stage
 
 
@@ -34,8 +37,11 @@ class Prepared:
     source: str  # "working-tree" or the source stage's name
     target: Stage
     render: RenderResult
-    builds: tuple[PipelineBuild, ...]
+    builds: tuple[PipelineBuild, ...]  # the pipelines whose inputs changed, rendered
     complete: bool  # every pipeline of the source is included, so pruning is meaningful
+    # Pipelines whose inputs match what the target's manifest records: neither rendered nor
+    # bundled, they stay as they are.
+    unchanged: tuple[str, ...] = ()
 
 
 def check_route(stages: Mapping[str, Stage], source: str | None, target: str) -> Stage:
@@ -65,21 +71,33 @@ def check_route(stages: Mapping[str, Stage], source: str | None, target: str) ->
 def from_working_tree(
     project: Project,
     target: Stage,
-    pipelines: Mapping[str, Pipeline],
+    selection: Selection,
+    templates: Bundle,
+    environment: str,
     *,
     complete: bool,
 ) -> Prepared:
-    """Render validated working-tree `pipelines` for `target` and bundle their folders."""
-    render = render_pipelines(pipelines, target, project.templates_dir, project_root=project.root)
-    templates = build_bundle(project.templates_dir)
+    """Render the working-tree pipelines `selection` found changed for `target`, bundle their
+    folders and record their inputs; the unchanged ones are passed on by name."""
+    pipelines = selection.changed
+    render = _render(dict(pipelines), target, project.templates_dir, project.root)
     folders = {name: pipeline.source_dir for name, pipeline in pipelines.items()}
-    commits = git_commits(project.root, folders, project.templates_dir)
+    commits = git_commits(project.root, folders, project.templates_dir) if folders else {}
+    # The bundle ships the spec and the files it names; the inputs digest covers the whole
+    # folder, as validation does (`promote.inputs.select_working_tree` compares the same).
     bundles = {name: pipeline_bundle(pipeline) for name, pipeline in pipelines.items()}
     unchecked = {name: unchecked_sql(pipeline) for name, pipeline in pipelines.items()}
+    inputs = {}
+    for name, folder in folders.items():
+        spec, summary = selection.summaries[name]
+        digest = inputs_hash(environment, folder_hash(folder), templates.source_hash)
+        inputs[name] = Inputs(
+            hash=digest, spec=spec, produces=summary.produces, after=summary.after
+        )
     builds = _builds(
-        target, render, bundles, dict.fromkeys(pipelines, templates), commits, unchecked
+        target, render, bundles, dict.fromkeys(pipelines, templates), commits, unchecked, inputs
     )
-    return Prepared(WORKING_TREE, target, render, builds, complete)
+    return Prepared(WORKING_TREE, target, render, builds, complete, selection.unchanged)
 
 
 def from_stage(
@@ -87,8 +105,17 @@ def from_stage(
     source_store: StageStore,
     target: Stage,
     names: Sequence[str] | None,
+    *,
+    target_manifest: Manifest | None = None,
+    environment: str | None = None,
+    force: Collection[str] = (),
 ) -> Prepared:
-    """Re-render for `target` exactly the versions live in the source stage's manifest."""
+    """Re-render for `target` exactly the versions live in the source stage's manifest.
+
+    With the target's manifest and the `environment` digest, a live version whose inputs the
+    target already records is neither fetched nor rendered; the checks across specs still see
+    every live spec (the unchanged ones by their recorded summary).
+    """
     source = source_store.stage.name
     manifest, _ = source_store.load_manifest()
     if not manifest.pipelines:
@@ -97,11 +124,34 @@ def from_stage(
             f"{source_store.uri(source_store.stage.manifest_key)}); promote into {source} first"
         )
     selected = _select(manifest, names, source)
+    digests = {
+        name: inputs_hash(environment, record.source_hash, record.templates_hash)
+        for name, record in manifest.pipelines.items()
+        if environment is not None
+    }
+    trusted: dict[str, Inputs] = {}
+    for name, digest in digests.items():
+        record = (target_manifest or Manifest(stage=target.name)).pipelines.get(name)
+        if name in force or record is None or record.inputs is None:
+            continue
+        if record.inputs.hash == digest:
+            trusted[name] = record.inputs
+    to_render = [name for name in selected if name not in trusted]
     with tempfile.TemporaryDirectory(prefix="mwaa-elt-promote-") as scratch:
         root = Path(scratch)
-        bundles = _restore_sources(source_store, manifest, root / "pipelines")
+        folder = root / "pipelines"
+        fetched = [name for name in sorted(manifest.pipelines) if name not in trusted]
+        bundles = _restore_sources(source_store, manifest, folder, fetched)
         # Every live spec is validated together, so cross-pipeline schedules still resolve.
-        report = validate_paths(discover_specs(root / "pipelines"), dict(stages))
+        summaries = {
+            folder / inputs.spec: SpecSummary(name, inputs.produces, inputs.after)
+            for name, inputs in trusted.items()
+        }
+        validation = _validate(stages, discover_specs(folder), summaries)
+        if not validation.report.ok and trusted:  # locate the problem with every spec at hand
+            bundles.update(_restore_sources(source_store, manifest, folder, sorted(trusted)))
+            validation = _validate(stages, discover_specs(folder), {})
+        report = validation.report
         if not report.ok:
             raise ConfigError(
                 [f"{_shown(p.path, root)}:{p.line}:{p.col}: {p.message}" for p in report.problems]
@@ -110,23 +160,55 @@ def from_stage(
                     f"configuration; fix the specs and promote them into {source} again"
                 ]
             )
-        templates = _restore_templates(source_store, manifest, selected, root / "templates")
+        templates = _restore_templates(source_store, manifest, to_render, root / "templates")
         renders = []
-        for templates_hash in sorted({manifest.pipelines[n].templates_hash for n in selected}):
+        for templates_hash in sorted({manifest.pipelines[n].templates_hash for n in to_render}):
             group = {
                 name: report.pipelines[name]
-                for name in selected
+                for name in to_render
                 if manifest.pipelines[name].templates_hash == templates_hash
             }
-            folder = root / "templates" / templates_hash
-            renders.append(render_pipelines(group, target, folder, project_root=root))
+            templates_folder = root / "templates" / templates_hash
+            renders.append(_render(group, target, templates_folder, root))
     render = _merge(target, renders)
-    commits = {name: manifest.pipelines[name].git_commit for name in selected}
-    chosen = {name: bundles[name] for name in selected}
-    by_name = {name: templates[manifest.pipelines[name].templates_hash] for name in selected}
-    unchecked = {name: unchecked_sql(report.pipelines[name]) for name in selected}
-    builds = _builds(target, render, chosen, by_name, commits, unchecked)
-    return Prepared(source, target, render, builds, complete=names is None)
+    commits = {name: manifest.pipelines[name].git_commit for name in to_render}
+    chosen = {name: bundles[name] for name in to_render}
+    by_name = {name: templates[manifest.pipelines[name].templates_hash] for name in to_render}
+    inputs = {}
+    if environment is not None:
+        for spec, summary in validation.summaries.items():
+            if summary.name in chosen:
+                inputs[summary.name] = Inputs(
+                    hash=digests[summary.name],
+                    spec=spec.relative_to(folder).as_posix(),
+                    produces=summary.produces,
+                    after=summary.after,
+                )
+    unchecked = {name: unchecked_sql(report.pipelines[name]) for name in to_render}
+    builds = _builds(target, render, chosen, by_name, commits, unchecked, inputs)
+    unchanged = tuple(name for name in selected if name in trusted)
+    return Prepared(source, target, render, builds, complete=names is None, unchanged=unchanged)
+
+
+def _validate(
+    stages: Mapping[str, Stage], specs: Sequence[Path], trusted: Mapping[Path, SpecSummary]
+) -> IncrementalValidation:
+    """Validate `specs` together with the `trusted` ones, known by their summary alone."""
+    from mwaa_elt.spec.validate import validate_incremental
+
+    paths = sorted({*specs, *trusted})
+    return validate_incremental(paths, dict(stages), trusted)
+
+
+def _render(
+    pipelines: Mapping[str, Any], target: Stage, templates_dir: Path, root: Path
+) -> RenderResult:
+    """`render_pipelines`, imported (with Jinja and the SQL parser) only when there is work."""
+    if not pipelines:
+        return RenderResult(target.name, target.airflow.version, {}, {})
+    from mwaa_elt.render import render_pipelines
+
+    return render_pipelines(dict(pipelines), target, templates_dir, project_root=root)
 
 
 def _select(manifest: Manifest, names: Sequence[str] | None, source: str) -> list[str]:
@@ -151,10 +233,13 @@ def _fetch(store: StageStore, key: str, what: str) -> bytes:
     return found[0]
 
 
-def _restore_sources(store: StageStore, manifest: Manifest, folder: Path) -> dict[str, Bundle]:
-    """Unpack every live pipeline's bundle into `folder/<name>/`, verifying its hash."""
+def _restore_sources(
+    store: StageStore, manifest: Manifest, folder: Path, names: Sequence[str]
+) -> dict[str, Bundle]:
+    """Unpack the bundles of the live pipelines `names` into `folder/<name>/`, verifying them."""
     bundles: dict[str, Bundle] = {}
-    for name, record in sorted(manifest.pipelines.items()):
+    for name in names:
+        record = manifest.pipelines[name]
         data = _fetch(store, record.bundle_key, f"source bundle of {name}")
         with read_bundle(data, expected_hash=record.source_hash) as unpacked:
             _copy_tree(unpacked, folder / name)
@@ -214,6 +299,7 @@ def _builds(
     templates: Mapping[str, Bundle],
     commits: Mapping[str, str | None],
     unchecked: Mapping[str, tuple[str, ...]],
+    inputs: Mapping[str, Inputs] | None = None,
 ) -> tuple[PipelineBuild, ...]:
     builds = []
     for name, rendered in sorted(render.pipelines.items()):
@@ -234,6 +320,7 @@ def _builds(
                 scripts=scripts,
                 git_commit=commits.get(name),
                 sql_unchecked=unchecked.get(name, ()),
+                inputs=(inputs or {}).get(name),
             )
         )
     return tuple(builds)
@@ -243,26 +330,53 @@ def git_commits(
     root: Path, folders: Mapping[str, Path], templates_dir: Path
 ) -> dict[str, str | None]:
     """Per pipeline, the commit its folder and the templates come from (`<sha>-dirty` when
-    either has uncommitted changes), or None outside a git repository."""
+    either has uncommitted changes), or None outside a git repository.
+
+    One pass over `git status`: every changed path marks itself and its parent folders dirty,
+    so the cost grows with the changed paths plus the pipelines, never with their product.
+    """
     try:
         head = _git(root, "rev-parse", "HEAD").strip()
-        status = _git(root, "status", "--porcelain", "--untracked-files=all", "--", ".")
+        status = _git(root, "status", "--porcelain", "-z", "--untracked-files=all", "--", ".")
+        top = Path(_git(root, "rev-parse", "--show-toplevel").strip()).resolve()
     except (OSError, subprocess.CalledProcessError):
         return dict.fromkeys(folders)
-    top = Path(_git(root, "rev-parse", "--show-toplevel").strip()).resolve()
-    changed = [
-        (top / line[3:].split(" -> ")[-1].strip('"')).resolve() for line in status.splitlines()
-    ]
+    dirty_folders = _changed_folders(status)
 
     def dirty(folder: Path) -> bool:
-        folder = folder.resolve()
-        return any(path == folder or folder in path.parents for path in changed)
+        try:
+            relative = folder.resolve().relative_to(top).as_posix()
+        except ValueError:  # outside the repository: git cannot vouch for it
+            return True
+        return relative in dirty_folders or (relative == "." and bool(dirty_folders))
 
     templates_dirty = dirty(templates_dir)
     return {
         name: f"{head}-dirty" if templates_dirty or dirty(folder) else head
         for name, folder in folders.items()
     }
+
+
+def _changed_folders(status: str) -> set[str]:
+    """Every path `git status --porcelain -z` names (both sides of a rename) and each folder
+    above it, relative to the top of the repository."""
+    changed: set[str] = set()
+    fields = status.split("\0")
+    index = 0
+    while index < len(fields):
+        entry = fields[index]
+        index += 1
+        if len(entry) < 4:
+            continue
+        paths = [entry[3:]]
+        if entry[0] in "RC" or entry[1] in "RC":  # a rename's origin follows as its own field
+            paths.append(fields[index])
+            index += 1
+        for path in paths:
+            parts = PurePosixPath(path.rstrip("/")).parts
+            for depth in range(1, len(parts) + 1):
+                changed.add("/".join(parts[:depth]))
+    return changed
 
 
 def _git(root: Path, *args: str) -> str:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal
 
 from mwaa_elt.errors import ConfigError
 from mwaa_elt.promote.bundle import Bundle, content_hash
-from mwaa_elt.promote.manifest import Manifest, PipelineRecord, Release
+from mwaa_elt.promote.manifest import Inputs, Manifest, PipelineRecord, Release
 from mwaa_elt.stage import Stage
 
 if TYPE_CHECKING:
@@ -37,6 +37,7 @@ class PipelineBuild:
     scripts: Mapping[str, bytes] = field(default_factory=dict)
     git_commit: str | None = None
     sql_unchecked: tuple[str, ...] = ()  # "<task>: <why>" of tasks with skip_sql_checks
+    inputs: Inputs | None = None  # what it was rendered from, digested (`promote.inputs`)
 
     @property
     def rendered_hash(self) -> str:
@@ -148,10 +149,19 @@ class Plan:
     # is rewritten to record the live version (no DAG file is written for them).
     recorded: tuple[str, ...] = ()
 
+    # The manifest is rewritten only to record the inputs of pipelines whose DAGs render as
+    # recorded, from inputs digested otherwise (mwaa-elt changed, or records predate digests).
+    inputs_only: bool = False
+
     @property
     def has_changes(self) -> bool:
-        """Whether applying the plan writes anything."""
-        return bool(self.steps)
+        """Whether applying the plan writes anything but new input digests."""
+        return bool(self.steps) and not self.inputs_only
+
+    @property
+    def records_only(self) -> bool:
+        """Whether the plan only records input digests in the manifest (`inputs_only`)."""
+        return bool(self.steps) and self.inputs_only
 
     def count(self, action: Action) -> int:
         """How many pipelines the plan gives `action`."""
@@ -196,17 +206,20 @@ def build_plan(
     identity: Identity,
     live_dags: Mapping[str, bytes] | None = None,
     prune: bool = False,
+    unchanged: Sequence[str] = (),
     off_record: Mapping[str, LiveDag | None] | None = None,
 ) -> Plan:
     """The plan promoting `builds` into `stage`, given its manifest; this has no side effects.
 
     `live_dags` holds the current DAG files by key (`keys_to_diff`, for diffs); with `prune`,
     pipelines in the manifest but not in `builds` are removed, so pass every pipeline then.
+    `unchanged` names pipelines whose inputs the manifest records as they are now
+    (`promote.inputs`): they were not rendered and stay as they are.
     `off_record` (`status.off_record`) names pipelines whose DAG object is not the recorded
     version: an unchanged one is converged by content — its live version recorded when it holds
     the recorded bytes, its recorded file written again when it does not.
     """
-    _check_builds(stage, builds)
+    _check_builds(stage, builds, unchanged, manifest)
     live_dags = live_dags or {}
     off_record = off_record or {}
     recorded: list[str] = []
@@ -223,10 +236,29 @@ def build_plan(
         for key in (record.bundle_key, record.templates_key, *record.scripts)
     }
 
+    refreshed = False
+    for name in unchanged:
+        record = manifest.pipelines[name]
+        changes.append(
+            PipelineChange(
+                name,
+                "unchanged",
+                record.dag_key,
+                record.source_hash,
+                record.source_hash,
+                record.rendered_hash,
+            )
+        )
     for build in sorted(builds, key=lambda b: b.name):
         record = manifest.pipelines.get(build.name)
         if _is_unchanged(build, record):
             assert record is not None
+            if build.inputs is not None and record.inputs != build.inputs:
+                # Rendered as recorded from inputs digested otherwise (mwaa-elt changed, or
+                # the record predates digests): record them, so the next promotion skips it.
+                record = record.model_copy(update={"inputs": build.inputs})
+                records[build.name] = record
+                refreshed = True
             if build.name not in off_record:
                 changes.append(_change(build, "unchanged", record))
                 continue
@@ -276,6 +308,7 @@ def build_plan(
             git_commit=build.git_commit,
             tool_version=identity.tool_version,
             sql_unchecked=build.sql_unchecked,
+            inputs=build.inputs,
         )
         records[build.name] = (
             PipelineRecord(**release.model_dump())
@@ -289,7 +322,7 @@ def build_plan(
             dag_steps.append(_delete(stage, build.name, record.dag_key))
 
     if prune:
-        kept = {build.name for build in builds}
+        kept = {build.name for build in builds} | set(unchanged)
         for name in sorted(set(manifest.pipelines) - kept):
             record = manifest.pipelines[name]
             changes.append(
@@ -299,7 +332,7 @@ def build_plan(
             del records[name]
 
     steps: list[Step] = [*uploads, *templates.values(), *dag_steps]
-    if steps or recorded:
+    if steps or recorded or refreshed:
         new_manifest = Manifest(stage=stage.name, pipelines=dict(sorted(records.items())))
         steps.append(WriteManifest(new_manifest, manifest_etag, tuple(pending)))
     return Plan(
@@ -310,6 +343,7 @@ def build_plan(
         steps=tuple(steps),
         manifest_etag=manifest_etag,
         recorded=tuple(recorded),
+        inputs_only=refreshed and not steps[:-1] and not recorded,
     )
 
 
@@ -443,8 +477,13 @@ def _text_diff(stage: Stage, old_key: str, old: bytes | None, new_key: str, new:
     )
 
 
-def _check_builds(stage: Stage, builds: Sequence[PipelineBuild]) -> None:
-    names = [build.name for build in builds]
+def _check_builds(
+    stage: Stage, builds: Sequence[PipelineBuild], unchanged: Sequence[str], manifest: Manifest
+) -> None:
+    names = [build.name for build in builds] + list(unchanged)
+    unknown = sorted(set(unchanged) - set(manifest.pipelines))
+    if unknown:
+        raise ConfigError(f"not live in stage {stage.name}, so not unchanged: {', '.join(unknown)}")
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise ConfigError(f"pipelines given more than once: {', '.join(duplicates)}")

@@ -54,6 +54,7 @@ def plan_rollback(
 ) -> Plan:
     """The plan putting each pipeline of `wanted` back to the release a source-hash prefix names
     (None: the one before the live one); pipelines without history are removed when allowed."""
+    manifest = store.load_histories(manifest, wanted)
     targets: dict[str, tuple[Release, bytes] | None] = {}
     for name, source_hash in sorted(wanted.items()):
         record = manifest.pipelines.get(name)

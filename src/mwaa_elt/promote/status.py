@@ -110,6 +110,7 @@ def off_record(
 def stage_status(store: StageStore) -> StageStatus:
     """Read the manifest, list the DAG prefix's current versions and compare them."""
     manifest, _ = store.load_manifest()
+    manifest = store.load_histories(manifest, manifest.pipelines)
     live = store.latest_versions(store.stage.dags_prefix)
     off = off_record(store, manifest.pipelines, live)
     pipelines = []

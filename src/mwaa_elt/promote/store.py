@@ -6,7 +6,8 @@ sandbox or anyone's own emulator.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
@@ -14,10 +15,30 @@ from botocore.exceptions import ClientError
 from mwaa_elt import aws
 from mwaa_elt.aws import MISSING, NOTHING_CHANGED, PRECONDITION
 from mwaa_elt.errors import ConfigError
-from mwaa_elt.promote.manifest import Manifest, empty_manifest
+from mwaa_elt.promote.manifest import (
+    Manifest,
+    empty_manifest,
+    history_bytes,
+    history_key,
+    parse_history,
+)
 from mwaa_elt.stage import Stage
 
 T = TypeVar("T")
+# Histories are read and written this many at a time (one object per changed pipeline).
+HISTORY_WORKERS = 16
+_R = TypeVar("_R")
+
+
+def _parallel(function: Callable[[T], _R], items: Iterable[T]) -> list[_R]:
+    """`function` over `items` on a few threads, in order; the first error is raised."""
+    work = list(items)
+    if len(work) <= 1:
+        return [function(item) for item in work]
+    with ThreadPoolExecutor(HISTORY_WORKERS, thread_name_prefix="mwaa-elt-history") as pool:
+        return list(pool.map(function, work))
+
+
 RENDERED_HASH_METADATA = "mwaa-elt-rendered-hash"
 _RERUN = "the manifest still describes what is live; re-run to complete"
 
@@ -191,10 +212,54 @@ class StageStore:
             )
         return manifest, etag
 
+    def load_histories(self, manifest: Manifest, names: Iterable[str]) -> Manifest:
+        """`manifest` with the histories of the pipelines `names` read (format 2 stores each
+        under its own key; format 1 holds them already)."""
+        wanted = [
+            name
+            for name in sorted(set(names))
+            if name in manifest.pipelines and not manifest.pipelines[name].history_loaded
+        ]
+        if not wanted:
+            return manifest
+
+        def read(name: str) -> tuple[str, Any]:
+            key = manifest.pipelines[name].history_key
+            assert key is not None  # not loaded means stored under a key
+            found = self.get(key)
+            if found is None:
+                raise ConfigError(
+                    f"{self.uri(key)}: the history of {name} recorded in the manifest of stage "
+                    f"{self.stage.name} is missing; it was deleted outside mwaa-elt"
+                )
+            return name, parse_history(found[0], name, self.uri(key))
+
+        records = dict(manifest.pipelines)
+        for name, history in _parallel(read, wanted):
+            records[name] = records[name].model_copy(update={"history": history})
+        return manifest.model_copy(update={"pipelines": records})
+
     def write_manifest(self, manifest: Manifest, expected_etag: str | None) -> str:
-        """Write the manifest only if it is unchanged since it was read; returns the new ETag."""
+        """Write the histories that changed, then the live index only if it is unchanged since
+        it was read; returns the index's new ETag."""
         key = self.stage.manifest_key
-        body = manifest.to_bytes()
+        records = dict(manifest.pipelines)
+        pending: list[tuple[str, bytes]] = []
+        for name, record in manifest.pipelines.items():
+            if not record.history:
+                continue  # none yet, or not read: the recorded key still holds it
+            data = history_bytes(name, record.history)
+            stored = history_key(self.stage.history_prefix, name, data)
+            if stored != record.history_key:
+                pending.append((stored, data))
+                records[name] = record.model_copy(update={"history_key": stored})
+        # Content-addressed and written before the index that points at them: a reader of the
+        # old index never sees them, a failed run leaves only unreferenced objects.
+        _parallel(
+            lambda item: self.put_if_absent(item[0], item[1], content_type="application/json"),
+            pending,
+        )
+        body = manifest.model_copy(update={"pipelines": records}).index_bytes()
         condition = {"IfMatch": expected_etag} if expected_etag else {"IfNoneMatch": "*"}
         try:
             response = self._call(

@@ -122,14 +122,19 @@ def _file_digest(path: Path) -> str:
     return _Digests().file(path)
 
 
-def _tree_digest(folder: Path, suffixes: tuple[str, ...] | None = None) -> str:
+def _tree_digest(
+    folder: Path, suffixes: tuple[str, ...] | None = None, *, portable: bool = False
+) -> str:
+    """Digest of the files under `folder`; `portable` counts their bytes only, not where this
+    machine keeps them (a symlink swapped in is then no change)."""
     hasher = hashlib.sha256()
     if folder.is_dir():
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
             if "__pycache__" in path.parts or (suffixes and path.suffix not in suffixes):
                 continue
             relative = path.relative_to(folder).as_posix()
-            hasher.update(f"{relative}\0{_file_digest(path)}\0".encode())
+            digest = _sha(path.read_bytes()) if portable else _file_digest(path)
+            hasher.update(f"{relative}\0{digest}\0".encode())
     return hasher.hexdigest()
 
 
@@ -140,27 +145,54 @@ def _version(name: str) -> str:
         return "-"
 
 
+def shared_inputs(
+    stage: Stage, stacks_dir: Path, project_root: Path, *, portable: bool = False
+) -> dict[str, Any]:
+    """Every input all pipelines of `stage` share but the templates: the mwaa-elt code and
+    version, the libraries and settings that shape the output, the stage model's files.
+
+    The render record and a promotion both decide from these. `portable` leaves out what only
+    this machine has (paths, the interpreter's build), for a digest recorded in a stage's
+    manifest and compared on another machine.
+    """
+    package = Path(mwaa_elt.__file__).parent
+    parts: dict[str, Any] = {
+        "renderer": RENDERER_VERSION,
+        "mwaa-elt": _version("mwaa-elt"),
+        # The version is not bumped for every change of the code: the code itself counts.
+        "code": _tree_digest(package, (".py", ".j2", ".json"), portable=portable),
+        "python": "{}.{}".format(*sys.version_info[:2]) if portable else sys.version,
+        "libraries": {name: _version(name) for name in _LIBRARIES},
+        "ruff": ruff_settings() if portable else [*ruff_command(), *ruff_settings()],
+        "stage": stage.name,
+        "stacks": _tree_digest(stacks_dir, portable=portable),
+        "project_file": (
+            _sha(_read_or_empty(project_root / "Pulumi.yaml"))
+            if portable
+            else _file_digest(project_root / "Pulumi.yaml")
+        ),
+    }
+    return parts
+
+
+def _read_or_empty(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return _MISSING.encode()
+
+
 def environment_key(
     stage: Stage, templates_dir: Path, stacks_dir: Path, project_root: Path, out_dir: Path
 ) -> str:
     """Digest of every input all pipelines share; a change anywhere re-renders every pipeline."""
-    package = Path(mwaa_elt.__file__).parent
-    parts: dict[str, Any] = {
-        "record": RECORD_FORMAT,
-        "renderer": RENDERER_VERSION,
-        "mwaa-elt": _version("mwaa-elt"),
-        # The version is not bumped for every change of the code: the code itself counts.
-        "code": _tree_digest(package, (".py", ".j2", ".json")),
-        "python": sys.version,
-        "libraries": {name: _version(name) for name in _LIBRARIES},
-        "ruff": [*ruff_command(), *ruff_settings()],
-        "stage": stage.name,
-        "stacks": _tree_digest(stacks_dir),
-        "project_file": _file_digest(project_root / "Pulumi.yaml"),
-        "templates": templates_digest(templates_dir),
-        "root": os.path.realpath(project_root),
-        "out": os.path.realpath(out_dir),
-    }
+    parts = shared_inputs(stage, stacks_dir, project_root)
+    parts.update(
+        record=RECORD_FORMAT,
+        templates=templates_digest(templates_dir),
+        root=os.path.realpath(project_root),
+        out=os.path.realpath(out_dir),
+    )
     return _sha(json.dumps(parts, sort_keys=True).encode())
 
 

@@ -1,0 +1,130 @@
+"""Decide from inputs: which pipelines a promotion has to validate, render, bundle and gate.
+
+A pipeline's inputs are its folder (the content hash its source bundle gets), the snapshot of
+dag_templates/ it is rendered with, and what every pipeline of the stage shares — the mwaa-elt
+code and version, the libraries and settings that shape a DAG file, the stage model's files:
+the same list the render record counts (`render.cache.shared_inputs`), without this machine's
+paths. Their digest is recorded with each release in the stage's manifest. A pipeline whose
+digest equals the recorded one would render to the recorded files, so it costs one hash of its
+folder; only the others are validated, rendered and gated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mwaa_elt.errors import ConfigError
+from mwaa_elt.promote.bundle import content_hash, folder_files
+from mwaa_elt.promote.manifest import Manifest
+from mwaa_elt.render.cache import shared_inputs
+from mwaa_elt.spec.problems import ValidationReport
+from mwaa_elt.spec.summary import SpecSummary, consistent
+from mwaa_elt.stage import Stage
+
+if TYPE_CHECKING:
+    from mwaa_elt.spec.model import Pipeline
+
+INPUTS_FORMAT = 1
+
+
+def environment_digest(stage: Stage, stacks_dir: Path, project_root: Path) -> str:
+    """Digest of the inputs every pipeline promoted into `stage` shares, templates aside."""
+    parts = shared_inputs(stage, stacks_dir, project_root, portable=True)
+    parts["inputs_format"] = INPUTS_FORMAT
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def inputs_hash(environment: str, source_hash: str, templates_hash: str) -> str:
+    """The digest recorded as `Inputs.hash`: shared inputs, the pipeline's folder, templates."""
+    text = f"{environment}\0{source_hash}\0{templates_hash}"
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def folder_hash(folder: Path) -> str:
+    """The content hash the folder's source bundle would get (`bundle.build_bundle`)."""
+    return content_hash(folder_files(folder))
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The working tree's specs sorted by whether their inputs changed since the stage's record.
+
+    `report` holds the specs validated anew; when it is not ok it covers every spec, exactly as
+    `validate_paths` would, and nothing else is filled in.
+    """
+
+    report: ValidationReport
+    changed: Mapping[str, Pipeline]  # selected pipelines to validate, render, bundle and gate
+    summaries: Mapping[str, tuple[str, SpecSummary]]  # name -> (spec relative path, summary)
+    unchanged: tuple[str, ...]  # selected pipelines whose inputs match the manifest
+    known: tuple[str, ...]  # every pipeline of the working tree
+
+
+def select_working_tree(
+    specs: Sequence[Path],
+    pipelines_dir: Path,
+    stages: dict[str, Stage],
+    manifest: Manifest,
+    environment: str,
+    templates_hash: str,
+    names: Sequence[str] | None = None,
+    *,
+    force: Collection[str] = (),
+) -> Selection:
+    """Hash each spec's folder, trust the specs whose inputs the manifest records unchanged, and
+    validate the others together with the summaries of the trusted ones. Pipelines in `force`
+    (e.g. whose DAG object is not the recorded one) are never trusted.
+
+    ConfigError for `names` that name no pipeline.
+    """
+    recorded = {
+        record.inputs.spec: (name, record.inputs)
+        for name, record in manifest.pipelines.items()
+        if record.inputs is not None and name not in force
+    }
+    folders: dict[Path, str] = {}
+    trusted: dict[Path, SpecSummary] = {}
+    relative_of: dict[Path, str] = {}
+    for spec in specs:
+        relative = spec.relative_to(pipelines_dir).as_posix()
+        relative_of[spec] = relative
+        found = recorded.get(relative)
+        if found is None:
+            continue
+        folder = spec.parent
+        if folder not in folders:
+            folders[folder] = folder_hash(folder)
+        name, inputs = found
+        if inputs.hash == inputs_hash(environment, folders[folder], templates_hash):
+            trusted[spec] = SpecSummary(name, inputs.produces, inputs.after)
+
+    if len(trusted) == len(specs) and consistent(trusted.values()):
+        report, summaries = ValidationReport(), dict(trusted)  # nothing to validate anew
+    else:
+        from mwaa_elt.spec.validate import validate_incremental
+
+        validation = validate_incremental(list(specs), stages, trusted)
+        report, summaries = validation.report, validation.summaries
+    if not report.ok:
+        return Selection(report, {}, {}, (), ())
+    known = sorted(summary.name for summary in summaries.values())
+    wanted = set(names) if names else None
+    if wanted is not None:
+        unknown = sorted(wanted - set(known))
+        if unknown:
+            raise ConfigError(f"no pipeline named {', '.join(unknown)}; known: {', '.join(known)}")
+    selected = set(known) if wanted is None else wanted
+    fresh = report.pipelines
+    by_name = {
+        summary.name: (relative_of[spec], summary)
+        for spec, summary in summaries.items()
+        if summary.name in selected
+    }
+    changed = {name: fresh[name] for name in sorted(selected) if name in fresh}
+    unchanged = tuple(sorted(name for name in selected if name not in fresh))
+    return Selection(report, changed, by_name, unchanged, tuple(known))
