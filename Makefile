@@ -41,7 +41,7 @@ test: setup airflow-envs evaluator
 	$(BIN)/python -m pytest -n 2 -q
 
 demo: setup airflow-envs
-	@bash scripts/demo.sh
+	@DETAILS=$(DETAILS) bash scripts/demo.sh
 
 LINT_PATHS := src infra tests $(wildcard bench)
 
