@@ -2,9 +2,10 @@
 
 Each page's `console` transcripts run in order, in a scratch copy of the project, the promotion
 commands against the sandbox (moto on loopback), after the preparation a transcript presumes (a
-broken spec, an earlier release). A transcript whose output shows `error:` expects exit 1, any
-other exit 0; shown `path:line:col:` problems must be exactly those printed. Every command in
-`bash` blocks (references, not transcripts) is checked against the CLI by test_ci_templates.py.
+broken spec, an earlier release). A transcript whose output shows `error:` or problems expects
+exit 1, any other exit 0; shown `path:line:col:` problems must be exactly those printed. Every
+command in `bash` blocks (references, not transcripts) is checked against the CLI by
+test_ci_templates.py.
 """
 
 from __future__ import annotations
@@ -100,9 +101,9 @@ def _shown(path: Path) -> list[Shown]:
                 if rest.startswith("$ "):
                     break
                 output.append(rest)
-            failed = any(o.lstrip().startswith("error:") for o in output)
             words = tuple(shlex.split(command.split("|")[0].split(">")[0]))[1:]
             problems = tuple(o for o in output if PROBLEM.match(o))
+            failed = bool(problems) or any(o.lstrip().startswith("error:") for o in output)
             found.append(Shown(path.name, first + index, words, 1 if failed else 0, problems))
     return found
 
