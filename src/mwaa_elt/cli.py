@@ -1015,6 +1015,65 @@ def rollback(
     )
 
 
+@app.command("run")
+def run(
+    pipeline: Annotated[str, typer.Argument(help="The pipeline to run (after its upstream ones).")],
+    stage: StageOption,
+    date: Annotated[
+        str | None, typer.Option("--date", help="Logical date, YYYY-MM-DD (default: today, UTC).")
+    ] = None,
+    json_: JsonFlag = False,
+    project_dir: ProjectDir = None,
+) -> None:
+    """Run a pipeline locally with Airflow against the sandbox; Athena SQL runs on DuckDB."""
+    from datetime import UTC, datetime
+
+    from mwaa_elt.run import run_pipeline
+
+    try:
+        logical_date = (
+            datetime.strptime(date, "%Y-%m-%d").date() if date else datetime.now(UTC).date()
+        )
+    except ValueError:
+        raise typer.BadParameter(f"{date!r} is not a date; expected YYYY-MM-DD") from None
+    report = run_pipeline(_project(project_dir), stage, pipeline, logical_date)
+    if json_:
+        _print_json(report.to_json())
+    else:
+        _print_run(report)
+    if not report.ok:
+        raise typer.Exit(EXIT_INVALID)
+
+
+_STATE_STYLE = {"success": "green", "skipped": "dim", "failed": "red", "upstream_failed": "yellow"}
+
+
+def _print_run(report: Any) -> None:
+    table = Table(title=f"{report.stage} · Airflow {report.airflow_version} · {report.logical_date}")
+    for column in ("task", "state", "seconds", "ran", "rows written"):
+        table.add_column(column, justify="right" if column in ("seconds", "rows written") else "left")
+    for dag in report.dags:
+        for task in dag.tasks:
+            style = _STATE_STYLE.get(task.state, "yellow")
+            table.add_row(
+                escape(f"{dag.dag_id}.{task.task_id}"),
+                f"[{style}]{task.state}[/{style}]",
+                "" if task.seconds is None else f"{task.seconds:.1f}",
+                escape(_short(" ".join((task.ran or "").split()), 70)),
+                "" if task.rows_written is None else str(task.rows_written),
+            )
+    out.print(table)
+    for dag in report.dags:
+        for task in dag.tasks:
+            if task.error and not task.ok:
+                out.print(f"[red]{escape(dag.dag_id)}.{escape(task.task_id)}:[/red] {escape(task.error)}")
+    for cluster in report.clusters_left:
+        out.print(f"[red]EMR cluster {escape(cluster)} was left running[/red]")
+    verdict = "[green]ok[/green]" if report.ok else "[red]failed[/red]"
+    tasks = sum(len(d.tasks) for d in report.dags)
+    err.print(f"{verdict}: {tasks} task(s) in {len(report.dags)} DAG run(s), {report.seconds:.1f} s")
+
+
 @app.command("sandbox")
 def sandbox(
     port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1.")] = 5000,

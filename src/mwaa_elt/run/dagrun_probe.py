@@ -1,0 +1,190 @@
+"""Run DAG files with Airflow's own test runner (`dag.test()`); write what happened as JSON.
+
+Runs inside an Airflow environment (not the tool's venv), so it imports nothing from mwaa_elt:
+`python dagrun_probe.py --dag-file F --dag-id D --logical-date 2024-01-01 --out result.json`
+(`--dag-file/--dag-id` repeat to run several DAGs in order). AWS settings come from the
+environment the tool passes (the sandbox's endpoint and credentials).
+
+A local run changes three things in each DAG, and only here: tasks do not retry (the sandbox is
+deterministic, and Airflow would wait out the retry delay), sensors poke every second and give up
+after --sensor-timeout seconds instead of waiting hours, and deferred tasks run their trigger in
+line (what `dag.test()` does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+ERRORS: dict[tuple[str, str], str] = {}
+RENDERED: dict[tuple[str, str], dict[str, Any]] = {}
+
+# The templated fields worth showing per operator: what a task ran.
+SHOWN_FIELDS = (
+    "query",
+    "steps",
+    "bucket_key",
+    "bucket",
+    "prefix",
+    "job_flow_id",
+    "step_id",
+    "op_kwargs",
+)
+
+
+def _plain(value: Any) -> Any:
+    try:
+        json.dumps(value)
+        return value
+    except TypeError:
+        return repr(value)
+
+
+def _remember(task_instance: Any) -> None:
+    task = getattr(task_instance, "task", None)
+    if task is None:
+        return
+    fields = {name: _plain(getattr(task, name)) for name in SHOWN_FIELDS if hasattr(task, name)}
+    RENDERED[(task_instance.dag_id, task_instance.task_id)] = fields
+
+
+class Listener:
+    """Airflow listener (pluggy hooks): keeps each failed task's error and rendered fields."""
+
+    def __init__(self) -> None:
+        from airflow.listeners import hookimpl
+
+        # pluggy accepts implementations with fewer arguments than the spec, so one signature
+        # serves Airflow 2 (which also passes `session`) and Airflow 3.
+        @hookimpl
+        def on_task_instance_failed(previous_state: Any, task_instance: Any, error: Any) -> None:
+            key = (task_instance.dag_id, task_instance.task_id)
+            ERRORS[key] = _message(error)
+            _remember(task_instance)
+
+        @hookimpl
+        def on_task_instance_success(previous_state: Any, task_instance: Any) -> None:
+            _remember(task_instance)
+
+        self.on_task_instance_failed = on_task_instance_failed
+        self.on_task_instance_success = on_task_instance_success
+
+
+def _message(error: Any) -> str:
+    if error is None:
+        return "failed (no error was reported)"
+    if isinstance(error, BaseException):
+        text = str(error).strip()
+        return f"{type(error).__name__}: {text}" if text else type(error).__name__
+    return str(error)
+
+
+def _prepare(dag: Any, sensor_timeout: float) -> None:
+    """Local-run settings: no retries; sensors poke each second and time out fast."""
+    from airflow.sensors.base import BaseSensorOperator
+
+    for task in dag.tasks:
+        task.retries = 0
+        if isinstance(task, BaseSensorOperator) and type(task).__name__ != "EmrStepSensor":
+            if hasattr(task, "deferrable"):
+                task.deferrable = False
+            task.mode = "poke"
+            task.poke_interval = 1.0
+            task.timeout = sensor_timeout
+
+
+def _load(dag_file: str, dag_id: str) -> Any:
+    from airflow.models.dagbag import DagBag
+
+    bag = DagBag(dag_folder=dag_file, include_examples=False, safe_mode=False)
+    if dag_file in bag.import_errors:
+        raise RuntimeError(f"{dag_file} does not import: {bag.import_errors[dag_file]}")
+    dag = bag.dags.get(dag_id)
+    if dag is None:
+        raise RuntimeError(f"{dag_file} defines no DAG {dag_id!r}")
+    return dag
+
+
+def _run(dag: Any, logical_date: datetime) -> tuple[Any, float]:
+    import airflow
+
+    started = time.monotonic()
+    if airflow.__version__.startswith("2."):
+        run = dag.test(execution_date=logical_date)
+    else:
+        run = dag.test(logical_date=logical_date)
+    return run, time.monotonic() - started
+
+
+def _seconds(ti: Any) -> float | None:
+    if ti.start_date and ti.end_date:
+        return (ti.end_date - ti.start_date).total_seconds()
+    return None
+
+
+def _report(dag: Any, run: Any, seconds: float) -> dict[str, Any]:
+    from airflow.utils.session import create_session
+
+    tasks = []
+    with create_session() as session:
+        for ti in sorted(
+            run.get_task_instances(session=session),
+            key=lambda t: (t.start_date or datetime.max.replace(tzinfo=timezone.utc), t.task_id),
+        ):
+            key = (dag.dag_id, ti.task_id)
+            task = dag.task_dict.get(ti.task_id)
+            tasks.append(
+                {
+                    "task_id": ti.task_id,
+                    "operator": type(task).__name__ if task is not None else None,
+                    "state": str(ti.state.value if hasattr(ti.state, "value") else ti.state),
+                    "seconds": _seconds(ti),
+                    "error": ERRORS.get(key),
+                    "fields": RENDERED.get(key, {}),
+                    "is_teardown": bool(getattr(task, "is_teardown", False)),
+                }
+            )
+        state = run.state.value if hasattr(run.state, "value") else run.state
+    return {"dag_id": dag.dag_id, "state": str(state), "seconds": seconds, "tasks": tasks}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dag-file", action="append", required=True)
+    parser.add_argument("--dag-id", action="append", required=True)
+    parser.add_argument("--logical-date", required=True)
+    parser.add_argument("--sensor-timeout", type=float, default=10.0)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+
+    out = Path(args.out)
+    try:
+        import airflow
+        from airflow.listeners.listener import get_listener_manager
+
+        get_listener_manager().add_listener(Listener())
+        logical_date = datetime.fromisoformat(args.logical_date).replace(tzinfo=timezone.utc)
+        runs = []
+        for dag_file, dag_id in zip(args.dag_file, args.dag_id, strict=True):
+            dag = _load(dag_file, dag_id)
+            _prepare(dag, args.sensor_timeout)
+            run, seconds = _run(dag, logical_date)
+            runs.append(_report(dag, run, seconds))
+        result = {"airflow_version": airflow.__version__, "runs": runs}
+    except Exception as error:  # reported as data; the tool shows the message, not a traceback
+        result = {
+            "error": _message(error),
+            "traceback": traceback.format_exc(),
+        }
+    out.write_text(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
