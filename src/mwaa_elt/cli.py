@@ -1022,6 +1022,9 @@ def run(
     date: Annotated[
         str | None, typer.Option("--date", help="Logical date, YYYY-MM-DD (default: today, UTC).")
     ] = None,
+    rerun: Annotated[
+        bool, typer.Option("--rerun", help="Run it again for the same date, as a clear does.")
+    ] = False,
     json_: JsonFlag = False,
     project_dir: ProjectDir = None,
 ) -> None:
@@ -1036,7 +1039,7 @@ def run(
         )
     except ValueError:
         raise typer.BadParameter(f"{date!r} is not a date; expected YYYY-MM-DD") from None
-    report = run_pipeline(_project(project_dir), stage, pipeline, logical_date)
+    report = run_pipeline(_project(project_dir), stage, pipeline, logical_date, rerun=rerun)
     if json_:
         _print_json(report.to_json())
     else:
@@ -1055,8 +1058,9 @@ def _print_run(report: Any) -> None:
     for dag in report.dags:
         for task in dag.tasks:
             style = _STATE_STYLE.get(task.state, "yellow")
+            again = " (re-run)" if dag.run_pass > 1 else ""
             table.add_row(
-                escape(f"{dag.dag_id}.{task.task_id}"),
+                escape(f"{dag.dag_id}.{task.task_id}{again}"),
                 f"[{style}]{task.state}[/{style}]",
                 "" if task.seconds is None else f"{task.seconds:.1f}",
                 escape(_short(" ".join((task.ran or "").split()), 70)),

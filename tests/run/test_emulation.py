@@ -188,7 +188,7 @@ def test_unload_writes_text_files_to_an_empty_folder_only(athena: Athena) -> Non
 def test_a_missing_table_fails_the_query_with_athenas_reason(athena: Athena) -> None:
     reason = athena.failure("INSERT INTO analytics.quality_runs SELECT 'x'")
     assert reason == (
-        "TABLE_NOT_FOUND: line 1:23: Table 'awsdatacatalog.analytics.quality_runs' does not exist"
+        "TABLE_NOT_FOUND: line 1:13: Table 'awsdatacatalog.analytics.quality_runs' does not exist"
     )
 
 

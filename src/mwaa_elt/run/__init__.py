@@ -53,9 +53,10 @@ def run_pipeline(
     logical_date: date,
     *,
     python: Path | None = None,
+    rerun: bool = False,
 ) -> RunReport:
     """Run `pipeline` (after its upstream pipelines) for `logical_date` in a sandboxed stage."""
     from mwaa_elt.run.execute import airflow_python, run_plan
 
     plan = plan_pipeline_run(project, stage_name, pipeline, logical_date)
-    return run_plan(plan, python or airflow_python(plan.stage, project.root))
+    return run_plan(plan, python or airflow_python(plan.stage, project.root), rerun=rerun)

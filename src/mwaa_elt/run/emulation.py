@@ -78,6 +78,7 @@ class QueryRecord:
     rows_returned: int | None = None
     written_to: str | None = None
     seconds: float = 0.0
+    at: float = field(default_factory=time.time)  # epoch seconds: which run it belongs to
 
 
 @dataclass
@@ -90,6 +91,7 @@ class StepRecord:
     state: str
     reason: str | None = None
     script: str | None = None
+    at: float = field(default_factory=time.time)
 
 
 @dataclass
@@ -254,11 +256,12 @@ class Outcome:
     written_to: str | None = None
 
 
-def _position(node: exp.Expression) -> str:
-    """`line L:C` of a node as sqlglot recorded it, for messages worded like Athena's."""
-    meta = node.meta if isinstance(node, exp.Identifier) else getattr(node.this, "meta", {})
-    if isinstance(meta, dict) and "line" in meta:
-        return f"line {meta['line']}:{max(int(meta.get('col', 1)) - len(node.name) + 1, 1)}: "
+def _position(table: exp.Expression) -> str:
+    """`line L:C: ` where a (qualified) table name starts, as Athena words positions."""
+    node = table.args.get("db") or table.this if isinstance(table, exp.Table) else table
+    meta = getattr(node, "meta", None)
+    if isinstance(meta, dict) and "line" in meta and "col" in meta:
+        return f"line {meta['line']}:{max(int(meta['col']) - len(node.name) + 1, 1)}: "
     return ""
 
 
@@ -460,18 +463,18 @@ class AthenaOnDuckDB:
             )
         # Text is read as strings and cast per column, so a bad value becomes NULL as in Athena.
         names = "{" + ", ".join(f"{_sql_string(c)}: 'VARCHAR'" for c, _ in columns) + "}"
-        if library == OPEN_CSV_SERDE:
-            delimiter = params.get("separatorChar", ",")
-            quote = params.get("quoteChar", '"')
-            escape = params.get("escapeChar", "\\")
-        else:
-            delimiter = params.get("field.delim", "\x01")
-            quote, escape = "", ""
         skip = int(parameters.get("skip.header.line.count", "0") or 0)
+        if library == OPEN_CSV_SERDE:
+            delim = _sql_string(params.get("separatorChar", ","))
+            quote = _sql_string(params.get("quoteChar", '"'))
+            escape = _sql_string(params.get("escapeChar", "\\"))
+            options = f"delim = {delim}, quote = {quote}, escape = {escape}"
+        else:  # LazySimpleSerDe: no quoting, \N is null
+            delim = _sql_string(params.get("field.delim", "\x01"))
+            options = f"delim = {delim}, quote = '', escape = '', nullstr = '\\N'"
         return (
-            f"read_csv({files}, columns = {names}, delim = {_sql_string(delimiter)}, "
-            f"quote = {_sql_string(quote)}, escape = {_sql_string(escape)}, header = false, "
-            f"skip = {skip}, null_padding = true, nullstr = '\\N'{hive})"
+            f"read_csv({files}, columns = {names}, {options}, header = false, skip = {skip}, "
+            f"null_padding = true{hive})"
         )
 
     def _run(self, con: Any, query: exp.Expression) -> Any:
@@ -499,6 +502,7 @@ class AthenaOnDuckDB:
     # -- statements --------------------------------------------------------------------------
 
     def _select(self, query: exp.Expression, database: str) -> Outcome:
+        query = _athena_column_names(query)
         with self._engine() as (con, scratch):
             self._load_tables(con, scratch, query, database)
             cursor = self._run(con, query)
@@ -517,7 +521,7 @@ class AthenaOnDuckDB:
         return Outcome()
 
     def _drop_database(self, statement: exp.Drop) -> Outcome:
-        name = statement.this.name.lower()
+        name = (statement.args.get("tables") or [statement.this])[0].name.lower()
         if not self.catalog.has_database(name):
             if statement.args.get("exists"):
                 return Outcome()
@@ -530,7 +534,7 @@ class AthenaOnDuckDB:
         return Outcome()
 
     def _drop_table(self, statement: exp.Drop, database: str) -> Outcome:
-        for table in statement.expressions or [statement.this]:
+        for table in statement.args.get("tables") or [statement.this]:
             db, name = self._qualified(table, database)
             if self.catalog.table(db, name) is None:
                 if statement.args.get("exists"):
@@ -775,6 +779,17 @@ class AthenaOnDuckDB:
             key = f"{prefix}{folder}{execution_id}_{index:05d}{suffix}"
             self.storage.write(bucket, key, data)
         return count
+
+
+def _athena_column_names(query: exp.Expression) -> exp.Expression:
+    """Name unnamed result columns `_col0`, `_col1`… as Athena does (DuckDB would spell them)."""
+    if not isinstance(query, exp.Select):
+        return query
+    query = query.copy()
+    for index, column in enumerate(query.expressions):
+        if not isinstance(column, exp.Alias | exp.Column | exp.Star):
+            column.replace(exp.alias_(column.copy(), f"_col{index}"))
+    return query
 
 
 def _text_rows(rows: list[tuple[Any, ...]], delimiter: str) -> bytes:

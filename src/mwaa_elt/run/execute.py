@@ -71,6 +71,7 @@ class DagResult:
     state: str
     seconds: float
     tasks: tuple[TaskResult, ...]
+    run_pass: int = 1  # 2 for the re-run of the same date (--rerun)
 
     @property
     def ok(self) -> bool:
@@ -104,6 +105,7 @@ class RunReport:
                 {
                     "dag_id": d.dag_id,
                     "upstream": d.upstream,
+                    "pass": d.run_pass,
                     "state": d.state,
                     "seconds": round(d.seconds, 2),
                     "tasks": [
@@ -329,8 +331,13 @@ def run_plan(
     python: Path,
     *,
     sensor_timeout: float = SENSOR_TIMEOUT_SECONDS,
+    rerun: bool = False,
 ) -> RunReport:
-    """Seed a fresh sandbox as the plan says, run its DAGs with Airflow there, and report."""
+    """Seed a fresh sandbox as the plan says, run its DAGs with Airflow there, and report.
+
+    With `rerun`, every DAG runs a second time for the same date in the same sandbox, as after
+    Airflow's "clear": a pipeline that cannot be re-run fails there.
+    """
     started = time.monotonic()
     stage = plan.stage
     with tempfile.TemporaryDirectory(prefix="mwaa-elt-run-") as scratch:
@@ -345,7 +352,9 @@ def run_plan(
             creds = stage_credentials(stage)
             seed(plan, endpoint, creds)
             env.update(_aws_environment(stage, endpoint, creds))
-            result = _probe(python, plan, dags, env, Path(scratch) / "result.json", sensor_timeout)
+            result = _probe(
+                python, plan, dags, env, Path(scratch) / "result.json", sensor_timeout, rerun
+            )
             journal = emulation.JOURNAL
             clusters = _clusters_left(stage)
             dag_results = tuple(
@@ -385,8 +394,10 @@ def _probe(
     env: dict[str, str],
     out: Path,
     sensor_timeout: float,
+    rerun: bool,
 ) -> dict[str, Any]:
     command = [str(python), str(PROBE), "--logical-date", plan.logical_date.isoformat()]
+    command += ["--passes", "2" if rerun else "1"]
     command += ["--sensor-timeout", str(sensor_timeout), "--out", str(out)]
     for run in plan.dags:
         command += ["--dag-file", str(dags / Path(run.dag_path).name), "--dag-id", run.dag_id]
@@ -423,8 +434,15 @@ def _clusters_left(stage: Stage) -> tuple[str, ...]:
 
 def _dag_result(run: dict[str, Any], plan: RunPlan, journal: emulation.Journal) -> DagResult:
     upstream = next(d.upstream for d in plan.dags if d.dag_id == run["dag_id"])
-    tasks = tuple(_task_result(run["dag_id"], task, journal) for task in run["tasks"])
-    return DagResult(run["dag_id"], upstream, run["state"], run["seconds"], tasks)
+    # Only what the sandbox did while this DAG ran (a re-run repeats the same statements).
+    window = emulation.Journal(
+        queries=[q for q in journal.queries if run["began"] <= q.at <= run["ended"]],
+        steps=[s for s in journal.steps if run["began"] <= s.at <= run["ended"]],
+    )
+    tasks = tuple(_task_result(run["dag_id"], task, window) for task in run["tasks"])
+    return DagResult(
+        run["dag_id"], upstream, run["state"], run["seconds"], tasks, run.get("pass", 1)
+    )
 
 
 def _task_result(dag_id: str, task: dict[str, Any], journal: emulation.Journal) -> TaskResult:
