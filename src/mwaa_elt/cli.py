@@ -1053,8 +1053,11 @@ _STATE_STYLE = {"success": "green", "skipped": "dim", "failed": "red", "upstream
 
 def _print_run(report: Any) -> None:
     table = Table(title=f"{report.stage} · Airflow {report.airflow_version} · {report.logical_date}")
-    for column in ("task", "state", "seconds", "ran", "rows written"):
-        table.add_column(column, justify="right" if column in ("seconds", "rows written") else "left")
+    table.add_column("task", no_wrap=True)
+    table.add_column("state", no_wrap=True)
+    table.add_column("s", justify="right", no_wrap=True)
+    table.add_column("ran", no_wrap=True, overflow="ellipsis", max_width=60)
+    table.add_column("rows", justify="right", no_wrap=True)
     for dag in report.dags:
         for task in dag.tasks:
             style = _STATE_STYLE.get(task.state, "yellow")
@@ -1063,7 +1066,7 @@ def _print_run(report: Any) -> None:
                 escape(f"{dag.dag_id}.{task.task_id}{again}"),
                 f"[{style}]{task.state}[/{style}]",
                 "" if task.seconds is None else f"{task.seconds:.1f}",
-                escape(_short(" ".join((task.ran or "").split()), 70)),
+                escape(_short(" ".join((task.ran or "").split()), 60)),
                 "" if task.rows_written is None else str(task.rows_written),
             )
     out.print(table)

@@ -100,6 +100,7 @@ def _prepare(dag: Any, sensor_timeout: float) -> None:
 
 
 def _load(dag_file: str, dag_id: str) -> Any:
+    import airflow
     from airflow.models.dagbag import DagBag
 
     bag = DagBag(dag_folder=dag_file, include_examples=False, safe_mode=False)
@@ -108,7 +109,27 @@ def _load(dag_file: str, dag_id: str) -> Any:
     dag = bag.dags.get(dag_id)
     if dag is None:
         raise RuntimeError(f"{dag_file} defines no DAG {dag_id!r}")
+    if not airflow.__version__.startswith("2."):
+        # What Airflow 3's DAG processor does before any run: record the DAG and activate its
+        # assets (a task whose outlets are inactive assets fails).
+        from airflow.dag_processing.bundles.manager import DagBundlesManager
+
+        DagBundlesManager().sync_bundles_to_db()
+        bag.sync_to_db(bundle_name="dags-folder", bundle_version=None)
     return dag
+
+
+def _reuse_execution_api() -> None:
+    """Build Airflow 3's in-process Execution API once, not once per task run: speed only.
+
+    `dag.test()` creates the FastAPI app anew for every task (and again after a deferral);
+    the app holds no state of a run, so one instance serves them all.
+    """
+    import functools
+
+    from airflow.sdk.execution_time import supervisor
+
+    supervisor.in_process_api_server = functools.cache(supervisor.in_process_api_server)
 
 
 def _run(dag: Any, logical_date: datetime) -> tuple[Any, float]:
@@ -171,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
         from airflow.listeners.listener import get_listener_manager
 
         get_listener_manager().add_listener(Listener())
+        if not airflow.__version__.startswith("2."):
+            _reuse_execution_api()
         logical_date = datetime.fromisoformat(args.logical_date).replace(tzinfo=timezone.utc)
         dags = []
         for dag_file, dag_id in zip(args.dag_file, args.dag_id, strict=True):
