@@ -27,7 +27,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-SECTIONS = ("generation", "parse_cost", "promotion", "local_run")  # report order
+SECTIONS = ("generation", "parse_cost", "promotion", "sqltest", "local_run")  # report order
 CHILD = "--run-section"  # the fresh process that runs one section
 
 

@@ -210,6 +210,16 @@ def _relative(path: Path) -> str:
         return str(path)
 
 
+def _problem_json(problem: Any) -> dict[str, Any]:
+    """One problem for --format json: the file it is in (a spec, or a SQL file it reads)."""
+    return {
+        "path": _relative(problem.path),
+        "line": problem.line,
+        "col": problem.col,
+        "message": problem.message,
+    }
+
+
 @app.command("validate")
 def validate(
     paths: Annotated[
@@ -241,9 +251,8 @@ def validate(
                     {
                         "path": _relative(f.path),
                         "pipeline": f.pipeline.pipeline if f.pipeline else None,
-                        "problems": [
-                            {"line": p.line, "col": p.col, "message": p.message} for p in f.problems
-                        ],
+                        "problems": [_problem_json(p) for p in f.problems],
+                        "warnings": [_problem_json(w) for w in f.warnings],
                     }
                     for f in files
                 ],
@@ -253,6 +262,11 @@ def validate(
         for problem in problems:
             out.print(
                 f"{_relative(problem.path)}:{problem.line}:{problem.col}: {escape(problem.message)}"
+            )
+        for warning in (w for f in files for w in f.warnings):
+            err.print(
+                f"[yellow]warning[/yellow] {_relative(warning.path)}:{warning.line}:"
+                f"{warning.col}: {escape(warning.message)}"
             )
         bad = sum(1 for f in files if f.problems)
         summary = f"{len(files)} spec(s) checked against {len(stages)} stage(s)"
@@ -270,17 +284,49 @@ def schema(
         Path | None,
         typer.Option("--out", help="Write here (default: print; pipelines/pipeline.schema.json)."),
     ] = None,
+    tests: Annotated[
+        bool,
+        typer.Option(
+            "--tests", help="SQL test files' schema instead (pipelines/test.schema.json)."
+        ),
+    ] = False,
 ) -> None:
-    """The JSON Schema of pipeline specs, for editors (yaml-language-server)."""
+    """The JSON Schema of pipeline specs (or SQL test files), for editors (yaml-language-server)."""
     from mwaa_elt.spec import pipeline_json_schema_text
+    from mwaa_elt.sqltest import sqltest_json_schema_text
 
-    text = pipeline_json_schema_text()
+    text = sqltest_json_schema_text() if tests else pipeline_json_schema_text()
     if out_path is None:
         print(text, end="" if text.endswith("\n") else "\n")
         return
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(text, encoding="utf-8")
     err.print(f"wrote {out_path}")
+
+
+@app.command("test")
+def test(
+    pipelines: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Pipeline names (default: every pipeline with tests).", show_default=False
+        ),
+    ] = None,
+    json_: JsonFlag = False,
+    project_dir: ProjectDir = None,
+) -> None:
+    """Run SQL unit tests (pipelines/<name>/tests/*.yaml) on DuckDB. Exit 1 on any failure."""
+    from mwaa_elt.sqltest import run_tests
+    from mwaa_elt.sqltest.output import print_report, report_json
+
+    project = _project(project_dir)
+    report = run_tests(project, pipelines or None)
+    if json_:
+        _print_json(report_json(report, project.root))
+    else:
+        print_report(out, report, project.root)
+    if not report.ok:
+        raise typer.Exit(EXIT_INVALID)
 
 
 @app.command("new")

@@ -55,6 +55,30 @@ STORED AS PARQUET
 LOCATION '{{{{ lake.uri }}}}{name}/'
 """
 
+_ATHENA_TEST = """\
+# yaml-language-server: $schema=../../test.schema.json
+# SQL unit tests of {name}: `mwaa-elt test {name}` runs each task's query on DuckDB with the
+# rows under `given` and compares its answer with `expect` (see docs/pipelines.md).
+tests:
+  - name: load_day_counts_the_rows
+    description: load_day writes the logical date and how many rows the table holds.
+    task: load_day
+    logical_date: 2024-01-02      # {{{{ ds }}}} renders as 2024-01-02
+    given:
+      analytics.{name}:           # <logical database>.<table>; types from create_table's DDL
+        - {{ds: "2024-01-01", row_count: 10}}
+        - {{ds: "2023-12-31", row_count: 7}}
+    expect:
+      rows:
+        - {{ds: "2024-01-02", row_count: 2}}
+
+  - name: has_rows_fails_on_an_empty_table
+    task: has_rows
+    given:
+      analytics.{name}: []
+    expect: {{value: false}}      # a check answers true (passes) or false (fails the task)
+"""
+
 _EMR_SPEC = """\
 # yaml-language-server: $schema=../pipeline.schema.json
 # {name}: Hive and Spark steps on a transient EMR cluster, created for each run and always
@@ -115,7 +139,8 @@ if __name__ == "__main__":
 '''
 
 ENGINES = {
-    "athena": {"sql/create_table.sql": _ATHENA_SQL},
+    # EMR's Hive and Spark steps are not SQL tests: only the Athena scaffold has one.
+    "athena": {"sql/create_table.sql": _ATHENA_SQL, "tests/{name}.yaml": _ATHENA_TEST},
     "emr": {"scripts/prepare.hql": _EMR_HIVE, "scripts/compute.py": _EMR_SPARK},
 }
 SPECS = {"athena": _ATHENA_SPEC, "emr": _EMR_SPEC}
@@ -136,7 +161,7 @@ def scaffold_pipeline(pipelines_dir: Path, name: str, engine: str) -> list[Path]
     files = {f"{name}.yaml": SPECS[engine], **ENGINES[engine]}
     written = []
     for relative, template in files.items():
-        path = folder / relative
+        path = folder / relative.format(name=name)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(template.format(name=name), encoding="utf-8")
         written.append(path)

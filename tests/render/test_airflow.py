@@ -134,9 +134,11 @@ def test_airflow_renders_final_sql_for_a_sample_date(
         f'SELECT count_if("movieid" IS NULL OR "title" IS NULL) = 0\nFROM {stage}_analytics.scifi'
     )
     # Airflow's Jinja drops one trailing newline of a rendered string, as it does for any DAG.
-    record = _rendered(data, "scifi_quality", "record_check")["fields"]["query"]
+    recorded = _rendered(data, "scifi_quality", "record_check")
+    record, record_date = recorded["fields"]["query"], recorded["logical_date"]
     assert record == (
-        f"INSERT INTO {stage}_ops.quality_runs\nSELECT 'scifi_quality', '2024-03-01', current_timestamp"
+        f"INSERT INTO {stage}_ops.quality_runs\n"
+        f"SELECT 'scifi_quality', 'scheduled__{record_date}', current_timestamp"
     )
 
 
@@ -151,8 +153,8 @@ def test_airflow_renders_emr_cluster_and_step_arguments(
     target = all_stages[stage]
     cluster = _rendered(data, "movielens_emr", "create_cluster")
     overrides = cluster["fields"]["job_flow_overrides"]
-    ts_nodash = datetime.fromisoformat(cluster["logical_date"]).strftime("%Y%m%dT%H%M%S")
-    assert overrides["Name"] == f"{stage}-movielens_emr-{ts_nodash}"
+    # Named by run_id, which every run has (an asset-triggered run on Airflow 3 has no ts_nodash).
+    assert overrides["Name"] == f"{stage}-movielens_emr-scheduled__{cluster['logical_date']}"
     assert overrides["ServiceRole"] == target.emr_service_role
     assert overrides["JobFlowRole"] == target.emr_instance_profile
     assert overrides["LogUri"] == target.emr_log_uri

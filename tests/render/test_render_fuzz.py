@@ -37,6 +37,7 @@ from mwaa_elt.render import RenderResult, render_pipelines, write_render
 from mwaa_elt.render.view import sql_string
 from mwaa_elt.spec import Pipeline, validate_paths
 from mwaa_elt.spec.stage_vars import hard_coded_problems, jinja_syntax_problems, stage_var_problems
+from mwaa_elt.spec.templates import computed_name_problems, template_problems
 from mwaa_elt.stage import Stage, load_all_stages
 
 STAGES = load_all_stages(ROOT / "stacks")
@@ -64,6 +65,8 @@ def _runtime_template(text: str) -> bool:
         not jinja_syntax_problems(text)
         and not stage_var_problems(text, STAGES)
         and not hard_coded_problems(text, STAGES)
+        and not template_problems(text, {2: ["staging"], 3: ["dev"]})
+        and not computed_name_problems(text, STAGES)
     )
 
 
@@ -166,6 +169,7 @@ def spec_of(name: str, t: Texts) -> dict[str, Any]:
         "on_failure": {"email": list(t.emails)},
         "cluster": {"applications": ["Hadoop", "Hive", "Spark", "Trino"]},
         "stages": {"dev": {"tags": list(t.dev_tags)}},
+        "sources": [{"table": "analytics.t"}, {"table": "movielens.r"}],
         "tasks": [
             {"id": "sql_inline", "athena": {"sql": t.sql}},
             {"id": "sql_from_file", "athena": {"sql_file": "sql/query.sql"}},

@@ -38,6 +38,8 @@ def test_examples_validate_cleanly_for_every_stage(stages: dict[str, Stage]) -> 
 def test_downstream_pipeline_alone_does_not_find_its_dataset(stages: dict[str, Stage]) -> None:
     quality = PIPELINES / "scifi_quality" / "scifi_quality.yaml"
     problems = validate_paths([quality], stages).problems
+    # Alone, its tables (created by movielens_scifi) are missing too; the schedule is the point.
+    problems = [p for p in problems if p.message.startswith("schedule.after")]
     assert [(p.line, p.col, p.message) for p in problems] == [
         (
             8,

@@ -1,5 +1,6 @@
--- Sci-fi films with their average rating. Each run writes to its own folder because a CTAS
--- cannot write into a non-empty location.
+-- Sci-fi films with their average rating. A CTAS cannot write into a non-empty folder: each
+-- logical date has its own, and mwaa-elt clears it first (task create_scifi_clear), so a
+-- re-run of the same date (Airflow "clear") works.
 CREATE TABLE {{ db.analytics }}.scifi
 WITH (
   format = 'PARQUET',

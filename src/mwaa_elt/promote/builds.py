@@ -23,6 +23,7 @@ from mwaa_elt.promote.store import StageStore
 from mwaa_elt.render import RenderResult, render_pipelines
 from mwaa_elt.render.generate import DAGS_DIR, SCRIPTS_DIR
 from mwaa_elt.spec import Pipeline, discover_specs, validate_paths
+from mwaa_elt.spec.analysis import unchecked_sql
 from mwaa_elt.stage import Stage
 
 
@@ -74,7 +75,10 @@ def from_working_tree(
     folders = {name: pipeline.source_dir for name, pipeline in pipelines.items()}
     commits = git_commits(project.root, folders, project.templates_dir)
     bundles = {name: build_bundle(folder) for name, folder in folders.items()}
-    builds = _builds(target, render, bundles, dict.fromkeys(pipelines, templates), commits)
+    unchecked = {name: unchecked_sql(pipeline) for name, pipeline in pipelines.items()}
+    builds = _builds(
+        target, render, bundles, dict.fromkeys(pipelines, templates), commits, unchecked
+    )
     return Prepared(WORKING_TREE, target, render, builds, complete)
 
 
@@ -120,7 +124,8 @@ def from_stage(
     commits = {name: manifest.pipelines[name].git_commit for name in selected}
     chosen = {name: bundles[name] for name in selected}
     by_name = {name: templates[manifest.pipelines[name].templates_hash] for name in selected}
-    builds = _builds(target, render, chosen, by_name, commits)
+    unchecked = {name: unchecked_sql(report.pipelines[name]) for name in selected}
+    builds = _builds(target, render, chosen, by_name, commits, unchecked)
     return Prepared(source, target, render, builds, complete=names is None)
 
 
@@ -208,6 +213,7 @@ def _builds(
     bundles: Mapping[str, Bundle],
     templates: Mapping[str, Bundle],
     commits: Mapping[str, str | None],
+    unchecked: Mapping[str, tuple[str, ...]],
 ) -> tuple[PipelineBuild, ...]:
     builds = []
     for name, rendered in sorted(render.pipelines.items()):
@@ -227,6 +233,7 @@ def _builds(
                 dag=render.files[rendered.dag_path],
                 scripts=scripts,
                 git_commit=commits.get(name),
+                sql_unchecked=unchecked.get(name, ()),
             )
         )
     return tuple(builds)

@@ -34,6 +34,7 @@ class Release(_Model):
     promoted_by: str  # the AWS caller identity's ARN
     git_commit: str | None = None
     tool_version: str  # the mwaa-elt that rendered it
+    sql_unchecked: tuple[str, ...] = ()  # "<task>: <why>" for each task with skip_sql_checks
 
 
 class PipelineRecord(Release):

@@ -31,6 +31,7 @@ class PipelineBuild:
     dag: bytes
     scripts: Mapping[str, bytes] = field(default_factory=dict)
     git_commit: str | None = None
+    sql_unchecked: tuple[str, ...] = ()  # "<task>: <why>" of tasks with skip_sql_checks
 
     @property
     def rendered_hash(self) -> str:
@@ -248,6 +249,7 @@ def build_plan(
             promoted_by=identity.promoted_by,
             git_commit=build.git_commit,
             tool_version=identity.tool_version,
+            sql_unchecked=build.sql_unchecked,
         )
         records[build.name] = (
             PipelineRecord(**release.model_dump())

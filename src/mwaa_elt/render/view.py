@@ -17,6 +17,7 @@ from typing import Any
 from mwaa_elt.errors import ConfigError
 from mwaa_elt.spec.model import CheckStep, UnloadStep
 from mwaa_elt.spec.resolve import StagePipeline, StageTask
+from mwaa_elt.spec.s3_locations import clear_location
 from mwaa_elt.spec.values import parse_duration
 from mwaa_elt.stage import EMR_SUBNET_VARIABLE, Stage
 
@@ -202,7 +203,21 @@ class _Builder:
     def task_ops(self, task: StageTask, job_flow_id: str | None) -> list[Op]:
         step = task.step
         if task.kind == "athena":
-            return [self.athena(task, task.sql or "")]
+            # A CTAS or UNLOAD needs its folder empty: cleared first, so a re-run (Airflow's
+            # "clear" of the run) finds it as the first try did. Validation made it a folder
+            # of its own under the stage's write prefix.
+            folder = clear_location(task.sql or "")
+            if folder is None:
+                return [self.athena(task, task.sql or "")]
+            bucket, prefix = split_s3_uri(folder, f"{self.where(task)}: athena.sql")
+            self.symbols.add("S3DeleteObjectsOperator")
+            clear = self.op(
+                "s3_delete",
+                task.id + CLEAR_SUFFIX,
+                task.group,
+                {"bucket": bucket, "prefix": prefix, "aws_conn_id": AWS_CONN_ID},
+            )
+            return [clear, self.athena(task, task.sql or "")]
         if task.kind == "unload":
             bucket, prefix = split_s3_uri(step.to, f"{self.where(task)}: unload.to")
             self.symbols.add("S3DeleteObjectsOperator")
@@ -334,7 +349,8 @@ def _job_flow_overrides(sp: StagePipeline) -> dict[str, Any]:
     assert cluster is not None
     tags = {**stage.tags, "pipeline": sp.dag_id}
     return {
-        "Name": f"{stage.name}-{sp.dag_id}-{{{{ ts_nodash }}}}",
+        # run_id exists in every run; an asset-triggered run on Airflow 3 has no ts_nodash.
+        "Name": f"{stage.name}-{sp.dag_id}-{{{{ run_id }}}}",
         "ReleaseLabel": cluster.release_label,
         "Applications": [{"Name": name} for name in cluster.applications],
         "Instances": {

@@ -233,6 +233,13 @@ class _SqlSource(_Spec):
     sql_file: RelativePath | None = Field(
         default=None, description="A .sql file relative to the spec's folder; or use sql."
     )
+    skip_sql_checks: str | None = Field(
+        default=None,
+        min_length=10,
+        description="Why this task's SQL cannot be analysed (valid Athena SQL beyond the "
+        "parser): its statements are then neither parsed nor checked against the catalog. "
+        "validate warns about it and promotion records it in the stage's manifest.",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> _SqlSource:
@@ -439,6 +446,21 @@ class Task(_Spec):
 # -- the pipeline ------------------------------------------------------------------------------
 
 
+class Source(_Spec):
+    """A table that exists outside the platform (loaded by another system) and that this
+    pipeline reads; with its columns when known, so queries are checked against them."""
+
+    table: str = Field(
+        pattern=r"^[a-z][a-z0-9_]{0,63}\.[a-z_][a-z0-9_]{0,127}$",
+        description="<database>.<table> with the database's logical name (as in "
+        "glueDatabases, e.g. movielens.ratings); SQL reads it as {{ db.movielens }}.ratings.",
+    )
+    columns: list[SqlName] | None = Field(
+        default=None, min_length=1, description="Its columns, when known (lower case)."
+    )
+    description: str | None = Field(default=None, description="What the table holds.")
+
+
 class StageOverride(_Spec):
     """Settings that differ in one stage; each replaces the pipeline's (cluster: per field)."""
 
@@ -507,6 +529,12 @@ class Pipeline(_Spec):
         default_factory=list,
         description="Datasets this pipeline updates when it succeeds; other pipelines schedule "
         "on them as {after: [<pipeline>.<dataset>]}.",
+    )
+    sources: list[Source] = Field(
+        default_factory=list,
+        description="Tables this pipeline reads that no pipeline creates (they exist outside "
+        "the platform); every table a query reads must be created by a task, by another "
+        "pipeline, or be declared here.",
     )
     cluster: Cluster | None = Field(
         default=None,

@@ -44,6 +44,7 @@ class FileReport:
     path: Path
     problems: list[Problem] = field(default_factory=list)
     pipeline: Pipeline | None = None
+    warnings: list[Problem] = field(default_factory=list)  # reported, never refused
 
     @property
     def ok(self) -> bool:
@@ -63,6 +64,10 @@ class ValidationReport:
     @property
     def problems(self) -> list[Problem]:
         return [p for f in self.files for p in f.problems]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [w for f in self.files for w in f.warnings]
 
     @property
     def pipelines(self) -> dict[str, Pipeline]:

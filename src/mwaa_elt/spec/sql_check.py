@@ -15,6 +15,7 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, SqlglotError
 from sqlglot.tokens import TokenType
 
+from mwaa_elt.spec.sql_parse import parse
 from mwaa_elt.spec.stage_vars import TextProblem, placeholder_text
 
 Engine = Literal["athena", "trino"]
@@ -124,6 +125,8 @@ def sql_problems(
     sql = placeholder_text(text)
     if not sql.strip().strip(";").strip():
         return [TextProblem(1, 1, "no SQL statement; write the SQL to run")]
+    if engine == "athena":
+        return _athena_problems(text, sql, single=single, query=query)
     first_error: SqlglotError | None = None
     statements: list[exp.Expression] | None = None
     with _quiet_sqlglot():
@@ -142,16 +145,45 @@ def sql_problems(
     if single and len(statements) > 1:
         starts = _statement_starts(sql, _DIALECTS[engine][0]) or [(1, 1)]
         line, col = starts[0]
-        problems.append(
-            TextProblem(
-                line,
-                col,
-                f"{len(statements)} SQL statements; {_ENGINE_NAMES[engine]} runs one statement "
-                "per query — put each in its own task",
-            )
-        )
+        problems.append(_one_statement(line, col, len(statements), engine))
     if query and statements and not isinstance(statements[0], exp.Query):
         kind = type(statements[0]).__name__.upper()
+        problems.append(TextProblem(1, 1, f"expected a SELECT query, got a {kind} statement"))
+    return problems
+
+
+def _one_statement(line: int, col: int, count: int, engine: Engine) -> TextProblem:
+    return TextProblem(
+        line,
+        col,
+        f"{count} SQL statements; {_ENGINE_NAMES[engine]} runs one statement per query — put "
+        "each in its own task",
+    )
+
+
+def _athena_problems(text: str, sql: str, *, single: bool, query: bool) -> list[TextProblem]:
+    """Athena SQL parsed completely (sql_parse): every statement, not only its first words."""
+    first = re.match(r"\s*([A-Za-z_]+)", _strip_comments(sql))
+    if first and first.group(1).upper() not in STATEMENT_KEYWORDS:
+        word = first.group(1)
+        close = difflib.get_close_matches(word.upper(), STATEMENT_KEYWORDS, n=1)
+        hint = (
+            f"did you mean '{close[0]}'?"
+            if close
+            else "a statement starts with SELECT, CREATE, INSERT, ..."
+        )
+        line, col = _position(sql, first.start(1))
+        return [TextProblem(line, col, f"'{word}' does not start Athena SQL; {hint}")]
+    parsed = parse(text)
+    problems = list(parsed.problems)
+    statements = parsed.statements
+    if single and len(statements) > 1:
+        problems.append(
+            _one_statement(statements[1].line, statements[1].col, len(statements), "athena")
+        )
+    if query and statements and statements[0].kind != "select":
+        node = statements[0].node
+        kind = type(node).__name__.upper() if node is not None else "COMMAND"
         problems.append(TextProblem(1, 1, f"expected a SELECT query, got a {kind} statement"))
     return problems
 

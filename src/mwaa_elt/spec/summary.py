@@ -20,6 +20,8 @@ class SpecSummary:
     name: str
     produces: tuple[str, ...]
     after: tuple[str, ...]  # every schedule.after reference, stage overrides included
+    creates: tuple[str, ...] = ()  # tables its SQL creates, <database>.<table>
+    reads: tuple[str, ...] = ()  # tables it reads that only other pipelines can create
 
 
 @dataclass(frozen=True)
@@ -46,4 +48,5 @@ def consistent(summaries: Iterable[SpecSummary]) -> bool:
                 return False
             if dataset not in owners[pipeline].produces:
                 return False
-    return True
+    created = {table for item in items for table in item.creates}
+    return all(table in created for item in items for table in item.reads)

@@ -17,6 +17,8 @@ from pydantic import ValidationError
 
 from mwaa_elt.errors import ConfigError
 from mwaa_elt.parallel import map_chunks
+from mwaa_elt.spec.analysis import Analysis, Finding, analyze
+from mwaa_elt.spec.catalog import did_you_mean
 from mwaa_elt.spec.model import EMR_KINDS, TASK_KINDS, Cluster, Pipeline
 from mwaa_elt.spec.problems import FileReport, Problem, ValidationReport
 from mwaa_elt.spec.pydantic_errors import key_text, located_messages
@@ -59,6 +61,8 @@ class _File:
     doc: YamlDocument | None = None
     name: str | None = None
     produces: list[str] = field(default_factory=list)
+    creates: list[str] = field(default_factory=list)  # tables its SQL creates
+    reads: list[tuple[str, Problem]] = field(default_factory=list)  # for other pipelines to create
 
 
 class _Collector:
@@ -158,9 +162,19 @@ def _check_file(path: Path, stages: Mapping[str, Stage]) -> _File:
     for index, item in enumerate(tasks if isinstance(tasks, list) else []):
         _check_task(out, item, index, path.parent, stages)
     _check_cluster(out, data, stages)
+    analysis: Analysis | None = None
+    reads: list[tuple[str, Problem]] = []
+    if not out.problems and pipeline is not None:
+        pipeline._source = path
+        analysis = analyze(pipeline, stages)
+        for finding in analysis.findings:
+            _report_finding(out, finding)
+        for read, where, inner in analysis.pending:
+            at = Finding(where, TextProblem(read.line, read.col, read.table), inner)
+            reads.append((read.table, _finding_problem(out, at)))
+        report.warnings = sorted({_finding_problem(out, f) for f in analysis.warnings})
     report.problems = sorted(set(out.problems))
     if not report.problems and pipeline is not None:
-        pipeline._source = path
         report.pipeline = pipeline
     name = data.get("pipeline") if isinstance(data.get("pipeline"), str) else None
     produces = (
@@ -168,7 +182,23 @@ def _check_file(path: Path, stages: Mapping[str, Stage]) -> _File:
         if isinstance(data.get("produces"), list)
         else []
     )
-    return _File(report, doc, name, produces)
+    creates = analysis.creates if analysis is not None else []
+    return _File(report, doc, name, produces, creates, reads)
+
+
+def _report_finding(out: _Collector, finding: Finding) -> None:
+    if isinstance(finding.where, Path):
+        out.in_file(finding.where, finding.problem)
+    elif finding.inner:
+        out.in_field(finding.where, finding.problem)
+    else:
+        out.at(finding.where, finding.problem.message)
+
+
+def _finding_problem(out: _Collector, finding: Finding) -> Problem:
+    before = len(out.problems)
+    _report_finding(out, finding)
+    return out.problems.pop() if len(out.problems) > before else Problem(out.path, 1, 1, "")
 
 
 def _check_identity(out: _Collector, data: dict[str, Any], path: Path) -> None:
@@ -358,9 +388,13 @@ def _check_task(
     engine = _SQL_ENGINE.get(kind)
     if engine is not None:
         options = {"engine": engine, "single": engine == "athena", "query": kind != "athena"}
+        if step.get("skip_sql_checks"):  # the analysis reports it as a warning
+            options["skip"] = True
         sql_text = step.get("sql")
+        if options.get("skip"):
+            sql_text = None
         if isinstance(sql_text, str) and not jinja_syntax_problems(sql_text):
-            for problem in sql_problems(sql_text, **options):  # type: ignore[arg-type]
+            for problem in sql_problems(sql_text, **_sql_options(options)):
                 out.in_field((*step_path, "sql"), problem)
         sql_file = step.get("sql_file")
         if isinstance(sql_file, str) and sql_file:
@@ -369,8 +403,8 @@ def _check_task(
             text = _read_text(out, where, file) if file else None
             if text is not None and file is not None:
                 found = _text_problems(text, stages)
-                if not jinja_syntax_problems(text):
-                    found += sql_problems(text, **options)  # type: ignore[arg-type]
+                if not jinja_syntax_problems(text) and not options.get("skip"):
+                    found += sql_problems(text, **_sql_options(options))
                 for problem in found:
                     out.in_file(file, problem)
     script = step.get("script")
@@ -402,6 +436,10 @@ def _check_task(
         if isinstance(condition, str) and not jinja_syntax_problems(condition):
             for problem in condition_problems(condition):
                 out.in_field((*step_path, condition_key), problem)
+
+
+def _sql_options(options: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in options.items() if k != "skip"}
 
 
 def _check_unload_target(out: _Collector, where: YamlPath, to: str) -> None:
@@ -620,7 +658,12 @@ def _for_across(item: _File) -> _File:
         if path[:end] in doc.key_marks
     }
     return _File(
-        item.report, YamlDocument(data=data, text="", key_marks=marks), item.name, item.produces
+        item.report,
+        YamlDocument(data=data, text="", key_marks=marks),
+        item.name,
+        item.produces,
+        item.creates,
+        item.reads,
     )
 
 
@@ -633,7 +676,8 @@ def _summary(item: _File) -> SpecSummary | None:
     if item.report.problems or item.name is None or item.doc is None:
         return None
     refs = tuple(ref for _, ref in _after_refs(item.doc.data))
-    return SpecSummary(item.name, tuple(item.produces), refs)
+    reads = tuple(sorted({table for table, _ in item.reads}))
+    return SpecSummary(item.name, tuple(item.produces), refs, tuple(item.creates), reads)
 
 
 def validate_incremental(
@@ -687,11 +731,31 @@ def _across(files: list[_File]) -> ValidationReport:
             message = _after_problem(ref, item.name, owners)
             if message:
                 _add(item, where, f"{key_text(where[:-1])}: {message}")
+    _check_reads(files)
     for item in files:
         item.report.problems = sorted(set(item.report.problems))
         if item.report.problems:
             item.report.pipeline = None
     return ValidationReport(files=[item.report for item in files])
+
+
+def _check_reads(files: list[_File]) -> None:
+    """Tables a pipeline reads but does not create must be created by another pipeline."""
+    creators: dict[str, str] = {}
+    for item in files:
+        for table in item.creates:
+            creators.setdefault(table, item.name or str(item.report.path))
+    known = sorted(creators)
+    for item in files:
+        for table, at in item.reads:
+            if table in creators:
+                continue
+            message = (
+                f"table '{table}' is created by no task of this pipeline nor of any other "
+                f"pipeline validated with it, and is not declared under sources:; "
+                f"{did_you_mean(table, known)}"
+            )
+            item.report.problems.append(Problem(at.path, at.line, at.col, message))
 
 
 def _add(item: _File, where: YamlPath, message: str) -> None:

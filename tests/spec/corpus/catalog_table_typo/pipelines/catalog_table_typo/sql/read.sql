@@ -1,0 +1,2 @@
+SELECT title
+FROM {{ db.analytics }}.anime_raws

@@ -1,0 +1,2 @@
+SELECT title
+FROM devday_comedymovies.films

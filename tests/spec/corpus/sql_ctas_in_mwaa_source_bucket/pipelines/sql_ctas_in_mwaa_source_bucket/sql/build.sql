@@ -1,0 +1,8 @@
+CREATE TABLE {{ db.analytics }}.top_films
+WITH (format = 'PARQUET', external_location = 's3://airflow-mwaa-elt-prod-333333333333/data/top_films/')
+AS
+SELECT
+  r.movieid,
+  avg(r.rating) AS avg_rating
+FROM {{ db.movielens }}.ratings AS r
+GROUP BY r.movieid

@@ -1,0 +1,2 @@
+SELECT movieid
+FORM {{ db.movielens }}.movies

@@ -1,0 +1,4 @@
+SELECT
+  movieid,
+  title,
+FROM {{ db.movielens }}.movies

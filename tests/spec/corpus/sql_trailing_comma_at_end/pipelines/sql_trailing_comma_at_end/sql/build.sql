@@ -1,0 +1,8 @@
+CREATE TABLE {{ db.analytics }}.top_films
+WITH (format = 'PARQUET', external_location = '{{ lake.uri }}analytics/top_films/')
+AS
+SELECT
+  r.movieid,
+  avg(r.rating) AS avg_rating
+FROM {{ db.movielens }}.ratings AS r
+GROUP BY r.movieid,
