@@ -1098,12 +1098,15 @@ _STATE_STYLE = {"success": "green", "skipped": "dim", "failed": "red", "upstream
 
 
 def _print_run(report: Any) -> None:
-    table = Table(title=f"{report.stage} · Airflow {report.airflow_version} · {report.logical_date}")
-    table.add_column("task", no_wrap=True)
-    table.add_column("state", no_wrap=True)
-    table.add_column("s", justify="right", no_wrap=True)
-    table.add_column("ran", no_wrap=True, overflow="ellipsis", max_width=60)
-    table.add_column("rows", justify="right", no_wrap=True)
+    table = Table(
+        title=f"{report.stage} · Airflow {report.airflow_version} · {report.logical_date}"
+    )
+    # Task, state, time and rows keep their width; the statement is cut to what fits.
+    table.add_column("task", min_width=24, overflow="fold")
+    table.add_column("state", min_width=15, no_wrap=True)
+    table.add_column("s", justify="right", min_width=5, no_wrap=True)
+    table.add_column("ran", no_wrap=True, overflow="ellipsis", ratio=1)
+    table.add_column("rows", justify="right", min_width=4, no_wrap=True)
     for dag in report.dags:
         for task in dag.tasks:
             style = _STATE_STYLE.get(task.state, "yellow")
@@ -1119,12 +1122,15 @@ def _print_run(report: Any) -> None:
     for dag in report.dags:
         for task in dag.tasks:
             if task.error and not task.ok:
-                out.print(f"[red]{escape(dag.dag_id)}.{escape(task.task_id)}:[/red] {escape(task.error)}")
+                where = escape(f"{dag.dag_id}.{task.task_id}")
+                out.print(f"[red]{where}:[/red] {escape(task.error)}")
     for cluster in report.clusters_left:
         out.print(f"[red]EMR cluster {escape(cluster)} was left running[/red]")
     verdict = "[green]ok[/green]" if report.ok else "[red]failed[/red]"
     tasks = sum(len(d.tasks) for d in report.dags)
-    err.print(f"{verdict}: {tasks} task(s) in {len(report.dags)} DAG run(s), {report.seconds:.1f} s")
+    err.print(
+        f"{verdict}: {tasks} task(s) in {len(report.dags)} DAG run(s), {report.seconds:.1f} s"
+    )
 
 
 @app.command("sandbox")

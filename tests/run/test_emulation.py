@@ -136,7 +136,9 @@ def test_ctas_writes_parquet_files_and_a_glue_table_that_later_queries_read(
     )
     files = _objects("dev/scifi/run1/")
     assert len(files) == 1 and next(iter(files.values()))[:4] == b"PAR1"
-    table = boto3.client("glue", region_name=REGION).get_table(DatabaseName="analytics", Name="scifi")
+    table = boto3.client("glue", region_name=REGION).get_table(
+        DatabaseName="analytics", Name="scifi"
+    )
     columns = table["Table"]["StorageDescriptor"]["Columns"]
     assert [(c["Name"], c["Type"]) for c in columns] == [
         ("movieid", "int"),
@@ -244,8 +246,11 @@ def emr(aws: None) -> Any:
     cluster = client.run_job_flow(
         Name="c",
         ReleaseLabel="emr-7.5.0",
-        Instances={"MasterInstanceType": "m5.xlarge", "InstanceCount": 1,
-                   "KeepJobFlowAliveWhenNoSteps": True},
+        Instances={
+            "MasterInstanceType": "m5.xlarge",
+            "InstanceCount": 1,
+            "KeepJobFlowAliveWhenNoSteps": True,
+        },
         JobFlowRole="r",
         ServiceRole="s",
     )["JobFlowId"]
@@ -254,21 +259,42 @@ def emr(aws: None) -> Any:
 
 def _step(emr: Any, *args: str) -> dict[str, Any]:
     client, cluster = emr
-    step = {"Name": "s", "ActionOnFailure": "CONTINUE",
-            "HadoopJarStep": {"Jar": "command-runner.jar", "Args": list(args)}}
+    step = {
+        "Name": "s",
+        "ActionOnFailure": "CONTINUE",
+        "HadoopJarStep": {"Jar": "command-runner.jar", "Args": list(args)},
+    }
     (step_id,) = client.add_job_flow_steps(JobFlowId=cluster, Steps=[step])["StepIds"]
     return client.describe_step(ClusterId=cluster, StepId=step_id)["Step"]["Status"]
 
 
 def test_a_hive_step_with_its_script_and_every_variable_completes(emr: Any) -> None:
-    status = _step(emr, "hive-script", "--run-hive-script", "--args", "-f",
-                   "s3://lake/scripts/clean.hql", "-d", "ds=2024-01-01", "-d", "source_db=raw")
+    status = _step(
+        emr,
+        "hive-script",
+        "--run-hive-script",
+        "--args",
+        "-f",
+        "s3://lake/scripts/clean.hql",
+        "-d",
+        "ds=2024-01-01",
+        "-d",
+        "source_db=raw",
+    )
     assert status["State"] == "COMPLETED"
 
 
 def test_a_hive_step_missing_a_variable_fails_naming_it(emr: Any) -> None:
-    status = _step(emr, "hive-script", "--run-hive-script", "--args", "-f",
-                   "s3://lake/scripts/clean.hql", "-d", "ds=2024-01-01")
+    status = _step(
+        emr,
+        "hive-script",
+        "--run-hive-script",
+        "--args",
+        "-f",
+        "s3://lake/scripts/clean.hql",
+        "-d",
+        "ds=2024-01-01",
+    )
     assert status["State"] == "FAILED"
     assert "not passed with -d: source_db" in status["StateChangeReason"]["Message"]
 
@@ -276,7 +302,9 @@ def test_a_hive_step_missing_a_variable_fails_naming_it(emr: Any) -> None:
 def test_a_step_whose_script_is_not_in_s3_fails(emr: Any) -> None:
     status = _step(emr, "spark-submit", "--deploy-mode", "cluster", "s3://lake/scripts/gone.py")
     assert status["State"] == "FAILED"
-    assert status["StateChangeReason"]["Message"] == "script s3://lake/scripts/gone.py does not exist"
+    assert (
+        status["StateChangeReason"]["Message"] == "script s3://lake/scripts/gone.py does not exist"
+    )
 
 
 def test_a_pyspark_script_must_compile(emr: Any) -> None:
@@ -298,4 +326,3 @@ def test_overrides_are_removed_when_the_block_ends() -> None:
 
 def test_text_rows_are_hive_text() -> None:
     assert emulation._text_rows([(1, None, True)], ",") == b"1,\\N,true\n"
-

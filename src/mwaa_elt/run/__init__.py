@@ -18,7 +18,9 @@ if TYPE_CHECKING:
     from mwaa_elt.run.plan import RunPlan
 
 
-def plan_pipeline_run(project: Project, stage_name: str, pipeline: str, logical_date: date) -> RunPlan:
+def plan_pipeline_run(
+    project: Project, stage_name: str, pipeline: str, logical_date: date
+) -> RunPlan:
     """Validate every spec, render `pipeline` and its upstream pipelines for the stage, plan."""
     from mwaa_elt.render import render_pipelines
     from mwaa_elt.run.plan import plan_run, run_order

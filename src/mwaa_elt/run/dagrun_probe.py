@@ -18,12 +18,15 @@ import json
 import sys
 import time
 import traceback
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 ERRORS: dict[tuple[str, str], str] = {}
 RENDERED: dict[tuple[str, str], dict[str, Any]] = {}
+# When each task ran (epoch seconds): the tool files the sandbox's records under the task.
+WINDOWS: dict[tuple[str, str], list[tuple[float, float]]] = {}
+TRIGGER_ERROR: list[str] = []
 
 # The templated fields worth showing per operator: what a task ran.
 SHOWN_FIELDS = (
@@ -83,6 +86,46 @@ def _message(error: Any) -> str:
         text = str(error).strip()
         return f"{type(error).__name__}: {text}" if text else type(error).__name__
     return str(error)
+
+
+def _watch_task_runs() -> None:
+    """Wrap `dag.test()`'s task and in-line trigger runners to note each task's time and error.
+
+    A trigger that raises (an Athena query that FAILED, an EMR step that failed) fails its task
+    without calling listeners, so its error is taken here.
+    """
+    import airflow
+
+    if airflow.__version__.startswith("2."):
+        from airflow.models import dag as module
+    else:
+        from airflow.sdk.definitions import dag as module
+    run_task, run_trigger = module._run_task, module._run_inline_trigger
+
+    def run_inline_trigger(trigger: Any) -> Any:
+        try:
+            return run_trigger(trigger)
+        except Exception as error:
+            TRIGGER_ERROR.append(_message(error))
+            raise
+
+    def watched_run_task(*args: Any, **kwargs: Any) -> Any:
+        ti = kwargs["ti"]
+        key = (ti.dag_id, ti.task_id)
+        began = time.time()
+        TRIGGER_ERROR.clear()
+        try:
+            return run_task(*args, **kwargs)
+        except Exception as error:
+            ERRORS.setdefault(key, _message(error))
+            raise
+        finally:
+            WINDOWS.setdefault(key, []).append((began, time.time()))
+            if TRIGGER_ERROR:
+                ERRORS.setdefault(key, TRIGGER_ERROR[-1])
+
+    module._run_task = watched_run_task
+    module._run_inline_trigger = run_inline_trigger
 
 
 def _prepare(dag: Any, sensor_timeout: float) -> None:
@@ -156,7 +199,7 @@ def _report(dag: Any, run: Any, seconds: float) -> dict[str, Any]:
     with create_session() as session:
         for ti in sorted(
             run.get_task_instances(session=session),
-            key=lambda t: (t.start_date or datetime.max.replace(tzinfo=timezone.utc), t.task_id),
+            key=lambda t: (t.start_date or datetime.max.replace(tzinfo=UTC), t.task_id),
         ):
             key = (dag.dag_id, ti.task_id)
             task = dag.task_dict.get(ti.task_id)
@@ -167,6 +210,7 @@ def _report(dag: Any, run: Any, seconds: float) -> dict[str, Any]:
                     "state": str(ti.state.value if hasattr(ti.state, "value") else ti.state),
                     "seconds": _seconds(ti),
                     "error": ERRORS.get(key),
+                    "windows": WINDOWS.get(key, []),
                     "fields": RENDERED.get(key, {}),
                     "is_teardown": bool(getattr(task, "is_teardown", False)),
                 }
@@ -194,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
         get_listener_manager().add_listener(Listener())
         if not airflow.__version__.startswith("2."):
             _reuse_execution_api()
-        logical_date = datetime.fromisoformat(args.logical_date).replace(tzinfo=timezone.utc)
+        _watch_task_runs()
+        logical_date = datetime.fromisoformat(args.logical_date).replace(tzinfo=UTC)
         dags = []
         for dag_file, dag_id in zip(args.dag_file, args.dag_id, strict=True):
             dag = _load(dag_file, dag_id)
@@ -205,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
             for dag in dags:
                 ERRORS.clear()
                 RENDERED.clear()
+                WINDOWS.clear()
                 began = time.time()
                 run, seconds = _run(dag, logical_date)
                 window = {"pass": number, "began": began, "ended": time.time()}

@@ -5,9 +5,10 @@ no hook for either (its documented extension points only set canned query result
 transitions), so `installed()` adds two narrow overrides of backend methods, and restores them:
 
 - `AthenaBackend.start_query_execution`: after moto has recorded the execution, the statement
-  runs on DuckDB (Athena SQL translated by sqlglot). Tables come from moto's Glue catalog and their
-  files from moto's S3, copied to a scratch folder; CREATE TABLE, CTAS, INSERT and UNLOAD write
-  their files back to moto's S3 and their tables to moto's Glue. The execution ends SUCCEEDED with
+  runs on DuckDB (queries translated by `duckdb_athena`, the project's shared translation).
+  Tables come from moto's Glue catalog and their files from moto's S3, copied to a scratch
+  folder; CREATE TABLE, CTAS, INSERT and UNLOAD write their files back to moto's S3 and their
+  tables to moto's Glue. The execution ends SUCCEEDED with
   its result set (moto's own store of query results), or FAILED with the engine's message as its
   StateChangeReason; a wrapper of `AthenaResponse.get_query_execution` adds that reason to the
   response, which moto leaves out.
@@ -137,7 +138,9 @@ class Storage:
         try:
             bucket = self.backend.get_bucket(bucket_name)
         except Exception:
-            raise AthenaError("HIVE_UNKNOWN_ERROR", f"bucket {bucket_name} does not exist") from None
+            raise AthenaError(
+                "HIVE_UNKNOWN_ERROR", f"bucket {bucket_name} does not exist"
+            ) from None
         return sorted(
             name
             for name, key in list(bucket.keys.items())
@@ -197,7 +200,9 @@ class Catalog:
         return None if found is None else found.as_dict()
 
     def table_names(self, database: str) -> list[str]:
-        return sorted(self.backend.databases[database].tables) if self.has_database(database) else []
+        return (
+            sorted(self.backend.databases[database].tables) if self.has_database(database) else []
+        )
 
     def create_table(self, database: str, table_input: dict[str, Any]) -> None:
         self.backend.create_table(database, table_input["Name"], table_input)
@@ -231,7 +236,7 @@ def athena_type(duckdb_type_name: str) -> str:
 
 
 def athena_text(value: Any) -> str | None:
-    """A value as Athena's result set spells it (`true`, `2024-01-01 00:00:00.000`); None is null."""
+    """A value as Athena's result set spells it (`true`, `2024-01-01 00:00:00.000`)."""
     if value is None:
         return None
     if isinstance(value, bool):
@@ -377,9 +382,7 @@ class AthenaOnDuckDB:
     def _glue_table(self, table: exp.Table, database: str) -> dict[str, Any]:
         db, name = self._qualified(table, database)
         if not self.catalog.has_database(db):
-            raise AthenaError(
-                "SCHEMA_NOT_FOUND", f"{_position(table)}Schema '{db}' does not exist"
-            )
+            raise AthenaError("SCHEMA_NOT_FOUND", f"{_position(table)}Schema '{db}' does not exist")
         found = self.catalog.table(db, name)
         if found is None:
             raise AthenaError(
@@ -390,10 +393,10 @@ class AthenaOnDuckDB:
 
     @contextmanager
     def _engine(self) -> Iterator[tuple[Any, Path]]:
-        import duckdb
+        from mwaa_elt.duckdb_athena import connect  # Athena's semantics: integer division, UTC
 
         scratch = Path(tempfile.mkdtemp(prefix="mwaa-elt-athena-"))
-        con = duckdb.connect(":memory:")
+        con = connect(threads=1)
         try:
             yield con, scratch
         finally:
@@ -495,7 +498,9 @@ class AthenaOnDuckDB:
         except duckdb.CatalogException as error:
             raise AthenaError("TABLE_NOT_FOUND", str(error)) from None
         except duckdb.ParserException as error:
-            raise AthenaError("SYNTAX_ERROR", f"{error} (in the DuckDB translation: {sql})") from None
+            raise AthenaError(
+                "SYNTAX_ERROR", f"{error} (in the DuckDB translation: {sql})"
+            ) from None
         except duckdb.Error as error:
             raise AthenaError("GENERIC_INTERNAL_ERROR", str(error)) from None
 
@@ -584,8 +589,14 @@ class AthenaOnDuckDB:
         self.catalog.create_table(
             db,
             _table_input(
-                name, columns, partitions, props["location"], file_format, serde,
-                props.get("serde_params") or {}, parameters,
+                name,
+                columns,
+                partitions,
+                props["location"],
+                file_format,
+                serde,
+                props.get("serde_params") or {},
+                parameters,
             ),
         )
         return Outcome()
@@ -596,7 +607,9 @@ class AthenaOnDuckDB:
         target = statement.this
         db, name = self._qualified(target, database)
         if not self.catalog.has_database(db):
-            raise AthenaError("SCHEMA_NOT_FOUND", f"{_position(target)}Schema '{db}' does not exist")
+            raise AthenaError(
+                "SCHEMA_NOT_FOUND", f"{_position(target)}Schema '{db}' does not exist"
+            )
         if self.catalog.table(db, name) is not None:
             if statement.args.get("exists"):
                 return Outcome(rows_written=0)
@@ -616,14 +629,23 @@ class AthenaOnDuckDB:
             con.execute(f"CREATE TABLE __result AS {translate(statement.expression)}")
             described = con.execute("DESCRIBE __result").fetchall()
             written = self._write(
-                con, scratch, "__result", location, file_format, execution_id,
-                props.get("field_delimiter"), props.get("write_compression"), partition_names,
+                con,
+                scratch,
+                "__result",
+                location,
+                file_format,
+                execution_id,
+                props.get("field_delimiter"),
+                props.get("write_compression"),
+                partition_names,
             )
         columns = [{"Name": n.lower(), "Type": hive_type(t)} for n, t, *_ in described]
         partitions = [c for c in columns if c["Name"] in partition_names]
         columns = [c for c in columns if c["Name"] not in partition_names]
         serde = PARQUET_SERDE if file_format == "PARQUET" else LAZY_SERDE
-        params = {"field.delim": props.get("field_delimiter") or "\x01"} if serde == LAZY_SERDE else {}
+        params = (
+            {"field.delim": props.get("field_delimiter") or "\x01"} if serde == LAZY_SERDE else {}
+        )
         self.catalog.create_table(
             db, _table_input(name, columns, partitions, location, file_format, serde, params, {})
         )
@@ -644,7 +666,8 @@ class AthenaOnDuckDB:
         for column in listed:
             if column not in dict(all_columns):
                 raise AthenaError(
-                    "COLUMN_NOT_FOUND", f"Insert column name does not exist in target table: {column}"
+                    "COLUMN_NOT_FOUND",
+                    f"Insert column name does not exist in target table: {column}",
                 )
         with self._engine() as (con, scratch):
             self._load_tables(con, scratch, statement.expression, database)
@@ -679,8 +702,14 @@ class AthenaOnDuckDB:
                     f"Query: [{query_types}] ({error})",
                 ) from None
             serde = descriptor.get("SerdeInfo", {})
-            file_format = "PARQUET" if serde.get("SerializationLibrary") == PARQUET_SERDE else (
-                "TEXTFILE" if serde.get("SerializationLibrary", LAZY_SERDE) == LAZY_SERDE else ""
+            file_format = (
+                "PARQUET"
+                if serde.get("SerializationLibrary") == PARQUET_SERDE
+                else (
+                    "TEXTFILE"
+                    if serde.get("SerializationLibrary", LAZY_SERDE) == LAZY_SERDE
+                    else ""
+                )
             )
             if not file_format:
                 raise AthenaError(
@@ -691,8 +720,14 @@ class AthenaOnDuckDB:
             delimiter = (serde.get("Parameters") or {}).get("field.delim", "\x01")
             location = descriptor["Location"]
             written = self._write(
-                con, scratch, "__result", location if location.endswith("/") else location + "/",
-                file_format, execution_id, delimiter, "NONE" if file_format == "TEXTFILE" else None,
+                con,
+                scratch,
+                "__result",
+                location if location.endswith("/") else location + "/",
+                file_format,
+                execution_id,
+                delimiter,
+                "NONE" if file_format == "TEXTFILE" else None,
                 [c for c, _ in partitions],
             )
         return Outcome(rows_written=written, written_to=descriptor["Location"])
@@ -715,8 +750,14 @@ class AthenaOnDuckDB:
             self._run(con, query).fetchall()
             con.execute(f"CREATE TABLE __result AS {translate(query)}")
             written = self._write(
-                con, scratch, "__result", location, file_format, execution_id,
-                props.get("field_delimiter"), props.get("compression"),
+                con,
+                scratch,
+                "__result",
+                location,
+                file_format,
+                execution_id,
+                props.get("field_delimiter"),
+                props.get("compression"),
                 props.get("partitioned_by") or [],
             )
         return Outcome(rows_written=written, written_to=location)
@@ -749,7 +790,9 @@ class AthenaOnDuckDB:
         if partitions:
             keys = ", ".join(f'"{p}"' for p in partitions)
             values = con.execute(f"SELECT DISTINCT {keys} FROM {table} ORDER BY {keys}").fetchall()
-            rest = [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall() if r[0] not in partitions]
+            rest = [
+                r[0] for r in con.execute(f"DESCRIBE {table}").fetchall() if r[0] not in partitions
+            ]
             picked = ", ".join(f'"{c}"' for c in rest)
             groups = []
             for row in values:
@@ -834,8 +877,15 @@ def _table_input(
 
 
 def translate(query: exp.Expression) -> str:
-    """Athena (Trino) SQL as DuckDB SQL."""
-    return query.sql(dialect=DUCKDB)
+    """Athena (Trino) SQL as DuckDB SQL, through the project's shared translation."""
+    from mwaa_elt.duckdb_athena import TranslationError, translate_query
+
+    if isinstance(query, exp.Values):  # INSERT ... VALUES: literal rows, nothing to rewrite
+        return query.sql(dialect=DUCKDB)
+    try:
+        return translate_query(query.sql(dialect=ATHENA))
+    except TranslationError as error:
+        raise AthenaError("NOT_SUPPORTED", f"the local run cannot translate {error}") from None
 
 
 # -- EMR steps ----------------------------------------------------------------------------------
@@ -909,8 +959,9 @@ _LOCK = threading.RLock()
 _ORIGINALS: dict[str, Any] = {}
 
 
-def _start_query_execution(self: Any, query: str, context: Any, config: Any, workgroup: str,
-                           execution_parameters: Any) -> str:
+def _start_query_execution(
+    self: Any, query: str, context: Any, config: Any, workgroup: str, execution_parameters: Any
+) -> str:
     execution_id = _ORIGINALS["start_query_execution"](
         self, query, context, config, workgroup, execution_parameters
     )
@@ -953,8 +1004,18 @@ def _results(outcome: Outcome) -> Any:
         {"Data": [{} if v is None else {"VarCharValue": v} for v in row]} for row in outcome.rows
     ]
     info = [
-        {"CatalogName": "hive", "SchemaName": "", "TableName": "", "Name": name, "Label": name,
-         "Type": kind, "Precision": 0, "Scale": 0, "Nullable": "UNKNOWN", "CaseSensitive": False}
+        {
+            "CatalogName": "hive",
+            "SchemaName": "",
+            "TableName": "",
+            "Name": name,
+            "Label": name,
+            "Type": kind,
+            "Precision": 0,
+            "Scale": 0,
+            "Nullable": "UNKNOWN",
+            "CaseSensitive": False,
+        }
         for name, kind in outcome.columns
     ]
     return QueryResults(rows=header + rows, column_info=info)
@@ -1024,4 +1085,3 @@ def installed() -> Iterator[Journal]:
         with _LOCK:
             for owner, name, _ in targets:
                 setattr(owner, name, _ORIGINALS.pop(name))
-

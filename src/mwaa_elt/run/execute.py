@@ -280,9 +280,11 @@ def seed(plan: RunPlan, endpoint: str, creds: Credentials) -> None:
     for step in plan.seed:
         match step:
             case CreateBucket(bucket=bucket):
-                location = {} if stage.region == "us-east-1" else {
-                    "CreateBucketConfiguration": {"LocationConstraint": stage.region}
-                }
+                location = (
+                    {}
+                    if stage.region == "us-east-1"
+                    else {"CreateBucketConfiguration": {"LocationConstraint": stage.region}}
+                )
                 s3.create_bucket(Bucket=bucket, **location)
                 s3.put_bucket_versioning(
                     Bucket=bucket, VersioningConfiguration={"Status": "Enabled"}
@@ -298,7 +300,9 @@ def seed(plan: RunPlan, endpoint: str, creds: Credentials) -> None:
                     },
                 )
             case CreateDatabase(name=name, location=location):
-                client("glue").create_database(DatabaseInput={"Name": name, "LocationUri": location})
+                client("glue").create_database(
+                    DatabaseInput={"Name": name, "LocationUri": location}
+                )
             case CreateRole(name=name, service=service, instance_profile=profile):
                 trust = {
                     "Version": "2012-10-17",
@@ -357,9 +361,7 @@ def run_plan(
             )
             journal = emulation.JOURNAL
             clusters = _clusters_left(stage)
-            dag_results = tuple(
-                _dag_result(run_json, plan, journal) for run_json in result["runs"]
-            )
+            dag_results = tuple(_dag_result(run_json, plan, journal) for run_json in result["runs"])
     return RunReport(
         stage=stage.name,
         airflow_version=result["airflow_version"],
@@ -427,9 +429,7 @@ def _clusters_left(stage: Stage) -> tuple[str, ...]:
     from moto.emr.models import emr_backends
 
     backend = emr_backends[stage.account_id][stage.region]
-    return tuple(
-        sorted(c.id for c in backend.clusters.values() if c.state not in ("TERMINATED",))
-    )
+    return tuple(sorted(c.id for c in backend.clusters.values() if c.state not in ("TERMINATED",)))
 
 
 def _dag_result(run: dict[str, Any], plan: RunPlan, journal: emulation.Journal) -> DagResult:
@@ -446,8 +446,18 @@ def _dag_result(run: dict[str, Any], plan: RunPlan, journal: emulation.Journal) 
 
 
 def _task_result(dag_id: str, task: dict[str, Any], journal: emulation.Journal) -> TaskResult:
+    # What the sandbox did while this task ran (dag.test runs one task at a time).
+    windows = [tuple(w) for w in task.get("windows") or []]
+
+    def during(at: float) -> bool:
+        return any(began <= at <= ended for began, ended in windows)
+
+    mine = emulation.Journal(
+        queries=[q for q in journal.queries if during(q.at)],
+        steps=[s for s in journal.steps if during(s.at)],
+    )
     fields = task.get("fields") or {}
-    ran, rows, reason = _what_ran(dag_id, task["task_id"], fields, journal)
+    ran, rows, reason = _what_ran(dag_id, task["task_id"], fields, mine, journal)
     error = task.get("error")
     if task["state"] not in GOOD_STATES:
         # The engine's own words beat an operator's summary of a waiter's failure.
@@ -465,23 +475,30 @@ def _task_result(dag_id: str, task: dict[str, Any], journal: emulation.Journal) 
 
 
 def _what_ran(
-    dag_id: str, task_id: str, fields: dict[str, Any], journal: emulation.Journal
+    dag_id: str,
+    task_id: str,
+    fields: dict[str, Any],
+    mine: emulation.Journal,
+    journal: emulation.Journal,
 ) -> tuple[str | None, int | None, str | None]:
     """(what the task ran, rows it wrote, the sandbox's failure reason) from the journal."""
+    if mine.queries:
+        last = mine.queries[-1]
+        rows = sum(q.rows_written or 0 for q in mine.queries)
+        written = any(q.rows_written is not None for q in mine.queries)
+        failed = next((q for q in mine.queries if q.state == "FAILED"), None)
+        shown = _without_comments((failed or last).query)
+        return shown, rows if written else None, failed.reason if failed else None
+    step_name = f"{dag_id}.{task_id.removesuffix('_submit')}"
+    step = next((s for s in reversed(journal.steps) if s.name == step_name), None)
+    if step is not None and ("steps" in fields or "step_id" in fields or mine.steps):
+        ran = f"EMR step {step.name}: {step.script or 'command-runner'}"
+        return ran, None, step.reason if step.state == "FAILED" else None
     query = fields.get("query")
     if query is None and isinstance(fields.get("op_kwargs"), dict):
         query = fields["op_kwargs"].get("sql")
     if isinstance(query, str):
-        record = next((q for q in reversed(journal.queries) if q.query == query), None)
-        shown = _without_comments(query)
-        if record is None:
-            return shown, None, None
-        return shown, record.rows_written, record.reason if record.state == "FAILED" else None
-    step_name = f"{dag_id}.{task_id.removesuffix('_submit')}"
-    step = next((s for s in reversed(journal.steps) if s.name == step_name), None)
-    if step is not None and ("steps" in fields or "step_id" in fields):
-        ran = f"EMR step {step.name}: {step.script or 'command-runner'}"
-        return ran, None, step.reason if step.state == "FAILED" else None
+        return _without_comments(query), None, None
     if isinstance(fields.get("bucket_key"), str | list):
         return f"wait for {fields['bucket_key']}", None, None
     if isinstance(fields.get("bucket"), str):

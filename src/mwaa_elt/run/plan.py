@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 from mwaa_elt.errors import ConfigError
 from mwaa_elt.render.result import SCRIPTS_DIR, RenderResult
@@ -98,7 +98,12 @@ class RunDag:
 
 
 SeedStep = (
-    CreateBucket | PutObject | CreateWorkgroup | CreateDatabase | CreateRole | CreateTopic
+    CreateBucket
+    | PutObject
+    | CreateWorkgroup
+    | CreateDatabase
+    | CreateRole
+    | CreateTopic
     | CreateSubnet
 )
 
@@ -198,7 +203,9 @@ def plan_run(
         seed.append(CreateBucket(stage.data_lake_bucket))
     seed.append(CreateWorkgroup(stage.athena_workgroup, stage.athena_results_uri))
     locations = stage.glue_database_locations
-    seed += [CreateDatabase(real, locations[logical]) for logical, real in stage.glue_databases.items()]
+    seed += [
+        CreateDatabase(real, locations[logical]) for logical, real in stage.glue_databases.items()
+    ]
     seed += [
         CreateRole(stage.emr_service_role, "elasticmapreduce.amazonaws.com"),
         CreateRole(stage.emr_instance_role, "ec2.amazonaws.com", stage.emr_instance_profile),
@@ -211,9 +218,7 @@ def plan_run(
         for upload in sample_objects(pipelines[pipeline_name], stage):
             uploads.setdefault(upload.uri, upload)  # pipelines may share a landing folder
     seed += [uploads[uri] for uri in sorted(uploads)]
-    dags = tuple(
-        RunDag(n, render.pipelines[n].dag_path, upstream=n != name) for n in order
-    )
+    dags = tuple(RunDag(n, render.pipelines[n].dag_path, upstream=n != name) for n in order)
     return RunPlan(stage, logical_date, tuple(seed), dags, render.files)
 
 
