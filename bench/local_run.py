@@ -33,7 +33,13 @@ class BenchError(Exception):
 def _one() -> tuple[float, dict[str, Any]]:
     command = [
         str(Path(sys.executable).with_name("mwaa-elt")),
-        "run", PIPELINE, "--stage", STAGE, "--date", DATE, "--json",
+        "run",
+        PIPELINE,
+        "--stage",
+        STAGE,
+        "--date",
+        DATE,
+        "--json",
     ]
     started = time.perf_counter()
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
@@ -41,7 +47,9 @@ def _one() -> tuple[float, dict[str, Any]]:
     try:
         report = json.loads(done.stdout)
     except json.JSONDecodeError:
-        raise BenchError(f"`{' '.join(command[1:])}` failed: {done.stderr.strip()[-500:]}") from None
+        raise BenchError(
+            f"`{' '.join(command[1:])}` failed: {done.stderr.strip()[-500:]}"
+        ) from None
     return seconds, report
 
 
@@ -65,7 +73,9 @@ def run(quick: bool = False) -> dict[str, Any]:
         "ok": all(r["ok"] for r in reports) and first["ok"],
         "tasks": len(tasks),
         "task_states": sorted({t["state"] for t in tasks}),
-        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cores": len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else os.cpu_count(),
         "load_average": [round(x, 1) for x in os.getloadavg()],
     }
 
