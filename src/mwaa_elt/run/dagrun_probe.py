@@ -118,6 +118,11 @@ def _watch_task_runs() -> None:
             return run_task(*args, **kwargs)
         except Exception as error:
             ERRORS.setdefault(key, _message(error))
+            if "session" in kwargs and ti.state not in ("success", "failed", "skipped"):
+                # Airflow 2 leaves a task whose trigger raised unfinished, and dag.test() would
+                # wait for it forever; its triggerer would fail the task, so fail it here.
+                ti.handle_failure(error, session=kwargs["session"])
+                kwargs["session"].commit()
             raise
         finally:
             WINDOWS.setdefault(key, []).append((began, time.time()))
