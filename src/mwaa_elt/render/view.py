@@ -604,7 +604,7 @@ def _emails(sp: StagePipeline) -> list[str]:
 
 
 def _alert_topic(sp: StagePipeline) -> str | None:
-    """The SNS topic of failure alerts: the spec's, else the stage's first (which Pulumi creates)."""
+    """The topic of failure alerts: the spec's, else the stage's first (which Pulumi creates)."""
     if sp.on_failure is not None and sp.on_failure.sns_topic is not None:
         return sp.on_failure.sns_topic
     topics = sp.stage.config.alert_topics
