@@ -48,6 +48,7 @@ SCIFI_TASKS = {
     "movielens_scifi.raw_tables.create_movies",
     "movielens_scifi.raw_tables.create_ratings",
     "movielens_scifi.drop_scifi",
+    "movielens_scifi.create_scifi_clear",
     "movielens_scifi.create_scifi",
     "movielens_scifi.export_scifi_clear",
     "movielens_scifi.export_scifi",
@@ -57,6 +58,7 @@ QUALITY_TASKS = {
     "scifi_quality.checks.keys_present",
     "scifi_quality.checks.ratings_in_range",
     "scifi_quality.checks.only_scifi",
+    "scifi_quality.create_quality_runs",
     "scifi_quality.record_check",
 }
 EMR_TASKS = {
