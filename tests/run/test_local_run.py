@@ -124,27 +124,29 @@ def test_a_missing_emr_script_fails_its_step_and_the_teardown_still_ends_the_clu
 
 BROKEN = """\
 pipeline: broken
-description: A query with a typo and one reading a table nothing creates.
+description: A query with a type error, and one reading a declared source nothing provides.
 owner: analytics
 tags: [test]
 schedule: null
 start_date: 2024-01-01
 on_failure: {sns_topic: data-alerts}
+sources:
+  - table: ops.audit_log
 tasks:
   - id: create_database
     athena: {sql: "CREATE DATABASE IF NOT EXISTS {{ db.movielens }}"}
   - id: create_movies
     athena: {sql_file: sql/create_movies.sql}
     depends_on: [create_database]
-  - id: typo
+  - id: wrong_type
     athena:
       sql: |
-        SELECT movieid, titel FROM {{ db.movielens }}.movies
+        SELECT avg(title) FROM {{ db.movielens }}.movies
     depends_on: [create_movies]
   - id: missing_table
     athena:
       sql: |
-        INSERT INTO {{ db.ops }}.quality_runs SELECT 'broken', '{{ ds }}', current_timestamp
+        SELECT count(*) FROM {{ db.ops }}.audit_log
     depends_on: [create_movies]
 """
 
@@ -169,11 +171,12 @@ def test_a_broken_query_and_a_missing_table_fail_their_tasks_with_the_engines_me
     report = run_pipeline(Project(tmp_path), "dev", "broken", DAY, python=python)
     states, errors = _states(report), _errors(report)
     assert states["broken.create_movies"] == "success"
-    assert states["broken.typo"] == "failed"
+    assert states["broken.wrong_type"] == "failed"
     assert states["broken.missing_table"] == "failed"
-    assert (errors["broken.typo"] or "").startswith("COLUMN_NOT_FOUND: ")
-    assert "titel" in (errors["broken.typo"] or "")
+    # Validation cannot see either: no types, and a declared source is trusted to exist.
+    assert (errors["broken.wrong_type"] or "").startswith("TYPE_MISMATCH: ")
+    assert "avg(VARCHAR)" in (errors["broken.wrong_type"] or "")
     assert errors["broken.missing_table"] == (
-        "TABLE_NOT_FOUND: line 1:13: Table 'awsdatacatalog.dev_ops.quality_runs' does not exist"
+        "TABLE_NOT_FOUND: line 1:22: Table 'awsdatacatalog.dev_ops.audit_log' does not exist"
     )
     assert not report.ok

@@ -172,6 +172,8 @@ def _airflow_environment(home: Path, dags: Path, stage: Stage) -> dict[str, str]
         AIRFLOW__CORE__UNIT_TEST_MODE="False",
         AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home / 'airflow.db'}",
         AIRFLOW__LOGGING__LOGGING_LEVEL="WARNING",
+        # Loading one DAG file is not what a local run measures: a loaded machine must not fail it.
+        AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT="600",
         # The Execution API of Airflow 3 signs task tokens; any fixed secret will do locally.
         AIRFLOW__API_AUTH__JWT_SECRET="mwaa-elt-local-run",
         PYTHONDONTWRITEBYTECODE="1",
