@@ -189,7 +189,8 @@ def _cache_dir() -> Path:
 def prepared_database(python: Path, home: Path, env: dict[str, str]) -> None:
     """Put a migrated Airflow metadata database in `home`: migrated once per environment, copied."""
     cache = _cache_dir()
-    tag = hashlib.sha256(str(python.resolve()).encode()).hexdigest()[:16]
+    # Not resolved: a venv's python is a symlink to the base interpreter that several venvs share.
+    tag = hashlib.sha256(str(python.absolute()).encode()).hexdigest()[:16]
     template = cache / f"{tag}.db"
     if not template.is_file():
         cache.mkdir(parents=True, exist_ok=True)
