@@ -27,7 +27,14 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-SECTIONS = ("generation", "parse_cost", "promotion", "fence", "sqltest")  # report order
+SECTIONS = (
+    "generation",
+    "parse_cost",
+    "promotion",
+    "fence",
+    "sqltest",
+    "local_run",
+)  # report order
 CHILD = "--run-section"  # the fresh process that runs one section
 
 

@@ -313,6 +313,9 @@ class StageConfig(_Strict):
     alert_topics: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,60}$")]] = Field(
         default_factory=lambda: ["data-alerts"]
     )
+    # The Airflow connection (in Secrets Manager, under the stage's connections prefix) of an SMTP
+    # server. Unset, nothing can send e-mail, so DAGs alert through SNS only.
+    smtp_connection: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,250}$")] | None = None
     tags: dict[str, str] = Field(default_factory=dict)
     delivery: DeliveryConfig | None = None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import shutil
 import subprocess
@@ -9,11 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from render_support import EXAMPLES, GOLDEN, ROOT, STAGES, TEMPLATES
+from render_support import EXAMPLES, GOLDEN, ROOT, STAGES, TEMPLATES, with_airflow
 
 from mwaa_elt.render import RenderResult, render_pipelines, write_render
 from mwaa_elt.render.format import ruff_command
-from mwaa_elt.spec import discover_specs, validate_paths
+from mwaa_elt.spec import Pipeline, discover_specs, validate_paths
 from mwaa_elt.stage import Stage
 
 Render = Callable[..., RenderResult]
@@ -117,8 +118,31 @@ def test_airflow_lines_differ_only_where_the_apis_do(render_for: Render) -> None
     three = render_for("dev", 3).files["dags/scifi_quality.py"].decode()
     assert "from airflow import DAG" in two and "from airflow.datasets import Dataset" in two
     assert "from airflow.sdk import DAG, Asset, TaskGroup" in three
-    assert '"email_on_failure": True' in two and "SmtpNotifier(" in three
     assert "airflow.sdk" not in two and "airflow.datasets" not in three
+
+
+def test_failures_alert_through_sns_by_default_and_email_only_with_an_smtp_connection(
+    examples: dict[str, Pipeline], all_stages: dict[str, Stage]
+) -> None:
+    def dag(stage: Stage, major: int, pipeline: str = "movielens_scifi") -> str:
+        result = render_pipelines(
+            {pipeline: examples[pipeline]}, with_airflow(stage, major), TEMPLATES, project_root=ROOT
+        )
+        return result.files[f"dags/{pipeline}.py"].decode()
+
+    dev = all_stages["dev"]
+    # movielens_scifi names only an e-mail address, and dev provisions no SMTP connection: the
+    # stage's first alert topic (which the stack creates) gets the alert, nobody gets e-mail.
+    for major in (2, 3):
+        text = dag(dev, major)
+        assert "arn:aws:sns:eu-west-1:111111111111:mwaa-elt-dev-data-alerts" in text
+        assert "SmtpNotifier" not in text and "email_on_failure" not in text
+    smtp = dataclasses.replace(
+        dev, config=dev.config.model_copy(update={"smtp_connection": "smtp_alerts"})
+    )
+    assert '"email_on_failure": True' in dag(smtp, 2)
+    assert 'SmtpNotifier(\n                to=["analytics@example.com"],\n' in dag(smtp, 3)
+    assert 'smtp_conn_id="smtp_alerts"' in dag(smtp, 3)
 
 
 def test_unload_with_header_is_refused_by_validation_at_its_line(

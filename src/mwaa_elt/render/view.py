@@ -588,21 +588,38 @@ def _default_args(sp: StagePipeline) -> dict[str, Any]:
         "retries": sp.retries,
         "retry_delay": sp.retry_delay,
     }
-    emails = list(sp.on_failure.email) if sp.on_failure is not None else []
+    emails = _emails(sp)
     # Airflow 3 deprecates e-mail settings on tasks for the SMTP notifier (see _notifiers).
     if emails and sp.stage.airflow.major == 2:
         args |= {"email": emails, "email_on_failure": True, "email_on_retry": False}
     return args
 
 
-def _notifiers(sp: StagePipeline) -> list[dict[str, Any]]:
-    """The on_failure_callback notifiers: SNS to the stage's topic, and SMTP on Airflow 3."""
-    if sp.on_failure is None:
+def _emails(sp: StagePipeline) -> list[str]:
+    """The spec's alert addresses, if the stage has an SMTP connection to send them with."""
+    if sp.on_failure is None or sp.stage.config.smtp_connection is None:
         return []
+    return list(sp.on_failure.email)
+
+
+def _alert_topic(sp: StagePipeline) -> str | None:
+    """The topic of failure alerts: the spec's, else the stage's first (which Pulumi creates)."""
+    if sp.on_failure is not None and sp.on_failure.sns_topic is not None:
+        return sp.on_failure.sns_topic
+    topics = sp.stage.config.alert_topics
+    return topics[0] if topics else None
+
+
+def _notifiers(sp: StagePipeline) -> list[dict[str, Any]]:
+    """The on_failure_callback notifiers: SNS to the stage's topic, and SMTP on Airflow 3.
+
+    SNS is the default, because the stack provisions the topics; e-mail is sent only where the
+    stage names an SMTP connection (`smtpConnection`), since nothing else provisions one.
+    """
     stage = sp.stage
     notifiers: list[dict[str, Any]] = []
-    if sp.on_failure.sns_topic is not None:
-        topic = sp.on_failure.sns_topic
+    topic = _alert_topic(sp)
+    if topic is not None:
         arn = stage.sns_topic_arn(topic)
         notifiers.append(
             {
@@ -620,8 +637,14 @@ def _notifiers(sp: StagePipeline) -> list[dict[str, Any]]:
                 },
             }
         )
-    if sp.on_failure.email and stage.airflow.major >= 3:
-        notifiers.append({"class": "SmtpNotifier", "args": {"to": list(sp.on_failure.email)}})
+    emails = _emails(sp)
+    if emails and stage.airflow.major >= 3:
+        notifiers.append(
+            {
+                "class": "SmtpNotifier",
+                "args": {"to": emails, "smtp_conn_id": stage.config.smtp_connection},
+            }
+        )
     return notifiers
 
 
