@@ -541,6 +541,9 @@ def ci_role_policies(stage: Stage, stages: Mapping[str, Stage]) -> list[NamedPol
         ),
         _allow("ReadEnvironment", ["airflow:GetEnvironment"], stage.environment_arn),
         _allow("ReadAirflowRestApi", ["airflow:InvokeRestApi"], stage.airflow_rbac_role_arn),
+        # status: the stage's alarms in ALARM. DescribeAlarms returns composite alarms only to a
+        # permission scoped to "*" (CloudWatch's API reference); it reads alarm states, no data.
+        _allow("ReadAlarmStates", ["cloudwatch:DescribeAlarms"], "*"),
     ]
     if stage.kms_key_alias is not None:
         statements.append(

@@ -168,6 +168,7 @@ def requests_for(
     """Map recorded calls to requests, each on the stage whose bucket or environment it names."""
     by_bucket = {s.source_bucket: s for s in stages.values()}
     by_environment = {s.environment_name: s for s in stages.values()}
+    by_alarm_prefix = {f"{s.resource_prefix}-": s for s in stages.values()}
     requests: list[Request] = []
     for call in calls:
         if (call.service, call.operation) in UNAUTHORIZED_OPERATIONS:
@@ -178,6 +179,13 @@ def requests_for(
         elif call.service == "mwaa":
             stage = by_environment[call.params["Name"]]
             requests += mwaa_requests(stage, principal_of(stage), call, why)
+        elif (call.service, call.operation) == ("cloudwatch", "DescribeAlarms"):
+            stage = by_alarm_prefix[call.params["AlarmNamePrefix"]]
+            secure = {"aws:SecureTransport": "true"}
+            action = "cloudwatch:DescribeAlarms"  # composite alarms need it on "*"
+            requests.append(
+                Request(principal_of(stage), action, "*", stage.account_id, secure, None, why)
+            )
         else:
             raise UnmappedCall(f"{call.service}:{call.operation} ({why})")
     return requests
