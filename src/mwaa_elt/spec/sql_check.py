@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import difflib
-import logging
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from itertools import pairwise
 from typing import Literal
 
@@ -15,7 +12,7 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, SqlglotError
 from sqlglot.tokens import TokenType
 
-from mwaa_elt.spec.sql_parse import parse
+from mwaa_elt.spec.sql_parse import parse, quiet_sqlglot
 from mwaa_elt.spec.stage_vars import TextProblem, placeholder_text
 
 Engine = Literal["athena", "trino"]
@@ -39,18 +36,6 @@ def _strip_comments(sql: str) -> str:
     return re.sub(
         r"--[^\n]*|/\*.*?\*/", lambda m: re.sub(r"[^\n]", " ", m.group()), sql, flags=re.DOTALL
     )
-
-
-@contextmanager
-def _quiet_sqlglot() -> Iterator[None]:
-    # sqlglot logs a warning when it falls back to an opaque Command; we report our own way.
-    logger = logging.getLogger("sqlglot")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def _parse(text: str, dialect: str) -> list[exp.Expression] | ParseError | SqlglotError:
@@ -129,7 +114,7 @@ def sql_problems(
         return _athena_problems(text, sql, single=single, query=query)
     first_error: SqlglotError | None = None
     statements: list[exp.Expression] | None = None
-    with _quiet_sqlglot():
+    with quiet_sqlglot():
         for dialect in _DIALECTS[engine]:
             result = _parse(sql, dialect)
             if isinstance(result, SqlglotError):
