@@ -529,6 +529,7 @@ def ci_role_policies(stage: Stage, stages: Mapping[str, Stage]) -> list[NamedPol
                 f"{bucket}/{stage.bundles_prefix}*",
                 f"{bucket}/{stage.templates_prefix}*",
                 f"{bucket}/{stage.manifest_key}",
+                f"{bucket}/{stage.history_prefix}*",
                 f"{bucket}/{stage.lock_key}",
             ],
         ),
@@ -541,9 +542,12 @@ def ci_role_policies(stage: Stage, stages: Mapping[str, Stage]) -> list[NamedPol
         ),
         _allow("ReadEnvironment", ["airflow:GetEnvironment"], stage.environment_arn),
         _allow("ReadAirflowRestApi", ["airflow:InvokeRestApi"], stage.airflow_rbac_role_arn),
-        # status: the stage's alarms in ALARM. DescribeAlarms returns composite alarms only to a
-        # permission scoped to "*" (CloudWatch's API reference); it reads alarm states, no data.
-        _allow("ReadAlarmStates", ["cloudwatch:DescribeAlarms"], "*"),
+        # status: the stage's metric alarms in ALARM (composite ones would need "*").
+        _allow(
+            "ReadAlarmStates",
+            ["cloudwatch:DescribeAlarms"],
+            f"arn:aws:cloudwatch:{stage.region}:{stage.account_id}:alarm:{stage.resource_prefix}-*",
+        ),
     ]
     if stage.kms_key_alias is not None:
         statements.append(
