@@ -2,7 +2,8 @@
 
 Each page's `console` transcripts run in order, in a scratch copy of the project, the promotion
 commands against the sandbox (moto on loopback), after the preparation a transcript presumes (a
-broken spec, an earlier release). A transcript whose output shows `error:` or problems expects
+broken spec, an earlier release); a `console fault-injected` block shows what only a fault
+produces, and tests/promote/test_faults.py injects it. A transcript whose output shows `error:` or problems expects
 exit 1, any other exit 0; shown `path:line:col:` problems must be exactly those printed. Every
 command in `bash` blocks (references, not transcripts) is checked against the CLI by
 test_ci_templates.py.
@@ -56,6 +57,10 @@ def _broken_spec(project: Path) -> None:
     (project / "pipelines/broken/broken.yaml").write_text(BROKEN_SPEC)
 
 
+def _no_broken_spec(project: Path) -> None:
+    shutil.rmtree(project / "pipelines/broken")
+
+
 def _two_releases_in_dev(project: Path) -> None:
     """dev runs a second release of movielens_scifi, so there is one to roll back to."""
     for change in ("", "\n-- a second release\n"):
@@ -69,6 +74,7 @@ PREPARE = {
     ("validate", "pipelines/broken"): _broken_spec,
     ("rollback", "movielens_scifi", "--stage", "dev"): _two_releases_in_dev,
 }
+AFTER = {("validate", "pipelines/broken"): _no_broken_spec}
 
 runner = CliRunner()
 
@@ -164,3 +170,6 @@ def test_every_command_a_page_shows_runs_as_shown(page: str, project: Path) -> N
         if shown.problems:
             printed = [line for line in result.output.splitlines() if PROBLEM.match(line)]
             assert printed == list(shown.problems), where
+        for prefix, undo in AFTER.items():
+            if shown.words[: len(prefix)] == prefix:
+                undo(project)
