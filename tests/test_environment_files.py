@@ -38,7 +38,7 @@ def message_of(excinfo: pytest.ExceptionInfo[ConfigError]) -> str:
 
 @pytest.mark.parametrize(
     ("stage_name", "airflow", "python"),
-    [("dev", "3.0.6", "3.12"), ("staging", "2.11.0", "3.11"), ("prod", "2.11.0", "3.11")],
+    [("dev", "3.0.6", "3.12"), ("staging", "2.11.0", "3.12"), ("prod", "2.11.0", "3.12")],
 )
 def test_one_source_gives_each_stage_its_own_constraint_line(stages, stage_name, airflow, python):
     lines = build_requirements(stages[stage_name], REQUIREMENTS).decode().splitlines()

@@ -13,7 +13,6 @@ from typing import Any
 
 from bench.dag_variants.recipe import Recipe, RecipeError, duration_code
 
-SMTP = "airflow.providers.smtp.notifications.smtp.SmtpNotifier"
 SNS = "airflow.providers.amazon.aws.notifications.sns.SnsNotifier"
 RUFF_FORMAT = (sys.executable, "-m", "ruff", "format", "--isolated", "--quiet", "--line-length=100")
 
@@ -23,8 +22,9 @@ ATHENA = '''\
 from datetime import timedelta
 
 import pendulum
+from airflow.providers.amazon.aws.notifications.sns import SnsNotifier
 from airflow.providers.amazon.aws.operators.athena import AthenaOperator
-from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+from airflow.providers.amazon.aws.operators.s3 import S3DeleteObjectsOperator
 from airflow.sdk import DAG, Asset, TaskGroup
 
 DATABASE = {database}
@@ -45,7 +45,15 @@ with DAG(
         "owner": {owner},
         "retries": {retries},
         "retry_delay": {retry_delay},
-        "on_failure_callback": [SmtpNotifier(to={email_to})],
+        "on_failure_callback": [
+            SnsNotifier(
+                aws_conn_id={sns_conn_id},
+                region_name={sns_region},
+                target_arn={sns_arn},
+                subject={sns_subject},
+                message={sns_message},
+            )
+        ],
     }},
 ):
     create_database = AthenaOperator(
@@ -88,6 +96,13 @@ with DAG(
         deferrable=True,
     )
 
+    create_summary_clear = S3DeleteObjectsOperator(
+        task_id="create_summary_clear",
+        bucket={clear_bucket},
+        prefix={clear_prefix},
+        aws_conn_id={aws_conn_id},
+    )
+
     create_summary = AthenaOperator(
         task_id="create_summary",
         query={create_summary},
@@ -99,7 +114,8 @@ with DAG(
         outlets=[Asset(name={asset_name}, uri={asset_uri})],
     )
 
-    create_database >> [create_orders, create_customers] >> drop_summary >> create_summary
+    create_database >> [create_orders, create_customers] >> drop_summary
+    drop_summary >> create_summary_clear >> create_summary
 '''
 
 EMR = '''\
@@ -233,18 +249,30 @@ def _asset(recipe: Recipe, task_id: str) -> dict[str, str]:
     return {"asset_name": code(outlets[0]["name"]), "asset_uri": code(outlets[0]["uri"])}
 
 
-def athena_source(recipe: Recipe) -> str:
+def _sns(recipe: Recipe) -> dict[str, str]:
     kind, notifier = recipe.notifier()
-    if kind != SMTP:
-        raise RecipeError(f"{recipe.dag_id}: the Athena template notifies by SMTP, not {kind}")
+    if kind != SNS:
+        raise RecipeError(f"{recipe.dag_id}: the templates notify by SNS, not {kind}")
+    return {
+        "sns_conn_id": code(notifier["aws_conn_id"]),
+        "sns_region": code(notifier["region_name"]),
+        "sns_arn": code(notifier["target_arn"]),
+        "sns_subject": code(notifier["subject"]),
+        "sns_message": code(notifier["message"]),
+    }
+
+
+def athena_source(recipe: Recipe) -> str:
     first = "create_database"
     values = {
         **_common(recipe),
         **_asset(recipe, "create_summary"),
-        "email_to": code(notifier["to"]),
+        **_sns(recipe),
         "database": code(recipe.field(first, "database")),
         "workgroup": code(recipe.field(first, "workgroup")),
         "results": code(recipe.field(first, "output_location")),
+        "clear_bucket": code(recipe.field("create_summary_clear", "bucket")),
+        "clear_prefix": code(recipe.field("create_summary_clear", "prefix")),
         "aws_conn_id": code(recipe.field(first, "aws_conn_id")),
     }
     for task_id in ("create_database", "drop_summary", "create_summary"):
@@ -255,17 +283,10 @@ def athena_source(recipe: Recipe) -> str:
 
 
 def emr_source(recipe: Recipe) -> str:
-    kind, notifier = recipe.notifier()
-    if kind != SNS:
-        raise RecipeError(f"{recipe.dag_id}: the EMR template notifies by SNS, not {kind}")
     values = {
         **_common(recipe),
         **_asset(recipe, "build_sessions"),
-        "sns_conn_id": code(notifier["aws_conn_id"]),
-        "sns_region": code(notifier["region_name"]),
-        "sns_arn": code(notifier["target_arn"]),
-        "sns_subject": code(notifier["subject"]),
-        "sns_message": code(notifier["message"]),
+        **_sns(recipe),
         "job_flow_id": code(recipe.field("terminate_cluster", "job_flow_id")),
         "job_flow_overrides": code(recipe.field("create_cluster", "job_flow_overrides")),
         "aws_conn_id": code(recipe.field("create_cluster", "aws_conn_id")),

@@ -45,7 +45,7 @@ schedule: "{index % 60} {index % 24} * * *"
 start_date: 2024-01-01
 retries: 2
 retry_delay: 5m
-on_failure: {{email: [{owner}@example.com]}}
+on_failure: {{sns_topic: data-alerts}}
 produces: [summary]
 
 tasks:

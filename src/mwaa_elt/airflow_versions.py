@@ -26,10 +26,10 @@ class AirflowRelease:
 
 # Each release's Python is its MWAA image's (requirements/mwaa/<version>/python-version, copied
 # from aws/amazon-mwaa-docker-images); tests/check/test_mwaa_environments.py keeps the two in step.
+# 2.9.2's image is vendored (an upgrade from it can be rehearsed) but MWAA no longer creates it.
 MWAA_AIRFLOW_RELEASES: dict[str, AirflowRelease] = {
     release.version: release
     for release in (
-        AirflowRelease("2.9.2", "3.11"),
         AirflowRelease("2.10.1", "3.11"),
         AirflowRelease("2.10.3", "3.11"),
         AirflowRelease("2.11.0", "3.12"),

@@ -101,7 +101,7 @@ BAD_CONFIGS = [
     ("dev", {"mwaa-elt:minWorkers": 5, "mwaa-elt:maxWorkers": 2}, "mwaa-elt:maxWorkers: is 2, less than minWorkers (5)"),
     ("dev", {"mwaa-elt:schedulers": 6}, "mwaa-elt:schedulers: 6 is outside the allowed range 2-5"),
     ("dev", {"mwaa-elt:schedulers": 1}, "mwaa-elt:schedulers: 1 is outside the allowed range 2-5"),
-    ("dev", {"mwaa-elt:airflowVersion": "2.9.2"}, "mwaa-elt:airflowVersion: '2.9.2' is not an Airflow version MWAA offers; allowed: 2.10.1, 2.10.3, 2.11.0, 3.0.6"),
+    ("dev", {"mwaa-elt:airflowVersion": "2.9.2"}, "mwaa-elt:airflowVersion: '2.9.2' is not an Airflow version MWAA offers; allowed: 2.10.1, 2.10.3, 2.11.0, 2.11.2, 3.0.6, 3.2.1, 3.3.1"),
     ("dev", {"mwaa-elt:network": {"vpcCidr": "10.10.0.1/16"}}, "mwaa-elt:network.vpcCidr: '10.10.0.1/16' is not a valid IPv4 CIDR block"),
     ("dev", {"mwaa-elt:network": {"vpcCidr": "10.0.0.0/8"}}, "mwaa-elt:network.vpcCidr: '10.0.0.0/8' has prefix /8; allowed: /16 to /24"),
     ("prod", {"mwaa-elt:webserverAccessMode": "PUBLIC_ONLY"}, "mwaa-elt:webserverAccessMode: a production stage must use PRIVATE_ONLY"),
