@@ -1,6 +1,6 @@
 """What the scheduler pays to parse mwaa-elt's DAGs, against dag-factory and hand-written DAGs.
 
-The same N pipelines (six-task Athena ones (five statements and a CTAS clear) and EMR ones, each with its own names and SQL) are
+The same N pipelines (six-task Athena ones and EMR ones, each with its own names and SQL) are
 expressed three ways: rendered by `mwaa-elt render --stage dev`; as dag-factory YAML with one
 loader file per YAML (dag-factory's documented pattern); and as plain hand-written DAG files. All
 three are parsed by the dev stage's Airflow in one venv (.venv-bench-dagfactory: the 3.0.6 MWAA pins
