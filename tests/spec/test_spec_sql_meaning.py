@@ -274,3 +274,10 @@ def test_a_check_returns_one_row_of_one_boolean(check: Check, sql: str, fragment
     assert any(fragment in m for m in messages), messages
     ok = "SELECT count_if(rating IS NULL) = 0 FROM {{ db.movielens }}.ratings"
     assert check(spec(f"  - id: c\n    check: {{sql: '{ok}'}}\n")) == []
+
+
+def test_comment_markers_inside_strings_and_quoted_names_are_not_comments() -> None:
+    from mwaa_elt.spec.sql_parse import parse
+
+    assert parse("SELECT '-- not a comment /* nor this' AS v -- a comment").problems == ()
+    assert parse("SELECT 'it''s -- fine' AS \"a--b\" /* a comment */").problems == ()

@@ -20,13 +20,13 @@ from dataclasses import dataclass
 import sqlglot
 from sqlglot.errors import ParseError, SqlglotError
 
+from mwaa_elt.spec.sql_parse import blank_comments
 from mwaa_elt.spec.stage_vars import TextProblem
 from mwaa_elt.stage import Stage
 
 # ${name}, ${hivevar:name}, ${hiveconf:name}, ${env:NAME}, ${system:name}
 _HIVE_VAR = re.compile(r"\$\{(?:(hivevar|hiveconf|env|system):)?([A-Za-z_][A-Za-z0-9_.]*)\}")
 _SET = re.compile(r"^\s*set\s+(?:(hivevar|hiveconf):)?([A-Za-z_][A-Za-z0-9_.]*)\s*=", re.I | re.M)
-_COMMENT = re.compile(r"--[^\n]*")
 # A hive grammar gap is not the analyst's error: a statement that either dialect reads passes.
 _HIVE_DIALECTS = ("hive", "spark")
 
@@ -98,10 +98,6 @@ def _compile_error(
     return None
 
 
-def _blank_comments(text: str) -> str:
-    return _COMMENT.sub(lambda m: " " * len(m.group()), text)
-
-
 def _position(text: str, offset: int) -> tuple[int, int]:
     line = text.count("\n", 0, offset) + 1
     return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
@@ -109,7 +105,7 @@ def _position(text: str, offset: int) -> tuple[int, int]:
 
 def hive_variable_problems(text: str, passed: Sequence[str], label: str) -> list[TextProblem]:
     """Every `${var}` of a Hive script that neither the step's args nor a SET defines."""
-    code = _blank_comments(text)
+    code = blank_comments(text)
     hivevars = set(passed)
     hiveconf: set[str] = set()
     for match in _SET.finditer(code):
@@ -149,7 +145,7 @@ def hive_variable_problems(text: str, passed: Sequence[str], label: str) -> list
 
 def _placeholders(text: str) -> str:
     """Comments blanked and `${var}` as a same-length identifier: positions are kept."""
-    code = _blank_comments(text)
+    code = blank_comments(text)
     return _HIVE_VAR.sub(lambda m: "v" + "_" * (len(m.group()) - 1), code)
 
 

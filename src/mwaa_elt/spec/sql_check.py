@@ -12,7 +12,7 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, SqlglotError
 from sqlglot.tokens import TokenType
 
-from mwaa_elt.spec.sql_parse import parse, quiet_sqlglot
+from mwaa_elt.spec.sql_parse import blank_comments, parse, quiet_sqlglot
 from mwaa_elt.spec.stage_vars import TextProblem, placeholder_text
 
 Engine = Literal["athena", "trino"]
@@ -29,13 +29,6 @@ STATEMENT_KEYWORDS = (
     "OPTIMIZE", "VACUUM", "PREPARE", "EXECUTE", "DEALLOCATE", "REFRESH", "SET", "RESET",
     "GRANT", "REVOKE", "CALL", "COMMENT", "ANALYZE", "TRUNCATE",
 )  # fmt: skip
-
-
-def _strip_comments(sql: str) -> str:
-    """`sql` with -- and /* */ comments blanked, keeping every position."""
-    return re.sub(
-        r"--[^\n]*|/\*.*?\*/", lambda m: re.sub(r"[^\n]", " ", m.group()), sql, flags=re.DOTALL
-    )
 
 
 def _parse(text: str, dialect: str) -> list[exp.Expression] | ParseError | SqlglotError:
@@ -125,7 +118,7 @@ def sql_problems(
                 break  # fully understood; an opaque Command might parse better elsewhere
     if statements is None:
         assert first_error is not None
-        return [_error_problem(_strip_comments(sql), first_error, engine)]
+        return [_error_problem(blank_comments(sql), first_error, engine)]
     problems: list[TextProblem] = []
     if single and len(statements) > 1:
         starts = _statement_starts(sql, _DIALECTS[engine][0]) or [(1, 1)]
@@ -148,7 +141,7 @@ def _one_statement(line: int, col: int, count: int, engine: Engine) -> TextProbl
 
 def _athena_problems(text: str, sql: str, *, single: bool, query: bool) -> list[TextProblem]:
     """Athena SQL parsed completely (sql_parse): every statement, not only its first words."""
-    first = re.match(r"\s*([A-Za-z_]+)", _strip_comments(sql))
+    first = re.match(r"\s*([A-Za-z_]+)", blank_comments(sql))
     if first and first.group(1).upper() not in STATEMENT_KEYWORDS:
         word = first.group(1)
         close = difflib.get_close_matches(word.upper(), STATEMENT_KEYWORDS, n=1)

@@ -149,9 +149,14 @@ def quiet_sqlglot() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _blank_comments(sql: str) -> str:
-    return re.sub(
-        r"--[^\n]*|/\*.*?\*/", lambda m: re.sub(r"[^\n]", " ", m.group()), sql, flags=re.DOTALL
+# Quoted text first, so that `--` or `/*` inside a string or a quoted name is not a comment.
+_QUOTED_OR_COMMENT = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/", re.DOTALL)
+
+
+def blank_comments(sql: str) -> str:
+    """`sql` with its -- and /* */ comments blanked, every position and string kept."""
+    return _QUOTED_OR_COMMENT.sub(
+        lambda m: m.group() if m.group()[0] in "'\"" else re.sub(r"[^\n]", " ", m.group()), sql
     )
 
 
@@ -165,7 +170,7 @@ def parse(text: str) -> Parsed:
     """`text` (Jinja allowed) parsed as Athena SQL; cached on the text without its comments."""
     sql = templated(text).sql
     # Copies of a spec that differ only in comments (or trailing blanks) share the work.
-    statements, raw = _parse_sql(_blank_comments(sql).rstrip())
+    statements, raw = _parse_sql(blank_comments(sql).rstrip())
     lines = text.split("\n") if raw else []
     problems = []
     for problem in raw:
