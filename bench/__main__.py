@@ -21,9 +21,10 @@ import sys
 import tempfile
 import time
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
+
+from bench.generation import package_version
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -58,13 +59,6 @@ def _commit() -> str:
     if head.returncode != 0:
         return "unknown"
     return head.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
-
-
-def _version(name: str) -> str:
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return "-"
 
 
 def run_child(name: str, quick: bool, out: Path) -> int:
@@ -175,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
             "platform": platform.platform(),
             "python": platform.python_version(),
         },
-        "versions": {"mwaa-elt": _version("mwaa-elt")},
+        "versions": {"mwaa-elt": package_version("mwaa-elt")},
         "sections": {name: sections[name] for name in SECTIONS if name in sections},
     }
     json_path.write_text(json.dumps(report, indent=2) + "\n")

@@ -148,7 +148,8 @@ def _scale(
     return {"specs": specs, "steps": {name: summarize(s) for name, s in steps.items()}}
 
 
-def _version(name: str) -> str:
+def package_version(name: str) -> str:
+    """The installed version of distribution `name`, or "-" when it is not installed."""
     try:
         return version(name)
     except PackageNotFoundError:
@@ -174,7 +175,7 @@ def run(quick: bool = False, progress: Callable[[str], None] | None = None) -> d
         else os.cpu_count(),
         "load_average": {"before": load_before, "after": os.getloadavg()[0]},
         "python": platform.python_version(),
-        "versions": {name: _version(name) for name in LIBRARIES},
+        "versions": {name: package_version(name) for name in LIBRARIES},
         "scales": scales,
         "targets": {}
         if quick

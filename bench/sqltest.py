@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from bench.generation import CLI, frozen_package, make_project
+from bench.generation import CLI, frozen_package, make_project, package_version
 
 TARGET_S = 10.0  # 1,000 tests, on two cores
 LIBRARIES = ("mwaa-elt", "duckdb", "sqlglot", "pydantic", "jinja2")
@@ -112,15 +112,6 @@ def _cpu_of(project: Path, env: dict[str, str]) -> dict[str, float]:
     return {"cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024}
 
 
-def _version(name: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return "-"
-
-
 def run(quick: bool = False, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Measure `mwaa-elt test` over the headline number of tests."""
     size = QUICK if quick else FULL
@@ -157,7 +148,7 @@ def run(quick: bool = False, progress: Callable[[str], None] | None = None) -> d
         else os.cpu_count(),
         "load_average": {"before": load_before, "after": os.getloadavg()[0]},
         "python": platform.python_version(),
-        "versions": {name: _version(name) for name in LIBRARIES},
+        "versions": {name: package_version(name) for name in LIBRARIES},
     }
 
 
