@@ -403,6 +403,12 @@ class AthenaOnDuckDB:
             con.close()
             shutil.rmtree(scratch, ignore_errors=True)
 
+    def _result_table(self, con: Any, scratch: Path, query: exp.Expression, database: str) -> None:
+        """`query`'s rows as the table `__result`; its errors surface before anything is written."""
+        self._load_tables(con, scratch, query, database)
+        self._run(con, query).fetchall()
+        con.execute(f"CREATE TABLE __result AS {translate(query)}")
+
     def _load_tables(self, con: Any, scratch: Path, query: exp.Expression, database: str) -> None:
         """Create every table the query reads as a DuckDB table holding the files' rows."""
         ctes = {cte.alias_or_name.lower() for cte in query.find_all(exp.CTE)}
@@ -624,9 +630,7 @@ class AthenaOnDuckDB:
         file_format = (props.get("format") or "PARQUET").upper()
         partition_names = [p.lower() for p in props.get("partitioned_by") or []]
         with self._engine() as (con, scratch):
-            self._load_tables(con, scratch, statement.expression, database)
-            self._run(con, statement.expression).fetchall()  # errors surface before any write
-            con.execute(f"CREATE TABLE __result AS {translate(statement.expression)}")
+            self._result_table(con, scratch, statement.expression, database)
             described = con.execute("DESCRIBE __result").fetchall()
             written = self._write(
                 con,
@@ -746,9 +750,7 @@ class AthenaOnDuckDB:
         self._require_empty(location, "UNLOAD destination")
         file_format = (props.get("format") or "PARQUET").upper()
         with self._engine() as (con, scratch):
-            self._load_tables(con, scratch, query, database)
-            self._run(con, query).fetchall()
-            con.execute(f"CREATE TABLE __result AS {translate(query)}")
+            self._result_table(con, scratch, query, database)
             written = self._write(
                 con,
                 scratch,
