@@ -186,6 +186,10 @@ def snapshot_code(scratch: Path) -> dict[str, str]:
     shutil.copytree(
         ROOT / "src" / "mwaa_elt", code / "mwaa_elt", ignore=shutil.ignore_patterns("__pycache__")
     )
+    # The frozen package finds MWAA's images and the built environments beside it, as it does
+    # in the checkout (mwaa_images.TOOL_ROOT).
+    for shared in [ROOT / "requirements", *sorted(ROOT.glob(".venv-airflow-*"))]:
+        (scratch / shared.name).symlink_to(shared, target_is_directory=True)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(code), env.get("PYTHONPATH")]))
     return env
