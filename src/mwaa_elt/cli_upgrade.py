@@ -1,0 +1,175 @@
+"""`mwaa-elt upgrade ...`: rehearse a change of a stage's Airflow version before it happens.
+
+Parses and formats only: the route rules, the rehearsal and its report live in
+`mwaa_elt.lifecycle`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from mwaa_elt.airflow_environments import airflow_python
+from mwaa_elt.errors import EXIT_INVALID, ConfigError
+from mwaa_elt.lifecycle.rehearsal import RehearsalReport, execute, explain, plan_rehearsal
+from mwaa_elt.lifecycle.routes import plan_route
+from mwaa_elt.project import find_project
+from mwaa_elt.promote.store import StageStore, make_client
+from mwaa_elt.stage import load_all_stages, load_stage
+
+upgrade_app = typer.Typer(
+    help="Change a stage's Airflow version: rehearse it first (upgrade plan).",
+    no_args_is_help=True,
+)
+
+# No emoji codes: a message quoting ':smile:' from a spec must print it as written.
+out = Console(highlight=False, soft_wrap=True, emoji=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+
+_ROUTE_STYLE = {"in-place": "green", "unchanged": "green", "new-environment": "yellow"}
+_STATUS_STYLE = {"passed": "green", "failed": "red", "not run": "yellow"}
+
+
+@upgrade_app.command("plan")
+def upgrade_plan(
+    stage: Annotated[str, typer.Option("--stage", "-s", help="Stage name: dev, staging, prod.")],
+    to: Annotated[str, typer.Option("--to", help="The Airflow version to rehearse, e.g. 3.0.6.")],
+    json_: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            help="Where to write the JSON report (default build/upgrade/<stage>-<to>.json).",
+        ),
+    ] = None,
+    profile: Annotated[
+        str | None, typer.Option("--profile", help="AWS profile (default: the credential chain).")
+    ] = None,
+    project_dir: Annotated[
+        Path | None,
+        typer.Option("--project-dir", "-C", help="Project folder (default: found from the cwd)."),
+    ] = None,
+) -> None:
+    """Rehearse the stage on another Airflow version: MWAA's route, every live pipeline rendered
+    and gated for it, requirements vs its constraints, Airflow 3 lint, run-time differences."""
+    project = find_project(project_dir)
+    current = load_stage(project.stacks_dir, stage)
+    stages = load_all_stages(project.stacks_dir)
+    route = plan_route(current.airflow.version, to)
+    store = StageStore(current, make_client("s3", current.region, profile=profile))
+    manifest, _ = store.load_manifest()
+    try:
+        airflow_python(to, project.root)
+        missing = False
+    except ConfigError:
+        missing = True
+    plan = plan_rehearsal(
+        current,
+        route,
+        manifest,
+        store.uri(current.manifest_key),
+        project,
+        environment_missing=missing,
+    )
+    shown = err if json_ else out
+    shown.print(
+        f"[bold]upgrade plan {stage}[/bold]: Airflow {route.from_version} → {route.to_version}, "
+        f"route [{_ROUTE_STYLE[route.kind]}]{route.kind}[/]"
+    )
+    shown.print(f"  {escape(route.reason)}\n  ({route.documentation})")
+    shown.print(f"rehearsal of {len(plan.pipelines)} live pipeline(s) from {plan.manifest_uri}:")
+    for line in explain(plan):
+        shown.print(f"  - {escape(line)}")
+    with err.status("rehearsing…") as status:
+        result = execute(
+            plan,
+            stages,
+            store,
+            manifest,
+            project,
+            progress=lambda message: status.update(escape(message) + "…"),
+        )
+    target = report or project.root / "build" / "upgrade" / f"{stage}-{to}.json"
+    _write_json(target, result)
+    if json_:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        _print_report(result)
+        out.print(f"report: {target}")
+    if not result.ok:
+        raise typer.Exit(EXIT_INVALID)
+
+
+def _write_json(path: Path, result: RehearsalReport) -> None:
+    """Write the report whole or not at all: a temporary file renamed over the target."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = json.dumps(result.to_dict(), indent=2, sort_keys=True) + "\n"
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            file.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _print_report(result: RehearsalReport) -> None:
+    if result.pipelines:
+        table = Table(
+            title=f"live pipelines of {result.stage} under Airflow {result.route.to_version}"
+        )
+        table.add_column("pipeline")
+        table.add_column("version")
+        for gate in ("validate", "render", "dagbag", "packages"):
+            table.add_column(gate)
+        table.add_column("details", overflow="fold")
+        for pipeline in result.pipelines:
+            cells = [f"[{_STATUS_STYLE[gate.status]}]{gate.status}[/]" for gate in pipeline.gates]
+            details = [
+                m for gate in pipeline.gates if gate.status == "failed" for m in gate.messages
+            ]
+            table.add_row(
+                pipeline.pipeline.name,
+                pipeline.pipeline.source_hash[:12],
+                *cells,
+                escape("\n".join(details)),
+            )
+        out.print(table)
+    else:
+        out.print(f"nothing is live in {result.stage}: no pipelines to rehearse")
+    if result.requirements:
+        out.print("[bold]requirements.txt under the target's constraints[/bold]")
+        for finding in result.requirements:
+            mark = "[red]conflict[/red]" if finding.blocking else "[yellow]note[/yellow]"
+            out.print(f"  {mark} {escape(finding.path)}:{finding.line}: {escape(finding.message)}")
+    else:
+        out.print("requirements.txt: no conflict with the target's constraints")
+    if result.linted:
+        if result.lint:
+            out.print("[bold]Airflow 3 lint (ruff AIR3)[/bold]")
+            for lint in result.lint:
+                mark = "[red]error[/red]" if lint.blocking else "[yellow]deprecated[/yellow]"
+                out.print(
+                    f"  {mark} {escape(lint.path)}:{lint.line}:{lint.col}: {lint.rule} "
+                    f"{escape(lint.message)}"
+                )
+        else:
+            out.print("Airflow 3 lint (ruff AIR3): no findings")
+    if result.differences:
+        out.print("[bold]run-time differences for these pipelines[/bold]")
+        for difference in result.differences:
+            out.print(
+                f"  {difference.pipeline}: {escape(difference.path)}:{difference.line}:"
+                f"{difference.col}: {difference.topic}: {escape(difference.message)}"
+            )
+    verdict = "[green]rehearsal passed[/green]" if result.ok else "[red]rehearsal FAILED[/red]"
+    out.print(f"{verdict} — route: {result.route.kind}")
