@@ -20,7 +20,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from mwaa_elt.environment_files import _logical_lines, build_requirements
+from mwaa_elt.environment_files import FORBIDDEN_PACKAGES, _logical_lines, build_requirements
 from mwaa_elt.errors import ConfigError
 from mwaa_elt.mwaa_images import MwaaImage, mwaa_image
 from mwaa_elt.stage import Stage
@@ -71,6 +71,8 @@ def check_requirements(
             requirement = Requirement(line)
         except InvalidRequirement:
             continue  # build_requirements reported it
+        if canonicalize_name(requirement.name) in FORBIDDEN_PACKAGES:
+            continue  # and a requirement on Airflow itself
         finding = _check(requirement, image, before)
         if finding is not None:
             kind, message = finding
