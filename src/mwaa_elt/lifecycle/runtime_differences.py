@@ -97,10 +97,9 @@ def differences(
     if kind == "after":
         if to_major == 3:
             message = (
-                "scheduled on other pipelines' datasets: on Airflow 3 they are Assets "
-                "(airflow.sdk) and an asset-triggered run has no logical date — ds, ts, "
-                "logical_date and data_interval_* are undefined in it; runs are told apart by "
-                "run_id"
+                "scheduled on datasets: on Airflow 3 they are Assets and an asset-triggered run "
+                "has no logical date (ds, ts, logical_date, data_interval_* are undefined); "
+                "tell runs apart by run_id"
             )
         else:
             message = (
@@ -124,17 +123,16 @@ def differences(
         elif name in LOGICAL_DATE and kind == "cron" and not cron_intervals:
             if to_major == 3:
                 message = (
-                    f"'{name}' under a cron schedule: Airflow 3 schedules cron strings with "
-                    "CronTriggerTimetable, so it is the moment the run is triggered (a daily run "
-                    "of 2024-05-02 reads 2024-05-02), where Airflow 2 gave the start of the "
-                    "interval before it (2024-05-01); read macros.ds_add(ds, -1) for the day "
-                    "before, or set airflowConfigurationOptions "
-                    f"{CRON_INTERVALS_OPTION}: 'True' to keep Airflow 2's meaning"
+                    f"'{name}' under a cron schedule: Airflow 3 runs cron with "
+                    "CronTriggerTimetable, so it is the run's own date, no longer the start of "
+                    "the interval before it (a day later for a daily run); use "
+                    "macros.ds_add(ds, -1) for the day before, or set "
+                    f"{CRON_INTERVALS_OPTION}: 'True' in airflowConfigurationOptions"
                 )
             else:
                 message = (
                     f"'{name}' under a cron schedule: Airflow 2 gives the start of the interval "
-                    "before the run, where Airflow 3 gave the moment the run was triggered"
+                    "before the run, no longer the run's own date (a day earlier for a daily run)"
                 )
             found.append(RuntimeDifference(*where, "cron-logical-date", message))
         elif name in LOGICAL_DATE and kind == "after" and to_major == 3:
