@@ -71,14 +71,15 @@ def embedded_python(script: str) -> list[tuple[int, str]]:
 
 
 def collect_sources(
-    python_files: Mapping[str, Path], startup_script: Path | None
+    python_files: Mapping[str, Path], startup_script: Path | None, startup_shown: str | None = None
 ) -> list[PythonSource]:
-    """The Python to lint: files by the name to show them under, and the startup script's."""
+    """The Python to lint: files by the name to show them under, and the startup script's
+    (shown as `startup_shown`, default its path)."""
     sources = [PythonSource(shown, path.read_text("utf-8")) for shown, path in python_files.items()]
     if startup_script is not None and startup_script.is_file():
         text = startup_script.read_text(encoding="utf-8")
         for first, code in embedded_python(text):
-            sources.append(PythonSource(str(startup_script), code, first))
+            sources.append(PythonSource(startup_shown or str(startup_script), code, first))
     return sources
 
 

@@ -185,34 +185,32 @@ def plan_rehearsal(
 
 def explain(plan: RehearsalPlan) -> list[str]:
     """One line per step of `plan`, in the order they run."""
-    lines = []
-    for step in plan.steps:
-        if isinstance(step, BuildEnvironment):
-            lines.append(f"build {step.path} (MWAA's Airflow {step.airflow_version} image)")
-        elif isinstance(step, RenderLive):
-            lines.append(
-                f"validate and render {len(step.pipelines)} live pipeline(s) from their "
-                f"promoted bundles for Airflow {step.airflow_version}: {', '.join(step.pipelines)}"
-            )
-        elif isinstance(step, LoadDagBag):
-            lines.append(f"load the DAG files with DagBag under Airflow {step.airflow_version}")
-        elif isinstance(step, CheckPackages):
-            lines.append(f"check the DAGs' imports against {step.requirements} and MWAA's image")
-        elif isinstance(step, CheckConstraints):
-            lines.append(
-                f"resolve {step.requirements} against Airflow {step.airflow_version}'s constraints"
-            )
-        elif isinstance(step, LintAirflow3):
-            lines.append(
-                f"lint {step.plugins}/, {step.startup_script}'s Python, pipeline scripts and DAGs "
-                "with ruff's Airflow 3 rules"
-            )
-        else:
-            lines.append(
-                f"list run-time differences Airflow {step.from_major} → {step.to_major} "
-                "for these pipelines"
-            )
-    return lines
+    return [describe(step) for step in plan.steps]
+
+
+def describe(step: Step) -> str:
+    """What `step` does, in one line."""
+    if isinstance(step, BuildEnvironment):
+        return f"build {step.path} (MWAA's Airflow {step.airflow_version} image)"
+    if isinstance(step, RenderLive):
+        return (
+            f"validate and render {len(step.pipelines)} live pipeline(s) from their promoted "
+            f"bundles for Airflow {step.airflow_version}: {', '.join(step.pipelines)}"
+        )
+    if isinstance(step, LoadDagBag):
+        return f"load the DAG files with DagBag under Airflow {step.airflow_version}"
+    if isinstance(step, CheckPackages):
+        return f"check the DAGs' imports against {step.requirements} and MWAA's image"
+    if isinstance(step, CheckConstraints):
+        return f"resolve {step.requirements} against Airflow {step.airflow_version}'s constraints"
+    if isinstance(step, LintAirflow3):
+        return (
+            f"lint {step.plugins}/, {step.startup_script}'s Python, pipeline scripts and DAGs "
+            "with ruff's Airflow 3 rules"
+        )
+    return (
+        f"list run-time differences Airflow {step.from_major} → {step.to_major} for these pipelines"
+    )
 
 
 # -- the report ------------------------------------------------------------------------------
@@ -309,7 +307,7 @@ def execute(
         if plan.pipelines:
             _restore_sources(store, manifest, sources)
         for step in plan.steps:
-            progress(explain(dataclasses.replace(plan, steps=(step,)))[0])
+            progress(describe(step))
             if isinstance(step, BuildEnvironment):
                 env = airflow_environments.environment(step.airflow_version)
                 airflow_environments.build(env, airflow_environments.uv_binary())
@@ -458,14 +456,8 @@ def _lint(project: Project, sources: Path, render: RenderResult | None) -> tuple
             files[_shown(path, project.root)] = path
     for path in sorted(sources.rglob("*.py")):
         files[f"(bundle) {path.relative_to(sources.parent).as_posix()}"] = path
-    collected = collect_sources(files, project.environment_dir / "startup.sh")
-    startup = _shown(project.environment_dir / "startup.sh", project.root)
-    collected = [
-        dataclasses.replace(source, shown=startup)
-        if source.shown == str(project.environment_dir / "startup.sh")
-        else source
-        for source in collected
-    ]
+    startup = project.environment_dir / "startup.sh"
+    collected = collect_sources(files, startup, _shown(startup, project.root))
     if render is not None:
         for rendered in render.pipelines.values():
             text = render.files[rendered.dag_path].decode("utf-8")
