@@ -103,9 +103,16 @@ def upgrade_plan(
         print(json.dumps(result.to_dict(), indent=2))
     else:
         _print_report(result)
-        out.print(f"report: {target}")
+        out.print(f"report: {_display(target)}")
     if not result.ok:
         raise typer.Exit(EXIT_INVALID)
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _write_json(path: Path, result: RehearsalReport) -> None:
