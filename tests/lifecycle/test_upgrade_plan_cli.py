@@ -56,15 +56,30 @@ def gates_of(report: dict[str, Any]) -> dict[str, dict[str, str]]:
 
 
 def test_rehearsing_the_examples_from_2_11_0_to_3_0_6_passes_from_dev_manifest_not_the_working_tree(
-    project: Path,
+    project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     promote_dev()
+    # The target's environment counts as missing: the rehearsal builds it before the DagBag
+    # (the build itself is `airflow-envs build`'s, tested in tests/check; here it is recorded).
+    from mwaa_elt import airflow_environments, cli_upgrade
+    from mwaa_elt.errors import ConfigError
+
+    built: list[str] = []
+
+    def missing(version: str, root: Path | None = None) -> Path:
+        raise ConfigError(f"the environment of {version} is missing")
+
+    monkeypatch.setattr(cli_upgrade, "airflow_python", missing)
+    monkeypatch.setattr(
+        airflow_environments, "build", lambda env, uv: built.append(env.version) or True
+    )
     # The working tree moves on with SQL that would fail validation: the rehearsal must not see it.
     sql = project / "pipelines/movielens_scifi/sql/create_scifi.sql"
     sql.write_text("SELEC broken FROM\n")
     code, report = rehearse("dev", "3.0.6")
     assert code == 0, report
     assert report["ok"] is True
+    assert built == ["3.0.6"]
     assert report["route"]["kind"] == "in-place" and report["route"]["crosses_major"] is True
     gates = gates_of(report)
     assert set(gates) == {"movielens_emr", "movielens_scifi", "scifi_quality"}
