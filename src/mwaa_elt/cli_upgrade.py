@@ -7,8 +7,6 @@ Parses and formats only: the route rules, the rehearsal and its report live in
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -17,13 +15,17 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from mwaa_elt.airflow_environments import airflow_python
-from mwaa_elt.errors import EXIT_INVALID, ConfigError
-from mwaa_elt.lifecycle.rehearsal import RehearsalReport, execute, explain, plan_rehearsal
-from mwaa_elt.lifecycle.routes import plan_route
+from mwaa_elt.errors import EXIT_INVALID
+from mwaa_elt.lifecycle.rehearsal import (
+    RehearsalReport,
+    default_report_path,
+    explain,
+    prepare,
+    run,
+    write_report,
+)
 from mwaa_elt.project import find_project
 from mwaa_elt.promote.store import StageStore, make_client
-from mwaa_elt.stage import load_all_stages, load_stage
 
 upgrade_app = typer.Typer(
     help="Change a stage's Airflow version: rehearse it first (upgrade plan).",
@@ -61,24 +63,13 @@ def upgrade_plan(
     """Rehearse the stage on another Airflow version: MWAA's route, every live pipeline rendered
     and gated for it, requirements vs its constraints, Airflow 3 lint, run-time differences."""
     project = find_project(project_dir)
-    current = load_stage(project.stacks_dir, stage)
-    stages = load_all_stages(project.stacks_dir)
-    route = plan_route(current.airflow.version, to)
-    store = StageStore(current, make_client("s3", current.region, profile=profile))
-    manifest, _ = store.load_manifest()
-    try:
-        airflow_python(to, project.root)
-        missing = False
-    except ConfigError:
-        missing = True
-    plan = plan_rehearsal(
-        current,
-        route,
-        manifest,
-        store.uri(current.manifest_key),
+    rehearsal = prepare(
         project,
-        environment_missing=missing,
+        stage,
+        to,
+        lambda current: StageStore(current, make_client("s3", current.region, profile=profile)),
     )
+    plan, route = rehearsal.plan, rehearsal.plan.route
     shown = err if json_ else out
     shown.print(
         f"[bold]upgrade plan {stage}[/bold]: Airflow {route.from_version} → {route.to_version}, "
@@ -89,16 +80,9 @@ def upgrade_plan(
     for line in explain(plan):
         shown.print(f"  - {escape(line)}")
     with err.status("rehearsing…") as status:
-        result = execute(
-            plan,
-            stages,
-            store,
-            manifest,
-            project,
-            progress=lambda message: status.update(escape(message) + "…"),
-        )
-    target = report or project.root / "build" / "upgrade" / f"{stage}-{to}.json"
-    _write_json(target, result)
+        result = run(rehearsal, lambda message: status.update(escape(message) + "…"))
+    target = report or default_report_path(project, stage, to)
+    write_report(target, result)
     if json_:
         print(json.dumps(result.to_dict(), indent=2))
     else:
@@ -113,20 +97,6 @@ def _display(path: Path) -> str:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
-
-
-def _write_json(path: Path, result: RehearsalReport) -> None:
-    """Write the report whole or not at all: a temporary file renamed over the target."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = json.dumps(result.to_dict(), indent=2, sort_keys=True) + "\n"
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _print_report(result: RehearsalReport) -> None:

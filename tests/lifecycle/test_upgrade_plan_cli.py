@@ -61,15 +61,16 @@ def test_rehearsing_the_examples_from_2_11_0_to_3_0_6_passes_from_dev_manifest_n
     promote_dev()
     # The target's environment counts as missing: the rehearsal builds it before the DagBag
     # (the build itself is `airflow-envs build`'s, tested in tests/check; here it is recorded).
-    from mwaa_elt import airflow_environments, cli_upgrade
+    from mwaa_elt import airflow_environments
     from mwaa_elt.errors import ConfigError
+    from mwaa_elt.lifecycle import rehearsal
 
     built: list[str] = []
 
     def missing(version: str, root: Path | None = None) -> Path:
         raise ConfigError(f"the environment of {version} is missing")
 
-    monkeypatch.setattr(cli_upgrade, "airflow_python", missing)
+    monkeypatch.setattr(rehearsal, "airflow_python", missing)
     monkeypatch.setattr(
         airflow_environments, "build", lambda env, uv: built.append(env.version) or True
     )

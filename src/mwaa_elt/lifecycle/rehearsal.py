@@ -8,13 +8,16 @@ of MWAA's image for the target (its local environment is built first when missin
 coverage; then requirements.txt against the target's constraints, ruff's Airflow 3 rules when the
 rehearsal crosses into 3.x, and the run-time differences the pipelines' specs expose.
 
-`plan_rehearsal` decides the steps without side effects, `explain` prints them, `execute` runs
-them and returns a `RehearsalReport`.
+`prepare` reads the stage and its manifest and plans the steps (`plan_rehearsal`, without side
+effects), `explain` prints them, `run` executes them and returns a `RehearsalReport`, which
+`write_report` stores as JSON.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -22,6 +25,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from mwaa_elt import airflow_environments
+from mwaa_elt.airflow_environments import airflow_python
 from mwaa_elt.check import PARSE_TIME, run_dagbag
 from mwaa_elt.errors import ConfigError
 from mwaa_elt.lifecycle.airflow3_lint import (
@@ -31,7 +35,7 @@ from mwaa_elt.lifecycle.airflow3_lint import (
     lint_python,
 )
 from mwaa_elt.lifecycle.requirements_check import RequirementFinding, check_requirements
-from mwaa_elt.lifecycle.routes import Route
+from mwaa_elt.lifecycle.routes import Route, plan_route
 from mwaa_elt.lifecycle.runtime_differences import (
     CRON_INTERVALS_OPTION,
     RuntimeDifference,
@@ -42,7 +46,7 @@ from mwaa_elt.promote.bundle import read_bundle
 from mwaa_elt.promote.manifest import Manifest
 from mwaa_elt.promote.store import StageStore
 from mwaa_elt.render import RenderResult
-from mwaa_elt.stage import Stage
+from mwaa_elt.stage import Stage, load_all_stages, load_stage
 
 GateName = Literal["validate", "render", "dagbag", "packages"]
 GATES: tuple[GateName, ...] = ("validate", "render", "dagbag", "packages")
@@ -279,6 +283,77 @@ class RehearsalReport:
             "airflow3_lint": {"ran": self.linted, "findings": [f.to_dict() for f in self.lint]},
             "runtime_differences": [d.to_dict() for d in self.differences],
         }
+
+
+# -- preparing, running, storing ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rehearsal:
+    """A planned rehearsal and what its executor reads: stages, the stage's store, manifest."""
+
+    plan: RehearsalPlan
+    stages: Mapping[str, Stage]
+    store: StageStore
+    manifest: Manifest
+    project: Project
+
+
+def prepare(
+    project: Project, stage: str, to_version: str, store_for: Callable[[Stage], StageStore]
+) -> Rehearsal:
+    """Read `stage`'s stack file and manifest and plan its rehearsal on `to_version`; ConfigError
+    for a stage or version MWAA has no route for."""
+    current = load_stage(project.stacks_dir, stage)
+    stages = load_all_stages(project.stacks_dir)
+    route = plan_route(current.airflow.version, to_version)
+    store = store_for(current)
+    manifest, _ = store.load_manifest()
+    try:
+        airflow_python(to_version, project.root)
+        missing = False
+    except ConfigError:
+        missing = True
+    plan = plan_rehearsal(
+        current,
+        route,
+        manifest,
+        store.uri(current.manifest_key),
+        project,
+        environment_missing=missing,
+    )
+    return Rehearsal(plan, stages, store, manifest, project)
+
+
+def run(rehearsal: Rehearsal, progress: Callable[[str], None] = lambda _: None) -> RehearsalReport:
+    """Execute a prepared rehearsal."""
+    return execute(
+        rehearsal.plan,
+        rehearsal.stages,
+        rehearsal.store,
+        rehearsal.manifest,
+        rehearsal.project,
+        progress,
+    )
+
+
+def default_report_path(project: Project, stage: str, to_version: str) -> Path:
+    """Where the JSON report goes unless told: build/upgrade/<stage>-<version>.json."""
+    return project.root / "build" / "upgrade" / f"{stage}-{to_version}.json"
+
+
+def write_report(path: Path, report: RehearsalReport) -> None:
+    """Write the report as JSON, whole or not at all: a temporary file renamed over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n"
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            file.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 # -- the executor ----------------------------------------------------------------------------
