@@ -109,7 +109,8 @@ def test_rehearsing_the_examples_from_2_11_0_to_3_0_6_passes_from_dev_manifest_n
 
 def test_from_2_10_3_the_route_is_a_new_environment_in_mwaa_words(project: Path) -> None:
     set_airflow_version(project, "dev", "2.10.3")
-    code, report = rehearse("dev", "3.0.6")
+    code, report = rehearse("dev", "3.0.6", "--report", "elsewhere/route.json")
+    assert json.loads((project / "elsewhere/route.json").read_text()) == report
     route = report["route"]
     assert route["kind"] == "new-environment"
     assert "2.10.3 and lower" in route["reason"] and "new environment" in route["reason"]
@@ -144,6 +145,10 @@ def test_a_plugin_using_an_api_airflow_3_removed_is_caught_with_file_line(projec
         (legacy, 5, 12, "AIR302"),  # the call
     ]
     assert "DummyOperator" in blocking[0]["message"]
+    # The person reading the table sees the same, and the exit code says it failed.
+    code, output = mwaa("upgrade", "plan", "--stage", "staging", "--to", "3.0.6")
+    assert code == 1 and "Traceback" not in output
+    assert f"{legacy}:5:12: AIR302" in output and "rehearsal FAILED" in output
     # Not crossing into Airflow 3: the rule does not apply, and is not run.
     code, report = rehearse("staging", "2.11.2")
     assert code == 0 and report["airflow3_lint"] == {"ran": False, "findings": []}
@@ -208,3 +213,20 @@ def test_a_live_pipeline_reading_a_context_key_airflow_3_removed_fails_validatio
     assert [(d["pipeline"], d["path"].rsplit("/", 1)[-1]) for d in removed] == [
         ("scifi_quality", "scifi_quality.yaml")
     ]
+
+
+def test_dag_files_that_do_not_load_under_the_target_fail_the_dagbag_gate(project: Path) -> None:
+    # A template snapshot whose DAG files only break on Airflow 3: dev (2.11.0) takes them.
+    template = project / "dag_templates/dag.py.j2"
+    template.write_text(
+        template.read_text()
+        + '{% if view.airflow_major == 3 %}\nraise RuntimeError("not ready for Airflow 3")\n'
+        + "{% endif %}\n"
+    )
+    promote_dev()
+    code, report = rehearse("dev", "3.0.6")
+    assert code == 1
+    for name, results in gates_of(report).items():
+        assert (results["render"], results["dagbag"]) == ("passed", "failed"), name
+    messages = [m for p in report["pipelines"] for g in p["gates"] for m in g["messages"]]
+    assert len(messages) == 3 and all("not ready for Airflow 3" in m for m in messages)
