@@ -127,7 +127,10 @@ def _print_report(result: RehearsalReport) -> None:
         out.print("[bold]requirements.txt under the target's constraints[/bold]")
         for finding in result.requirements:
             mark = "[red]conflict[/red]" if finding.blocking else "[yellow]note[/yellow]"
-            out.print(f"  {mark} {escape(finding.path)}:{finding.line}: {escape(finding.message)}")
+            out.print(
+                f"  {mark} {escape(finding.path)}:{finding.line}:{finding.col}: "
+                f"{escape(finding.message)}"
+            )
     else:
         out.print("requirements.txt: no conflict with the target's constraints")
     if result.linted:

@@ -69,6 +69,17 @@ def test_a_marker_false_on_the_target_python_is_reported(tmp_path: Path, staging
 def test_the_build_rules_apply_for_the_target(tmp_path: Path, staging: Stage) -> None:
     body = "apache-airflow==2.11.0\n-e ./local\n"
     assert findings(tmp_path, staging, body) == [(2, "invalid", True), (3, "invalid", True)]
+    found = check_requirements(
+        _write(tmp_path, body), target_stage(staging, "3.0.6"), staging, shown="req.txt"
+    )
+    assert found[0].message.startswith("'apache-airflow==2.11.0' requires Airflow itself")
+
+
+def test_an_indented_requirement_is_located_at_its_column(tmp_path: Path, staging: Stage) -> None:
+    found = check_requirements(
+        _write(tmp_path, "   requests==2.0\n"), target_stage(staging, "3.0.6"), staging
+    )
+    assert [(f.line, f.col, f.kind) for f in found] == [(2, 4, "conflict")]
 
 
 def _write(tmp_path: Path, body: str) -> Path:

@@ -180,8 +180,8 @@ def test_a_requirement_pin_conflicting_with_the_target_constraints_is_caught_wit
     code, report = rehearse("staging", "3.0.6")
     assert code == 1
     conflicts = [f for f in report["requirements"] if f["blocking"]]
-    assert [(f["path"], f["line"], f["kind"]) for f in conflicts] == [
-        ("infra/environment/requirements.txt", len(lines), "conflict")
+    assert [(f["path"], f["line"], f["col"], f["kind"]) for f in conflicts] == [
+        ("infra/environment/requirements.txt", len(lines), 1, "conflict")
     ]
     assert "apache-airflow-providers-amazon==9.12.0" in conflicts[0]["message"]
     # The pin is what staging's own Airflow 2.11.0 constrains: no conflict there.

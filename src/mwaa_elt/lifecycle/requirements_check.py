@@ -36,6 +36,7 @@ class RequirementFinding:
 
     path: str
     line: int
+    col: int
     requirement: str
     kind: FindingKind
     message: str
@@ -61,10 +62,13 @@ def check_requirements(
         for message in error.messages:
             match = _LINE.match(message)
             line = int(match["line"]) if match else 0
-            findings.append(RequirementFinding(shown, line, "", "invalid", message))
+            text = match["message"] if match else message
+            findings.append(RequirementFinding(shown, line, 1, "", "invalid", text))
     image = mwaa_image(target.airflow.version)
     before = mwaa_image(current.airflow.version)
-    for number, line in _logical_lines(source.read_text(encoding="utf-8")):
+    text = source.read_text(encoding="utf-8")
+    raw = text.splitlines()
+    for number, line in _logical_lines(text):
         if line.startswith("-"):
             continue
         try:
@@ -76,8 +80,9 @@ def check_requirements(
         finding = _check(requirement, image, before)
         if finding is not None:
             kind, message = finding
-            findings.append(RequirementFinding(shown, number, str(requirement), kind, message))
-    return tuple(sorted(findings, key=lambda f: (f.line, f.kind)))
+            col = len(raw[number - 1]) - len(raw[number - 1].lstrip()) + 1
+            findings.append(RequirementFinding(shown, number, col, str(requirement), kind, message))
+    return tuple(sorted(findings, key=lambda f: (f.line, f.col, f.kind)))
 
 
 def _check(
