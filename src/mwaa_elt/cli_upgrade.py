@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -16,16 +16,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from mwaa_elt.errors import EXIT_INVALID
-from mwaa_elt.lifecycle.rehearsal import (
-    RehearsalReport,
-    default_report_path,
-    explain,
-    prepare,
-    run,
-    write_report,
-)
 from mwaa_elt.project import find_project
-from mwaa_elt.promote.store import StageStore, make_client
+
+if TYPE_CHECKING:  # the rehearsal brings boto3, Jinja and the DagBag probe: import it when run
+    from mwaa_elt.lifecycle.rehearsal import RehearsalReport
 
 upgrade_app = typer.Typer(
     help="Change a stage's Airflow version: rehearse it first (upgrade plan).",
@@ -62,6 +56,15 @@ def upgrade_plan(
 ) -> None:
     """Rehearse the stage on another Airflow version: MWAA's route, every live pipeline rendered
     and gated for it, requirements vs its constraints, Airflow 3 lint, run-time differences."""
+    from mwaa_elt.lifecycle.rehearsal import (
+        default_report_path,
+        explain,
+        prepare,
+        run,
+        write_report,
+    )
+    from mwaa_elt.promote.store import StageStore, make_client
+
     project = find_project(project_dir)
     rehearsal = prepare(
         project,
