@@ -15,6 +15,7 @@ from rich.tree import Tree
 
 from mwaa_elt import airflow_environments
 from mwaa_elt.airflow_environments import uv_binary
+from mwaa_elt.cli_upgrade import upgrade_app
 from mwaa_elt.errors import EXIT_EXTERNAL, EXIT_INVALID, ConfigError, MwaaEltError
 from mwaa_elt.mwaa_images import vendored_versions
 from mwaa_elt.project import Project, find_project
@@ -36,6 +37,7 @@ airflow_envs_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(airflow_envs_app, name="airflow-envs")
+app.add_typer(upgrade_app, name="upgrade")
 
 # No emoji codes: a message quoting ':smile:' from a spec must print it as written.
 out = Console(highlight=False, soft_wrap=True, emoji=False)

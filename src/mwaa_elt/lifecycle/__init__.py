@@ -1,0 +1,1 @@
+"""The MWAA lifecycle after day one: rehearsed upgrades, cutover, metadata, adoption."""
