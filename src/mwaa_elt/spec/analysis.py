@@ -19,6 +19,7 @@ from mwaa_elt.spec import catalog as cat
 from mwaa_elt.spec.model import Pipeline, ScheduleAfter, Task
 from mwaa_elt.spec.pydantic_errors import key_text
 from mwaa_elt.spec.quality import check_shape_problems
+from mwaa_elt.spec.reads import read_bytes
 from mwaa_elt.spec.s3_locations import (
     clear_location,
     location_problems,
@@ -74,7 +75,7 @@ def _sql_texts(pipeline: Pipeline) -> list[_Text]:
         elif step.sql_file is not None:
             path = pipeline.source_dir / step.sql_file
             try:
-                text = path.read_bytes().decode("utf-8").removeprefix("\ufeff")
+                text = read_bytes(path).decode("utf-8").removeprefix("\ufeff")
             except (OSError, UnicodeDecodeError):
                 continue  # reported by the file checks
             found.append(_Text(task, index, path, text))

@@ -194,25 +194,33 @@ def column_problems(
         if known is None or known.columns is None:
             return [], None
         tables[ref.name] = known.columns
-    key = (query.sql("athena"), tuple(sorted(refs.items())), tuple(sorted(tables.items())))
+    # Keyed by the tree itself: parsed trees are cached and shared by every text that parses to
+    # the same SQL (sql_parse.parse), so copies are qualified once, without generating SQL text
+    # for a key; and positions in a verdict always come from this very tree.
+    key = (id(query), tuple(sorted(refs.items())), tuple(sorted(tables.items())))
     return _qualified(key, query, refs)
 
 
+_Verdict = tuple[list[tuple[int, int, str]], tuple[str, ...] | None]
+
+
 def _qualified(
-    key: tuple[str, tuple[tuple[str, str], ...], tuple[tuple[str, tuple[str, ...]], ...]],
+    key: tuple[int, tuple[tuple[str, str], ...], tuple[tuple[str, tuple[str, ...]], ...]],
     query: exp.Query,
     refs: dict[str, str],
-) -> tuple[list[tuple[int, int, str]], tuple[str, ...] | None]:
+) -> _Verdict:
     found = _QUALIFIED.get(key)
-    if found is None:
+    if found is None or found[0] is not query:
         if len(_QUALIFIED) > 4096:
             _QUALIFIED.clear()
-        found = _qualify(query, dict(key[2]), refs)
+        # The entry holds the tree, so the id in its key cannot be reused meanwhile.
+        found = (query, _qualify(query, dict(key[2]), refs))
         _QUALIFIED[key] = found
-    return found
+    problems, names = found[1]
+    return list(problems), names
 
 
-_QUALIFIED: dict[tuple, tuple[list[tuple[int, int, str]], tuple[str, ...] | None]] = {}  # type: ignore[type-arg]
+_QUALIFIED: dict[tuple, tuple[exp.Query, _Verdict]] = {}  # type: ignore[type-arg]
 
 
 def _qualify(

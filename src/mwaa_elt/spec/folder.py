@@ -117,6 +117,13 @@ def folder_problems(spec: Path) -> list[Problem]:
                 )
                 return problems
             try:
+                # The directory entry's type answers for folders and regular files (no system
+                # call, links never followed); anything else is looked at closer.
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(Path(entry.path))
+                    continue
+                if entry.is_file(follow_symlinks=False):
+                    continue
                 mode = entry.stat(follow_symlinks=False).st_mode
             except OSError:
                 continue

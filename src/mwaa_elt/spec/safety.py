@@ -17,6 +17,7 @@ from mwaa_elt.spec.airflow_ids import id_clashes
 from mwaa_elt.spec.folder import folder_problems, path_problem, size_problem
 from mwaa_elt.spec.model import TASK_KINDS
 from mwaa_elt.spec.problems import Problem
+from mwaa_elt.spec.reads import read_bytes
 from mwaa_elt.spec.scripts import (
     hive_parse_problems,
     hive_variable_problems,
@@ -74,7 +75,7 @@ def referenced_files(spec: Path, data: Mapping[str, Any]) -> list[Referenced]:
 
 def _text(path: Path) -> str | None:
     try:
-        raw = path.read_bytes()
+        raw = read_bytes(path)
     except OSError:
         return None
     if len(raw) > MAX_FILE_BYTES:

@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import bisect
 import functools
+import importlib
 import math
 import re
 from pathlib import Path
 from typing import Any
 
 from mwaa_elt.spec.problems import Problem
+
+# Python's own regular-expression parser, to read what a detector's pattern requires.
+_parser: Any = importlib.import_module("re._parser")
+_LITERAL: Any = importlib.import_module("re._constants").LITERAL
 
 # detect-secrets' detectors of credentials with a known shape, plus its keyword and
 # high-entropy heuristics. Left out: the hex high-entropy detector (it flags every md5 or
@@ -73,31 +78,42 @@ def _configured() -> tuple[Any, ...]:
     patterns = []
     for plugin in plugins:
         for pattern in getattr(plugin, "denylist", ()):
-            patterns.append(re.compile(pattern.pattern, pattern.flags | re.MULTILINE))
-    return plugins, keywords, _combined(patterns)
+            compiled = re.compile(pattern.pattern, pattern.flags | re.MULTILINE)
+            patterns.append((required_literal(compiled), compiled))
+    return plugins, keywords, tuple(patterns)
 
 
-def _combined(patterns: list[re.Pattern[str]]) -> tuple[re.Pattern[str], ...]:
-    """The patterns as one alternation per set of flags: one pass over a text, not dozens."""
-    by_flags: dict[int, list[re.Pattern[str]]] = {}
-    for pattern in patterns:
-        by_flags.setdefault(pattern.flags, []).append(pattern)
-    combined: list[re.Pattern[str]] = []
-    for flags, group in by_flags.items():
-        try:
-            combined.append(re.compile("|".join(f"(?:{p.pattern})" for p in group), flags))
-        except re.error:  # a pattern that cannot be embedded (group names): keep them apart
-            combined += group
-    return tuple(combined)
+def required_literal(pattern: re.Pattern[str]) -> str:
+    """A text every match of `pattern` contains ('' when none is certain): its longest run of
+    literal characters at the top level, where every item must match, in order, once.
+
+    A text without it cannot match, so the pattern need not run over it: most detectors' tokens
+    start with a fixed text (`xox`, `sk_live_`, `eyJ`, `-----BEGIN`), and most SQL has none.
+    """
+    try:
+        parsed: Any = _parser.parse(pattern.pattern, pattern.flags)
+    except Exception:  # beyond this Python's own parser: no shortcut
+        return ""
+    if parsed.state.flags & re.IGNORECASE:
+        return ""  # case-folded matching (Unicode folds included): no shortcut
+    best, run = "", ""
+    for op, value in parsed:
+        if op is _LITERAL:
+            run += chr(value)
+            continue
+        best, run = max(best, run, key=len), ""
+    return max(best, run, key=len)
 
 
 def _candidates(
-    text: str, keywords: re.Pattern[str], patterns: tuple[re.Pattern[str], ...]
+    text: str, keywords: re.Pattern[str], patterns: tuple[tuple[str, re.Pattern[str]], ...]
 ) -> list[int]:
     """1-based numbers of the lines some pattern matches."""
     starts = [0] + [m.end() for m in re.finditer("\n", text)]
     found = {bisect.bisect_right(starts, m.start()) for m in keywords.finditer(text.lower())}
-    for pattern in patterns:
+    for literal, pattern in patterns:
+        if literal not in text:
+            continue
         for match in pattern.finditer(text):
             found.add(bisect.bisect_right(starts, match.start()))
     for match in _LONG_RUN.finditer(text):

@@ -467,7 +467,44 @@ def jinja_syntax_problems(text: str) -> list[TextProblem]:
     """A Jinja syntax error that would stop Airflow rendering `text` (e.g. `{{ ds }` )."""
     if "{{" not in text and "{%" not in text and "{#" not in text:
         return []  # without a tag Jinja's lexer sees one data token: nothing can fail
+    if _simple_and_valid(text):
+        return []
     return list(_jinja_syntax_problems(text))
+
+
+# Inside `{{ }}`, what could make Jinja's lexer end the tag elsewhere than at the first `}}`.
+_NOT_SIMPLE = re.compile(r"[{}'\"]")
+
+
+def _simple_and_valid(text: str) -> bool:
+    """True only when `text` certainly parses: no blocks or comments, and each `{{ }}` is one
+    Jinja expression without strings or braces that parses on its own (cached per expression).
+
+    Such a text is data and `{{ }}` tags side by side, each lexed from where it starts to the
+    first `}}` (only a string or an unbalanced bracket could carry the tag past it, and an
+    unbalanced one fails alone too), so the whole text parses exactly when each tag does.
+    Anything else is left to the full parse, which alone words and locates errors.
+    """
+    if "{%" in text or "{#" in text:
+        return False
+    last = 0
+    for match in _EXPRESSION.finditer(text):
+        inner = match.group(1)
+        if "{{" in text[last : match.start()] or _NOT_SIMPLE.search(inner):
+            return False
+        if not _parses_alone(inner):
+            return False
+        last = match.end()
+    return "{{" not in text[last:]
+
+
+@lru_cache(maxsize=4096)
+def _parses_alone(inner: str) -> bool:
+    try:
+        _ENV.parse("{{" + inner + "}}")
+    except Exception:  # syntax errors, RecursionError: the full parse reports them
+        return False
+    return True
 
 
 @lru_cache(maxsize=256)

@@ -23,6 +23,7 @@ from mwaa_elt.spec.folder import path_problem
 from mwaa_elt.spec.model import EMR_KINDS, TASK_KINDS, Cluster, Pipeline
 from mwaa_elt.spec.problems import FileReport, Problem, ValidationReport
 from mwaa_elt.spec.pydantic_errors import key_text, located_messages
+from mwaa_elt.spec.reads import read_bytes, reading_once
 from mwaa_elt.spec.safety import safety_problems
 from mwaa_elt.spec.sql_check import Engine, condition_problems, sql_problems
 from mwaa_elt.spec.stage_vars import (
@@ -75,6 +76,14 @@ class _Collector:
         self.doc = doc
         self.problems: list[Problem] = []
         self._lines: list[str] | None = None
+        self._resolved: dict[Path, Path] = {}
+
+    def resolved(self, folder: Path) -> Path:
+        """`folder.resolve()`, once per spec: every file a spec names is compared with it."""
+        found = self._resolved.get(folder)
+        if found is None:
+            found = self._resolved[folder] = folder.resolve()
+        return found
 
     def at(self, where: YamlPath | Mark, message: str, *, value: bool = False) -> None:
         """Report at a YAML key (or its value) or at an explicit mark of the spec."""
@@ -127,6 +136,11 @@ def validate_file(path: Path, stages: Mapping[str, Stage]) -> FileReport:
 
 
 def _check_file(path: Path, stages: Mapping[str, Stage]) -> _File:
+    with reading_once():  # the file checks, safety scans and analysis share each file's read
+        return _check_file_once(path, stages)
+
+
+def _check_file_once(path: Path, stages: Mapping[str, Stage]) -> _File:
     report = FileReport(path)
     try:
         raw = path.read_bytes()
@@ -525,7 +539,7 @@ def _referenced_file(
         out.at(where, f"{label}: file not found: {file}{_file_hint(spec_dir, rel, suffixes)}")
         return None
     try:
-        inside = file.resolve().is_relative_to(spec_dir.resolve())
+        inside = file.resolve().is_relative_to(out.resolved(spec_dir))
     except (OSError, RuntimeError):  # symlink loops
         inside = False
     if not inside:
@@ -554,7 +568,7 @@ def _file_hint(spec_dir: Path, rel: str, suffixes: tuple[str, ...]) -> str:
 
 def _read_text(out: _Collector, where: YamlPath, file: Path) -> str | None:
     try:
-        raw = file.read_bytes()
+        raw = read_bytes(file)
     except OSError as exc:
         out.at(where, f"{key_text(where)}: cannot read {file}: {exc.strerror}")
         return None

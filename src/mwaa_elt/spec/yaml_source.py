@@ -73,7 +73,17 @@ class _Refused(Exception):
 
 
 def _mark(event_mark: Any) -> Mark:
-    return Mark(event_mark.line + 1, event_mark.column + 1)
+    # Marks are immutable and specs share their positions: one object per position.
+    key = (event_mark.line, event_mark.column)
+    found = _MARKS.get(key)
+    if found is None:
+        if len(_MARKS) >= 65536:
+            _MARKS.clear()
+        found = _MARKS[key] = Mark(event_mark.line + 1, event_mark.column + 1)
+    return found
+
+
+_MARKS: dict[tuple[int, int], Mark] = {}
 
 
 def _offset_mark(text: str, offset: int) -> Mark:
@@ -180,34 +190,45 @@ def _past_deep_flow(text: str) -> int | None:
     A light scan, not a parser: it skips comments and quoted scalars that start where a node
     may start, and counts brackets. It errs only towards reporting a cut that the composer
     then does not confirm, which costs one more parse, never a wrong message.
+
+    Only brackets, '#' and quotes can change the count, so the scan jumps from one to the next;
+    whether a quote starts a node depends on the last character before it that is not a blank.
     """
     depth = 0
-    node_start = True
-    i, end = 0, len(text)
-    while i < end:
+    i = 0
+    search = _FLOW_SIGNIFICANT.search
+    while (found := search(text, i)) is not None:
+        i = found.start()
         char = text[i]
         if char in _OPENERS:
             depth += 1
             if depth > MAX_DEPTH:
                 return i + 1
-            node_start = True
         elif char in _CLOSERS:
             depth = max(depth - 1, 0)
-            node_start = False
-        elif char == "#" and (i == 0 or text[i - 1] in " \t\n"):
-            newline = text.find("\n", i)
-            i = end if newline < 0 else newline
-            continue
-        elif char in "'\"" and node_start:
+        elif char == "#":
+            if i == 0 or text[i - 1] in " \t\n":
+                newline = text.find("\n", i)
+                if newline < 0:
+                    return None
+                i = newline
+                continue
+        elif _node_start(text, i):  # a quote
             i = _past_quoted(text, i)
-            node_start = False
             continue
-        elif char in ",:-?\n":
-            node_start = True
-        elif char not in " \t\r":
-            node_start = False
         i += 1
     return None
+
+
+_FLOW_SIGNIFICANT = re.compile(r"[\[\]{}#'\"]")
+
+
+def _node_start(text: str, i: int) -> bool:
+    """Whether a node may start at `i`: after a separator, an opening bracket or nothing."""
+    j = i - 1
+    while j >= 0 and text[j] in " \t\r":
+        j -= 1
+    return j < 0 or text[j] in ",:-?\n[{"
 
 
 def _past_quoted(text: str, start: int) -> int:
