@@ -11,11 +11,10 @@ from typing import Any
 import pytest
 import yaml
 
-from mwaa_elt import guardrails
 from mwaa_elt.errors import ConfigError
-from mwaa_elt.guardrails import UNKNOWN, StackResource, StageInfo
-from mwaa_elt.infra.preview import PlannedResource, Preview, run_preview
-from mwaa_elt.monitoring import (
+from mwaa_elt.infra.documents import guardrails
+from mwaa_elt.infra.documents.guardrails import UNKNOWN, StackResource, StageInfo
+from mwaa_elt.infra.documents.monitoring import (
     PRODUCTION_DEFAULTS,
     QUIET_DEFAULTS,
     alarm_definitions,
@@ -23,6 +22,7 @@ from mwaa_elt.monitoring import (
     dashboard_body,
     monitoring_settings,
 )
+from mwaa_elt.infra.preview import PlannedResource, Preview, run_preview
 from mwaa_elt.stage import MWAA_LOG_TYPES, Stage, load_stage
 
 ROOT = Path(__file__).resolve().parents[2]
