@@ -1,5 +1,20 @@
-"""The stage model (being split into schema, names and loader); public names re-exported."""
+"""The stage model: reads `stacks/Pulumi.<stage>.yaml` without Pulumi and derives every name.
 
+`schema` (the config models), `names` (the `Stage`: buckets, ARNs, keys, prefixes) and `loader`
+(YAML, validation, wording); the public names are re-exported here, so
+`from mwaa_elt.stage import Stage, load_stage` is how the rest of the tool reads a stage.
+"""
+
+from mwaa_elt.stage.loader import (
+    available_stages,
+    load_all_stages,
+    load_stage,
+    stack_file,
+)
+from mwaa_elt.stage.names import (
+    Stage,
+    StagePaths,
+)
 from mwaa_elt.stage.schema import (
     AIRFLOW_API_ROLE,
     ALARM_NAMES,
@@ -33,13 +48,7 @@ from mwaa_elt.stage.schema import (
     MonitoringConfig,
     NetworkConfig,
     ReleasePipelineConfig,
-    Stage,
     StageConfig,
-    StagePaths,
-    available_stages,
-    load_all_stages,
-    load_stage,
-    stack_file,
 )
 
 __all__ = [
