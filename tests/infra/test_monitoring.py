@@ -120,7 +120,7 @@ BAD_MONITORING = [
     ("dev", {"importErrors": {"periodSeconds": 120}}, "mwaa-elt:monitoring.importErrors.periodSeconds: 120 is not an alarm period; allowed: 60, 300, 900, 3600"),
     ("dev", {"schedulerHeartbeet": {}}, "mwaa-elt:monitoring.schedulerHeartbeet: unknown key; did you mean 'schedulerHeartbeat'?"),
     ("dev", {"taskFailures": {"treshold": 2}}, "mwaa-elt:monitoring.taskFailures.treshold: unknown key; did you mean 'threshold'?"),
-    ("dev", {"workerSaturation": {"threshold": 0}}, "mwaa-elt:monitoring.workerSaturation.threshold: input should be greater than or equal to 1"),
+    ("dev", {"workerSaturation": {"threshold": 0}}, "mwaa-elt:monitoring.workerSaturation.threshold: 0 is too small; the minimum is 1"),
     ("dev", {"alertTopic": "pager"}, "mwaa-elt:monitoring.alertTopic: 'pager' is not one of the stage's alertTopics (data-alerts)"),
     ("prod", {"taskFailures": {"enabled": False}}, "mwaa-elt:monitoring.taskFailures.enabled: a production stage keeps every alarm"),
 ]  # fmt: skip

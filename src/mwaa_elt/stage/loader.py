@@ -3,15 +3,16 @@ schema and the rules across keys and stages, and word every problem as `path: ke
 
 from __future__ import annotations
 
-import difflib
 import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from pydantic.alias_generators import to_snake
 
+from mwaa_elt.diagnostics import display_path, key_text, read_text
+from mwaa_elt.diagnostics.located_yaml import FileKind, YamlProblem, load_yaml_text
+from mwaa_elt.diagnostics.pydantic_errors import describe
 from mwaa_elt.errors import ConfigError
 from mwaa_elt.stage.names import Stage
 from mwaa_elt.stage.schema import (
@@ -37,7 +38,7 @@ def available_stages(stacks_dir: Path) -> list[str]:
 def load_stage(stacks_dir: Path, stage: str) -> Stage:
     """Read and validate one stage; raise ConfigError with every problem of its stack file."""
     path = stack_file(stacks_dir, stage)
-    shown = _display_path(path)
+    shown = display_path(path)
     if not STAGE_NAME.match(stage):
         raise ConfigError(
             f"{shown}: stage name '{stage}' must be 2-12 lower-case letters and digits, "
@@ -54,7 +55,7 @@ def load_stage(stacks_dir: Path, stage: str) -> Stage:
     try:
         config = StageConfig.model_validate(values)
     except ValidationError as exc:
-        errors.extend(f"{shown}: {message}" for message in _pydantic_messages(exc, values))
+        errors.extend(f"{shown}: {message}" for message in _pydantic_messages(exc))
     if config is not None:
         errors.extend(f"{shown}: {message}" for message in _stage_rules(stage, config, stacks_dir))
     if errors:
@@ -77,52 +78,27 @@ def load_all_stages(stacks_dir: Path) -> dict[str, Stage]:
     return stages
 
 
-def _display_path(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe loader that refuses duplicate keys, which plain YAML silently overwrites."""
-
-
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False):
-    seen: dict[Any, int] = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None,
-                None,
-                f"duplicate key '{key}' (first at line {seen[key] + 1})",
-                key_node.start_mark,
-            )
-        seen[key] = key_node.start_mark.line
-    return loader.construct_mapping(node, deep=deep)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+STACK_FILE = FileKind(
+    "a stack file",
+    "expected a mapping with a 'config:' key",
+    "a second YAML document ('---'); a stack file holds one stage's settings",
+)
 
 
 def _read_yaml(path: Path, shown: str) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(f"{shown}: not UTF-8 text") from None
-    except OSError as exc:
-        raise ConfigError(f"{shown}: cannot read: {exc.strerror}") from None
-    try:
-        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{shown}: {where}invalid YAML: {problem}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{shown}: expected a mapping with a 'config:' key")
-    return raw
+    doc, problems = load_yaml_text(read_text(path, shown), STACK_FILE)
+    if doc is None:
+        raise ConfigError([f"{shown}: line {p.mark.line}: {_yaml_wording(p)}" for p in problems])
+    if not isinstance(doc.data, dict):
+        raise ConfigError(f"{shown}: {STACK_FILE.empty}")
+    return doc.data
+
+
+def _yaml_wording(problem: YamlProblem) -> str:
+    message = problem.message
+    if message == STACK_FILE.empty:
+        return message
+    return message if message.startswith("invalid YAML") else f"invalid YAML: {message}"
 
 
 def _split_config(raw: dict[str, Any], shown: str) -> tuple[dict[str, Any], str | None, list[str]]:
@@ -159,62 +135,16 @@ def _split_config(raw: dict[str, Any], shown: str) -> tuple[dict[str, Any], str 
     return values, region, errors
 
 
-def _model_fields(model: type[BaseModel]) -> dict[str, Any]:
-    return {field.alias or name: field for name, field in model.model_fields.items()}
-
-
-def _key_path(loc: tuple[Any, ...]) -> str:
-    parts = [str(part) for part in loc if not isinstance(part, int)]
-    indexes = [part for part in loc if isinstance(part, int)]
-    path = ".".join(parts)
-    if indexes:
-        path += "".join(f"[{i}]" for i in indexes)
-    return f"{NAMESPACE}:{path}" if path else NAMESPACE
-
-
-def _pydantic_messages(exc: ValidationError, values: dict[str, Any]) -> list[str]:
+def _pydantic_messages(exc: ValidationError) -> list[str]:
+    """`mwaa-elt:<key>: what is wrong` for each error, in the wording specs get."""
     messages = []
     for error in exc.errors():
         loc = tuple(part for part in error["loc"] if part not in {"function-after", "list"})
-        kind = error["type"]
-        key = _key_path(loc)
-        if kind == "extra_forbidden":
-            messages.append(f"{key}: unknown key{_suggestion(loc)}")
-        elif kind == "missing":
-            messages.append(f"{key}: missing; this setting is required")
-        elif kind in {"value_error", "assertion_error"}:
-            messages.append(f"{key}: {error['msg'].removeprefix('Value error, ')}")
-        elif kind == "literal_error":
-            expected = error.get("ctx", {}).get("expected", "").replace(" or ", ", ")
-            messages.append(f"{key}: {error['input']!r} is not allowed; allowed: {expected}")
-        elif kind == "string_pattern_mismatch":
-            messages.append(
-                f"{key}: {error['input']!r} does not match the expected form "
-                f"{error['ctx']['pattern']}"
-            )
-        else:
-            messages.append(f"{key}: {error['msg'].lower()} (got {error['input']!r})")
+        where = key_text(loc)
+        key = f"{NAMESPACE}:{where}" if where else NAMESPACE
+        described = describe({**error, "loc": loc}, StageConfig, by_alias=True, key_in_front=True)
+        messages.append(f"{key}: {described}")
     return messages
-
-
-def _suggestion(loc: tuple[Any, ...]) -> str:
-    model: type[BaseModel] = StageConfig
-    for part in loc[:-1]:
-        if isinstance(part, int):
-            continue
-        field = _model_fields(model).get(str(part))
-        annotation = getattr(field, "annotation", None)
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            model = annotation
-        else:
-            for arg in getattr(annotation, "__args__", ()):
-                if isinstance(arg, type) and issubclass(arg, BaseModel):
-                    model = arg
-    known = list(_model_fields(model))
-    close = difflib.get_close_matches(str(loc[-1]), known, n=1)
-    if close:
-        return f"; did you mean '{close[0]}'?"
-    return f"; allowed: {', '.join(known)}"
 
 
 def _stage_rules(stage: str, config: StageConfig, stacks_dir: Path) -> list[str]:
@@ -283,9 +213,11 @@ def _stage_rules(stage: str, config: StageConfig, stacks_dir: Path) -> list[str]
 def _raw_delivery(stacks_dir: Path, stage: str) -> dict[str, Any] | None:
     """Another stack's `delivery` block as written (None when absent or unreadable)."""
     try:
-        raw = yaml.safe_load(stack_file(stacks_dir, stage).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        text = stack_file(stacks_dir, stage).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
         return None
+    doc, _ = load_yaml_text(text, STACK_FILE)
+    raw = doc.data if doc is not None else None
     config = raw.get("config") if isinstance(raw, dict) else None
     found = config.get(f"{NAMESPACE}:delivery") if isinstance(config, dict) else None
     return found if isinstance(found, dict) else None
