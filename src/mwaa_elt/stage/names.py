@@ -257,9 +257,7 @@ class Stage:
     @property
     def glue_database_locations(self) -> dict[str, str]:
         """Logical database name → its location in the stage's own prefix of the data lake."""
-        (own,) = self.data_lake_write_prefixes
-        lake = f"s3://{self.data_lake_bucket}/{own}"
-        return {name: f"{lake}{name}/" for name in self.config.glue_databases}
+        return {name: f"{self.data_lake_uri}{name}/" for name in self.config.glue_databases}
 
     # -- data lake --------------------------------------------------------------------------
     @property
@@ -271,8 +269,22 @@ class Stage:
         return self.config.data_lake.bucket is None
 
     @property
+    def data_lake_prefix(self) -> str:
+        """The stage's own prefix of the data lake, the one it writes."""
+        return f"{self.name}/"
+
+    @property
     def data_lake_write_prefixes(self) -> list[str]:
-        return [f"{self.name}/"]
+        return [self.data_lake_prefix]
+
+    @property
+    def data_lake_bucket_uri(self) -> str:
+        return f"s3://{self.data_lake_bucket}/"
+
+    @property
+    def data_lake_uri(self) -> str:
+        """Where the stage's own data lives: its prefix of the lake bucket."""
+        return f"{self.data_lake_bucket_uri}{self.data_lake_prefix}"
 
     @property
     def data_lake_read_prefixes(self) -> list[str]:
