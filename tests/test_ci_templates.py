@@ -22,7 +22,7 @@ import yaml
 from botocore.validate import ParamValidator
 
 from mwaa_elt.cli import app
-from mwaa_elt.release_pipeline import pipeline_definition
+from mwaa_elt.infra.documents.release_pipeline import pipeline_definition
 from mwaa_elt.stage import Stage, load_all_stages
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from mwaa_elt.environment_files import (
+from mwaa_elt.errors import ConfigError
+from mwaa_elt.infra.documents.environment_files import (
     build_plugins_zip,
     build_requirements,
     package_names,
     read_startup_script,
 )
-from mwaa_elt.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 ENVIRONMENT = ROOT / "infra" / "environment"

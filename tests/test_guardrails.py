@@ -20,8 +20,8 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
-from mwaa_elt import guardrails
-from mwaa_elt.guardrails import (
+from mwaa_elt.infra.documents import guardrails
+from mwaa_elt.infra.documents.guardrails import (
     UNKNOWN,
     StackResource,
     StageInfo,
@@ -34,7 +34,7 @@ from mwaa_elt.guardrails import (
     stage_tag_violations,
     webserver_violations,
 )
-from mwaa_elt.iam_policies import all_role_policies
+from mwaa_elt.infra.documents.iam_policies import all_role_policies
 
 ROOT = Path(__file__).resolve().parent.parent
 PACK = ROOT / "infra" / "policy"

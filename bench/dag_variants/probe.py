@@ -87,7 +87,7 @@ def _prepare_environment(folder: Path) -> None:
 
 def _load_dagbag_probe() -> Any:
     """mwaa-elt's own DagBag probe (stdlib + Airflow only), loaded from the source tree."""
-    path = Path(__file__).resolve().parents[2] / "src" / "mwaa_elt" / "dagbag_probe.py"
+    path = Path(__file__).resolve().parents[2] / "src" / "mwaa_elt" / "check" / "dagbag_probe.py"
     spec = importlib.util.spec_from_file_location("dagbag_probe", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -5,9 +5,10 @@ Run it with any Pulumi command, from the project root:
     pulumi preview --stack prod --policy-pack infra/policy
     pulumi up --stack prod --policy-pack infra/policy
 
-The rules are pure functions in `mwaa_elt.guardrails` (tested without Pulumi); this file only
-adapts the policy SDK's arguments to them. The stage is the stack's name, and whether it is
-production comes from its stack file through the stage model, as for the Pulumi program itself.
+The rules are pure functions in `mwaa_elt.infra.documents.guardrails` (tested without
+Pulumi); this file only adapts the policy SDK's arguments to them. The stage is the stack's name,
+and whether it is production comes from its stack file through the stage model, as for the Pulumi
+program itself.
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UnknownValueError
 
-from mwaa_elt import guardrails
 from mwaa_elt.errors import ConfigError
-from mwaa_elt.guardrails import UNKNOWN, StackResource, StageInfo
+from mwaa_elt.infra.documents import guardrails
+from mwaa_elt.infra.documents.guardrails import UNKNOWN, StackResource, StageInfo
 from mwaa_elt.stage import load_stage
 
 STACKS_DIR = Path(__file__).resolve().parents[2] / "stacks"

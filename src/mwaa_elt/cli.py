@@ -186,7 +186,7 @@ def stage_list(json_: JsonFlag = False, project_dir: ProjectDir = None) -> None:
 @infra_app.command("policies")
 def infra_policies(stage: StageOption, json_: JsonFlag = False, project_dir: ProjectDir = None):
     """Every IAM role of the stage (execution, EMR, CI, release) exactly as Pulumi deploys it."""
-    from mwaa_elt.iam_policies import stage_roles
+    from mwaa_elt.infra.documents.iam_policies import stage_roles
     from mwaa_elt.stage import load_all_stages
 
     resolved = _stage(project_dir, stage)

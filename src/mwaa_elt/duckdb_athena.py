@@ -26,6 +26,8 @@ from sqlglot.errors import ErrorLevel, ParseError, TokenError, UnsupportedError
 from sqlglot.helper import seq_get
 from sqlglot.tokens import TokenType
 
+from mwaa_elt.diagnostics import position
+
 if TYPE_CHECKING:
     import duckdb
 
@@ -299,12 +301,6 @@ def translate(sql: str) -> Statement:
 # -- parsing -----------------------------------------------------------------------------------
 
 
-def _position(text: str, offset: int) -> tuple[int, int]:
-    offset = max(0, min(offset, len(text)))
-    line = text.count("\n", 0, offset) + 1
-    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
-
-
 _SQLGLOT_LOG = logging.getLogger("sqlglot")
 _TOKEN_REPR = re.compile(r"<Token token_type: [^>]*?, text: (.*?), line: [^>]*>")
 
@@ -329,13 +325,13 @@ def _parse(sql: str, lead: int, text: str) -> exp.Expression:
         raise SqlSyntaxError("syntax", line, col, f"not valid Athena SQL: {reason}") from None
     except TokenError as exc:
         raise SqlSyntaxError(
-            "syntax", *_position(sql, lead), f"not valid Athena SQL: {exc}"
+            "syntax", *position(sql, lead), f"not valid Athena SQL: {exc}"
         ) from None
     trees = [t for t in trees if t is not None]
     if len(trees) != 1:
         raise TranslationError(
             "statements",
-            *_position(sql, lead),
+            *position(sql, lead),
             f"{len(trees)} statements; Athena runs exactly one statement per query",
         )
     return trees[0]
@@ -409,13 +405,13 @@ class _Translator:
             [n.meta["start"] for n in node.walk() if n._meta and "start" in n.meta] if node else []
         )
         if inside:
-            return _position(self.sql, self.lead + min(inside))
+            return position(self.sql, self.lead + min(inside))
         parent = node.parent if node is not None else None
         while parent is not None:
             if parent._meta and "start" in parent.meta:
-                return _position(self.sql, self.lead + parent.meta["start"])
+                return position(self.sql, self.lead + parent.meta["start"])
             parent = parent.parent
-        return _position(self.sql, self.lead)
+        return position(self.sql, self.lead)
 
     def fail(self, node: exp.Expression | None, construct: str, reason: str) -> TranslationError:
         line, col = self.where(node)
@@ -721,9 +717,9 @@ def _name_like_athena(tree: exp.Expression) -> None:
         first = first.this
     if not isinstance(first, exp.Select):
         return
-    for position, projection in enumerate(first.expressions):
+    for index, projection in enumerate(first.expressions):
         if not isinstance(projection, exp.Alias | exp.Column | exp.Star):
-            projection.replace(exp.alias_(projection.copy(), f"_col{position}"))
+            projection.replace(exp.alias_(projection.copy(), f"_col{index}"))
 
 
 # -- functions ---------------------------------------------------------------------------------
@@ -831,7 +827,7 @@ def _unload(sql: str, lead: int, text: str, base: int) -> Unload:
         tokens = sqlglot.tokenize(body, read="trino")
     except TokenError as exc:
         raise SqlSyntaxError(
-            "UNLOAD", *_position(sql, lead), f"not valid Athena SQL: {exc}"
+            "UNLOAD", *position(sql, lead), f"not valid Athena SQL: {exc}"
         ) from None
     depth, close = 0, -1
     for i, token in enumerate(tokens):
@@ -845,7 +841,7 @@ def _unload(sql: str, lead: int, text: str, base: int) -> Unload:
 
     def bad(at: int, what: str) -> SqlSyntaxError:
         offset = base + tokens[at].start if at < len(tokens) else len(text)
-        line, col = _position(sql, lead + offset)
+        line, col = position(sql, lead + offset)
         return SqlSyntaxError("UNLOAD", line, col, f"expected {what}")
 
     if close < 0:
@@ -878,7 +874,7 @@ def _unload(sql: str, lead: int, text: str, base: int) -> Unload:
     select = _Translator(query_sql, 0).query(tree)
     fmt = props.get("format")
     if fmt is None:
-        raise SqlSyntaxError("UNLOAD", *_position(sql, lead), "expected WITH (format = '...')")
+        raise SqlSyntaxError("UNLOAD", *position(sql, lead), "expected WITH (format = '...')")
     return Unload(
         select=select,
         to=to,

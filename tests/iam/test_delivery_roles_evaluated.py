@@ -19,7 +19,7 @@ from promotion_calls import ApiCall, recording, requests_for
 from typer.testing import CliRunner
 
 from mwaa_elt import cli
-from mwaa_elt.iam_policies import (
+from mwaa_elt.infra.documents.iam_policies import (
     ci_role_policies,
     ci_role_trust_policy,
     delivery_roles,

@@ -15,7 +15,10 @@ import pytest
 from iam_calls import as_principal, execution_role_requests, in_foreign_account, on_other_clusters
 from iam_evaluator import Decision, Request, evaluate, evaluate_by_principal
 
-from mwaa_elt.iam_policies import execution_role_policies, execution_role_trust_policy
+from mwaa_elt.infra.documents.iam_policies import (
+    execution_role_policies,
+    execution_role_trust_policy,
+)
 from mwaa_elt.render import render_pipelines
 from mwaa_elt.spec import discover_specs, validate_paths
 from mwaa_elt.stage import Stage, load_all_stages

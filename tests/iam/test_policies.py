@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mwaa_elt.cli import app
-from mwaa_elt.iam_policies import (
+from mwaa_elt.infra.documents.iam_policies import (
     all_role_policies,
     delivery_roles,
     emr_instance_role_trust_policy,

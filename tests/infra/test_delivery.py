@@ -14,14 +14,14 @@ import yaml
 from botocore.validate import ParamValidator
 
 from mwaa_elt.errors import ConfigError
-from mwaa_elt.iam_policies import delivery_roles, release_build_policies
-from mwaa_elt.infra.preview import PlannedResource, Preview, run_preview
-from mwaa_elt.release_pipeline import (
+from mwaa_elt.infra.documents.iam_policies import delivery_roles, release_build_policies
+from mwaa_elt.infra.documents.release_pipeline import (
     artifact_bucket_name,
     build_projects,
     pipeline_definition,
     promotion_order,
 )
+from mwaa_elt.infra.preview import PlannedResource, Preview, run_preview
 from mwaa_elt.stage import Stage, load_all_stages, load_stage
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,11 +11,10 @@ from typing import Any
 import pytest
 import yaml
 
-from mwaa_elt import guardrails
 from mwaa_elt.errors import ConfigError
-from mwaa_elt.guardrails import UNKNOWN, StackResource, StageInfo
-from mwaa_elt.infra.preview import PlannedResource, Preview, run_preview
-from mwaa_elt.monitoring import (
+from mwaa_elt.infra.documents import guardrails
+from mwaa_elt.infra.documents.guardrails import UNKNOWN, StackResource, StageInfo
+from mwaa_elt.infra.documents.monitoring import (
     PRODUCTION_DEFAULTS,
     QUIET_DEFAULTS,
     alarm_definitions,
@@ -23,6 +22,7 @@ from mwaa_elt.monitoring import (
     dashboard_body,
     monitoring_settings,
 )
+from mwaa_elt.infra.preview import PlannedResource, Preview, run_preview
 from mwaa_elt.stage import MWAA_LOG_TYPES, Stage, load_stage
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -120,7 +120,7 @@ BAD_MONITORING = [
     ("dev", {"importErrors": {"periodSeconds": 120}}, "mwaa-elt:monitoring.importErrors.periodSeconds: 120 is not an alarm period; allowed: 60, 300, 900, 3600"),
     ("dev", {"schedulerHeartbeet": {}}, "mwaa-elt:monitoring.schedulerHeartbeet: unknown key; did you mean 'schedulerHeartbeat'?"),
     ("dev", {"taskFailures": {"treshold": 2}}, "mwaa-elt:monitoring.taskFailures.treshold: unknown key; did you mean 'threshold'?"),
-    ("dev", {"workerSaturation": {"threshold": 0}}, "mwaa-elt:monitoring.workerSaturation.threshold: input should be greater than or equal to 1"),
+    ("dev", {"workerSaturation": {"threshold": 0}}, "mwaa-elt:monitoring.workerSaturation.threshold: 0 is too small; the minimum is 1"),
     ("dev", {"alertTopic": "pager"}, "mwaa-elt:monitoring.alertTopic: 'pager' is not one of the stage's alertTopics (data-alerts)"),
     ("prod", {"taskFailures": {"enabled": False}}, "mwaa-elt:monitoring.taskFailures.enabled: a production stage keeps every alarm"),
 ]  # fmt: skip

@@ -9,18 +9,22 @@ from typing import Any
 
 import pytest
 
-from mwaa_elt.environment_files import build_plugins_zip, build_requirements, read_startup_script
-from mwaa_elt.iam_policies import (
+from mwaa_elt.infra.documents.environment_files import (
+    build_plugins_zip,
+    build_requirements,
+    read_startup_script,
+)
+from mwaa_elt.infra.documents.iam_policies import (
     EMR_SERVICE_MANAGED_POLICY,
     emr_instance_role_policies,
     execution_role_policies,
     stage_roles,
 )
+from mwaa_elt.infra.documents.release_pipeline import artifact_bucket_name
 from mwaa_elt.infra.encryption import key_policy
 from mwaa_elt.infra.environment import SECRETS_BACKEND
 from mwaa_elt.infra.network import EMR_MANAGED_TAG
 from mwaa_elt.infra.preview import PlannedResource, Preview, run_preview
-from mwaa_elt.release_pipeline import artifact_bucket_name
 from mwaa_elt.stage import (
     MWAA_INTERFACE_ENDPOINTS,
     MWAA_LOG_TYPES,

@@ -1,7 +1,7 @@
 """Runs inside an Airflow venv: fills a DagBag the way mwaa-elt's probe does and prints, as one
 JSON object, what each DAG carries from its spec, before Airflow's run-time templating.
 
-Usage: <airflow venv>/bin/python fuzz_probe.py <path to mwaa_elt/dagbag_probe.py> <dags folder>
+Usage: <airflow venv>/bin/python fuzz_probe.py <path to mwaa_elt/check/dagbag_probe.py> <dags folder>
 """
 
 from __future__ import annotations

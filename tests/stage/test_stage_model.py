@@ -113,7 +113,7 @@ BAD_CONFIGS = [
     ("staging", {"mwaa-elt:promotesFrom": "qa"}, "mwaa-elt:promotesFrom: 'qa' has no stack file"),
     ("dev", {"mwaa-elt:dataLake": {"readPrefixes": ["prod/"]}}, "'prod/' is the stage 'prod''s own prefix"),
     ("dev", {"mwaa-elt:tags": {"stage": "x"}}, "mwaa-elt:tags: tag stage is set by mwaa-elt"),
-    ("dev", {"mwaa-elt:minWorkers": "many"}, "mwaa-elt:minWorkers: input should be a valid integer"),
+    ("dev", {"mwaa-elt:minWorkers": "many"}, "mwaa-elt:minWorkers: Input should be a valid integer"),
 ]  # fmt: skip
 
 

@@ -1,7 +1,8 @@
 """CI/CD as code: the stage's CI roles, and the release pipeline in the stack that hosts it.
 
-Enabled by a stack's `delivery:` block. Every document comes from `mwaa_elt.iam_policies` and the
-pipeline from `mwaa_elt.release_pipeline`: this module only wires them to resources.
+Enabled by a stack's `delivery:` block. Every document comes from
+`mwaa_elt.infra.documents.iam_policies` and the pipeline from
+`mwaa_elt.infra.documents.release_pipeline`: this module only wires them to resources.
 """
 
 from __future__ import annotations
@@ -14,16 +15,14 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from mwaa_elt.iam_policies import (
+from mwaa_elt.infra.documents.iam_policies import (
     delivery_roles,
     release_build_policies,
     release_build_trust_policy,
     release_pipeline_policies,
     release_pipeline_trust_policy,
 )
-from mwaa_elt.infra.execution_role import attach_inline_policies
-from mwaa_elt.infra.storage import SecureBucket, SecureBucketArgs
-from mwaa_elt.release_pipeline import (
+from mwaa_elt.infra.documents.release_pipeline import (
     PULL_REQUEST_EVENTS,
     approval_topic_name,
     artifact_bucket_name,
@@ -32,6 +31,8 @@ from mwaa_elt.release_pipeline import (
     pipeline_definition,
     pipeline_role_name,
 )
+from mwaa_elt.infra.execution_role import attach_inline_policies
+from mwaa_elt.infra.storage import SecureBucket, SecureBucketArgs
 from mwaa_elt.stage import GITHUB_OIDC_HOST, Stage
 
 GITHUB_OIDC_URL = f"https://{GITHUB_OIDC_HOST}"

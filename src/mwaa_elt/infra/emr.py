@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from mwaa_elt.iam_policies import (
+from mwaa_elt.infra.documents.iam_policies import (
     EMR_SERVICE_MANAGED_POLICY,
     emr_instance_role_policies,
     emr_instance_role_trust_policy,

@@ -9,7 +9,11 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 
-from mwaa_elt.environment_files import build_plugins_zip, build_requirements, read_startup_script
+from mwaa_elt.infra.documents.environment_files import (
+    build_plugins_zip,
+    build_requirements,
+    read_startup_script,
+)
 from mwaa_elt.infra.storage import SecureBucket
 from mwaa_elt.stage import Stage
 

@@ -1,4 +1,5 @@
-"""The MWAA execution role: its trust and inline policies come from `mwaa_elt.iam_policies`."""
+"""The MWAA execution role: its trust and inline policies come from
+`mwaa_elt.infra.documents.iam_policies`."""
 
 from __future__ import annotations
 
@@ -8,7 +9,11 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from mwaa_elt.iam_policies import NamedPolicy, execution_role_policies, execution_role_trust_policy
+from mwaa_elt.infra.documents.iam_policies import (
+    NamedPolicy,
+    execution_role_policies,
+    execution_role_trust_policy,
+)
 from mwaa_elt.stage import Stage
 
 

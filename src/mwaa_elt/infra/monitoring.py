@@ -1,6 +1,7 @@
 """The stage's operations: MWAA's log groups with retention, alarms to its topic, a dashboard.
 
-Definitions come from `mwaa_elt.monitoring` (pure functions of the stage); this module wires them.
+Definitions come from `mwaa_elt.infra.documents.monitoring` (pure functions of the stage); this
+module wires them.
 
 The log groups MWAA writes to have fixed names, `airflow-<environment>-<Type>`. MWAA creates
 them when the environment is created, unless they exist: then it writes to them as they are.
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from mwaa_elt.monitoring import (
+from mwaa_elt.infra.documents.monitoring import (
     HEALTH_ALARM,
     alarm_definitions,
     alarm_name,

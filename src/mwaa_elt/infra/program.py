@@ -8,7 +8,6 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from mwaa_elt.infra.alerts import RuntimeSettings, RuntimeSettingsArgs
 from mwaa_elt.infra.analytics import Analytics, AnalyticsArgs
 from mwaa_elt.infra.delivery import Delivery, DeliveryArgs
 from mwaa_elt.infra.emr import EmrRoles, EmrRolesArgs
@@ -18,6 +17,7 @@ from mwaa_elt.infra.environment_files import EnvironmentFiles, EnvironmentFilesA
 from mwaa_elt.infra.execution_role import ExecutionRole, ExecutionRoleArgs
 from mwaa_elt.infra.monitoring import Monitoring, MonitoringArgs
 from mwaa_elt.infra.network import Network, NetworkArgs
+from mwaa_elt.infra.runtime import RuntimeSettings, RuntimeSettingsArgs
 from mwaa_elt.infra.storage import Storage, StorageArgs
 from mwaa_elt.project import Project
 from mwaa_elt.stage import Stage, load_all_stages

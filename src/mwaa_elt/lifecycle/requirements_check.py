@@ -20,8 +20,12 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from mwaa_elt.environment_files import FORBIDDEN_PACKAGES, _logical_lines, build_requirements
 from mwaa_elt.errors import ConfigError
+from mwaa_elt.infra.documents.environment_files import (
+    FORBIDDEN_PACKAGES,
+    _logical_lines,
+    build_requirements,
+)
 from mwaa_elt.mwaa_images import MwaaImage, mwaa_image
 from mwaa_elt.stage import Stage
 

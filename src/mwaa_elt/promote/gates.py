@@ -12,8 +12,8 @@ from packaging.utils import canonicalize_name
 
 from mwaa_elt.airflow_versions import MWAA_PREINSTALLED_PROVIDERS
 from mwaa_elt.check import PARSE_TIME, CheckReport, run_dagbag
-from mwaa_elt.environment_files import build_requirements, package_names
 from mwaa_elt.errors import ConfigError
+from mwaa_elt.infra.documents.environment_files import build_requirements, package_names
 from mwaa_elt.render import RenderResult
 from mwaa_elt.stage import Stage
 

@@ -24,7 +24,7 @@ from botocore.exceptions import ClientError
 
 from mwaa_elt import aws
 from mwaa_elt.errors import ExternalError, MwaaEltError
-from mwaa_elt.monitoring import HEALTH_ALARM, alarm_definitions, alarm_name
+from mwaa_elt.infra.documents.monitoring import HEALTH_ALARM, alarm_definitions, alarm_name
 from mwaa_elt.promote.mwaa import AVAILABLE, ImportErrorEntry, MwaaEnvironment
 from mwaa_elt.promote.status import StageStatus, stage_status
 from mwaa_elt.promote.store import StageStore

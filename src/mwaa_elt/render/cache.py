@@ -3,8 +3,9 @@
 A pipeline's files are reused when everything shared (stack files, templates, the mwaa-elt code,
 the libraries that shape the output, the stage and folders) hashes as recorded, its spec and
 every file the spec references hash as recorded, and its files in the output folder still hold
-the recorded bytes. Anything else is validated and rendered anew; the checks across specs always
-cover every spec. A record that is missing, unreadable or malformed is ignored.
+the recorded bytes. Anything else is rendered anew. Validation is spec/'s (`validate_trusting`):
+the cache only records and compares inputs, and hands it the summaries it still vouches for.
+A record that is missing, unreadable or malformed is ignored.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from mwaa_elt.render.result import (
 )
 from mwaa_elt.spec.folder import own_folder
 from mwaa_elt.spec.problems import ValidationReport
-from mwaa_elt.spec.summary import IncrementalValidation, SpecSummary, consistent
+from mwaa_elt.spec.summary import SpecSummary, validate_trusting
 from mwaa_elt.stage import Stage
 
 if TYPE_CHECKING:
@@ -409,13 +410,7 @@ def render_incremental(
             reusable[entry.summary.name] = (entry, kept)
         trusted[spec] = entry.summary
 
-    if len(trusted) == len(specs) and consistent(trusted.values()):
-        # Nothing to validate anew (nor to import the validator for).
-        validation = IncrementalValidation(ValidationReport(), dict(trusted))
-    else:
-        from mwaa_elt.spec.validate import validate_incremental
-
-        validation = validate_incremental(specs, stages, trusted)
+    validation = validate_trusting(specs, stages, trusted)
     if not validation.report.ok:
         return IncrementalRender(validation.report, None, None, (), ())
     known = sorted(summary.name for summary in validation.summaries.values())

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from mwaa_elt.spec.model import EMR_KINDS, TASK_KINDS
+from mwaa_elt.spec.model import EMR_KINDS, TASK_KINDS, stage_clusters
 
 CREATE_CLUSTER = "create_cluster"
 TERMINATE_CLUSTER = "terminate_cluster"
@@ -28,15 +28,8 @@ def _kind(item: dict[str, Any]) -> str | None:
 
 def _creates_cluster(data: dict[str, Any], stage_names: list[str]) -> bool:
     """True when some stage launches a cluster (no existing_cluster_id there)."""
-    base = data.get("cluster") if isinstance(data.get("cluster"), dict) else {}
-    overrides = data.get("stages") if isinstance(data.get("stages"), dict) else {}
-    for name in stage_names:
-        override = overrides.get(name)
-        cluster = override.get("cluster") if isinstance(override, dict) else None
-        merged = {**base, **(cluster if isinstance(cluster, dict) else {})}
-        if not merged.get("existing_cluster_id"):
-            return True
-    return False
+    merged = stage_clusters(data, stage_names, lambda raw: raw if isinstance(raw, dict) else {})
+    return any(not cluster.get("existing_cluster_id") for _, _, cluster in merged)
 
 
 def _several_sinks(tasks: list[dict[str, Any]]) -> bool:

@@ -6,6 +6,7 @@ Field-level rules live here; rules that need the file system, the stages or the 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -614,3 +615,23 @@ class Pipeline(_Spec):
                 done.add(task.id)
             pending = [t for t in pending if t.id not in done]
         return order
+
+
+def stage_clusters(
+    data: Mapping[str, Any],
+    stage_names: Iterable[str],
+    fields: Callable[[Any], dict[str, Any] | None],
+) -> Iterator[tuple[str, Any, dict[str, Any]]]:
+    """For each stage of a spec as written: its raw `stages.<name>.cluster` and the cluster it
+    runs on, the spec's `cluster` with that override merged over it. `fields` reads a raw
+    cluster mapping (None when it cannot be read: that stage, or all for the base, is skipped)."""
+    base = fields(data.get("cluster"))
+    if base is None:
+        return
+    overrides = data.get("stages") if isinstance(data.get("stages"), dict) else {}
+    for name in stage_names:
+        override = overrides.get(name)
+        raw = override.get("cluster") if isinstance(override, dict) else None
+        extra = fields(raw)
+        if extra is not None:
+            yield name, raw, {**base, **extra}

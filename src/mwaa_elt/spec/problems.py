@@ -6,16 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mwaa_elt.diagnostics import one_line
+
 if TYPE_CHECKING:
     from mwaa_elt.spec.model import Pipeline
-
-
-def one_line(text: str) -> str:
-    """`text` as one printable line: line breaks, tabs and invisible or control characters
-    (which messages quote from hostile specs) become escapes such as `\\n` or `\\x1b`."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
 
 
 @dataclass(frozen=True, order=True)

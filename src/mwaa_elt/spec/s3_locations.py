@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
+from mwaa_elt.diagnostics import position
 from mwaa_elt.spec.sql_parse import Statement, Templated, parse, templated
 from mwaa_elt.stage import Stage
 
@@ -58,8 +59,7 @@ def _at(tpl: Templated, statement: Statement, value: str, access: str, what: str
     offset = tpl.sql.find(value, statement.start)
     line, col = (statement.line, statement.col)
     if offset >= 0:
-        line = tpl.sql.count("\n", 0, offset) + 1
-        col = offset - (tpl.sql.rfind("\n", 0, offset) + 1) + 1
+        line, col = position(tpl.sql, offset)
     return Location(tpl.restore(value), access, what, line, col)
 
 

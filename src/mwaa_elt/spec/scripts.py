@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import sqlglot
 from sqlglot.errors import ParseError, SqlglotError
 
+from mwaa_elt.diagnostics import position
 from mwaa_elt.spec.sql_parse import blank_comments
 from mwaa_elt.spec.stage_vars import TextProblem
 from mwaa_elt.stage import Stage
@@ -98,11 +99,6 @@ def _compile_error(
     return None
 
 
-def _position(text: str, offset: int) -> tuple[int, int]:
-    line = text.count("\n", 0, offset) + 1
-    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
-
-
 def hive_variable_problems(text: str, passed: Sequence[str], label: str) -> list[TextProblem]:
     """Every `${var}` of a Hive script that neither the step's args nor a SET defines."""
     code = blank_comments(text)
@@ -130,7 +126,7 @@ def hive_variable_problems(text: str, passed: Sequence[str], label: str) -> list
         if ok or match.group(0) in reported:
             continue
         reported.add(match.group(0))
-        line, col = _position(text, match.start())
+        line, col = position(text, match.start())
         given = ", ".join(sorted(passed)) or "none"
         problems.append(
             TextProblem(

@@ -12,6 +12,7 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, SqlglotError
 from sqlglot.tokens import TokenType
 
+from mwaa_elt.diagnostics import position
 from mwaa_elt.spec.sql_parse import blank_comments, parse, quiet_sqlglot
 from mwaa_elt.spec.stage_vars import TextProblem, placeholder_text
 
@@ -51,19 +52,28 @@ def _plain(description: str) -> str:
     return description
 
 
+def _wrong_first_word(sql: str, scanned: str, name: str) -> TextProblem | None:
+    """A problem when the first word of `scanned` (`sql`, perhaps with comments blanked) starts
+    no SQL statement."""
+    first = re.match(r"\s*([A-Za-z_]+)", scanned)
+    if not first or first.group(1).upper() in STATEMENT_KEYWORDS:
+        return None
+    word = first.group(1)
+    close = difflib.get_close_matches(word.upper(), STATEMENT_KEYWORDS, n=1)
+    hint = (
+        f"did you mean '{close[0]}'?"
+        if close
+        else "a statement starts with SELECT, CREATE, INSERT, ..."
+    )
+    line, col = position(sql, first.start(1))
+    return TextProblem(line, col, f"'{word}' does not start {name} SQL; {hint}")
+
+
 def _error_problem(sql: str, error: SqlglotError, engine: Engine) -> TextProblem:
     name = _ENGINE_NAMES[engine]
-    first = re.match(r"\s*([A-Za-z_]+)", sql)
-    if first and first.group(1).upper() not in STATEMENT_KEYWORDS:
-        word = first.group(1)
-        close = difflib.get_close_matches(word.upper(), STATEMENT_KEYWORDS, n=1)
-        hint = (
-            f"did you mean '{close[0]}'?"
-            if close
-            else "a statement starts with SELECT, CREATE, INSERT, ..."
-        )
-        line, col = _position(sql, first.start(1))
-        return TextProblem(line, col, f"'{word}' does not start {name} SQL; {hint}")
+    wrong_start = _wrong_first_word(sql, sql, name)
+    if wrong_start is not None:
+        return wrong_start
     details = error.errors[0] if isinstance(error, ParseError) and error.errors else {}
     line = int(details.get("line") or 1)
     end_col = int(details.get("col") or 1)
@@ -72,11 +82,6 @@ def _error_problem(sql: str, error: SqlglotError, engine: Engine) -> TextProblem
     description = _plain(str(details.get("description") or str(error).splitlines()[0]))
     near = f" at '{highlight}'" if highlight else ""
     return TextProblem(line, col, f"SQL does not parse as {name} SQL{near}: {description}")
-
-
-def _position(text: str, offset: int) -> tuple[int, int]:
-    line = text.count("\n", 0, offset) + 1
-    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
 
 
 def _statement_starts(text: str, dialect: str) -> list[tuple[int, int]]:
@@ -141,17 +146,9 @@ def _one_statement(line: int, col: int, count: int, engine: Engine) -> TextProbl
 
 def _athena_problems(text: str, sql: str, *, single: bool, query: bool) -> list[TextProblem]:
     """Athena SQL parsed completely (sql_parse): every statement, not only its first words."""
-    first = re.match(r"\s*([A-Za-z_]+)", blank_comments(sql))
-    if first and first.group(1).upper() not in STATEMENT_KEYWORDS:
-        word = first.group(1)
-        close = difflib.get_close_matches(word.upper(), STATEMENT_KEYWORDS, n=1)
-        hint = (
-            f"did you mean '{close[0]}'?"
-            if close
-            else "a statement starts with SELECT, CREATE, INSERT, ..."
-        )
-        line, col = _position(sql, first.start(1))
-        return [TextProblem(line, col, f"'{word}' does not start Athena SQL; {hint}")]
+    wrong_start = _wrong_first_word(sql, blank_comments(sql), "Athena")
+    if wrong_start is not None:
+        return [wrong_start]
     parsed = parse(text)
     problems = list(parsed.problems)
     statements = parsed.statements

@@ -23,6 +23,7 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, SqlglotError
 from sqlglot.tokens import Token, TokenType
 
+from mwaa_elt.diagnostics import position
 from mwaa_elt.spec.stage_vars import Expression, TextProblem, expressions, placeholder_text
 
 DIALECT = "athena"  # routes DDL to Hive's grammar and queries/CTAS/INSERT to Trino's
@@ -158,11 +159,6 @@ def blank_comments(sql: str) -> str:
     return _QUOTED_OR_COMMENT.sub(
         lambda m: m.group() if m.group()[0] in "'\"" else re.sub(r"[^\n]", " ", m.group()), sql
     )
-
-
-def position(text: str, offset: int) -> tuple[int, int]:
-    line = text.count("\n", 0, offset) + 1
-    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
 
 
 @lru_cache(maxsize=1024)  # the SQL check and the analysis of one spec ask about the same text

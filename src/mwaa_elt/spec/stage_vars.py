@@ -14,6 +14,7 @@ from typing import Any
 from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
+from mwaa_elt.diagnostics import position
 from mwaa_elt.errors import ConfigError
 from mwaa_elt.stage import Stage
 
@@ -57,12 +58,6 @@ class Expression:
         return bool(self.names & set(RESERVED))
 
 
-def position(text: str, offset: int) -> tuple[int, int]:
-    """The 1-based (line, col) of `offset` in `text`."""
-    line = text.count("\n", 0, offset) + 1
-    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
-
-
 # Specs repeat a handful of expressions ({{ db.x }}, {{ ds }}) thousands of times, and parsing
 # one costs far more than using the result: both caches are keyed by the expression's text.
 @lru_cache(maxsize=4096)
@@ -103,16 +98,14 @@ def expressions(text: str) -> Iterator[Expression]:
 
 def stage_context(stage: Stage) -> dict[str, dict[str, str]]:
     """The values of the render-time variables in `stage`."""
-    prefix = stage.data_lake_write_prefixes[0]
-    bucket_uri = f"s3://{stage.data_lake_bucket}/"
     return {
         "stage": {"name": stage.name},
         "db": dict(stage.glue_databases),
         "lake": {
             "bucket": stage.data_lake_bucket,
-            "bucket_uri": bucket_uri,
-            "uri": f"{bucket_uri}{prefix}",
-            "prefix": prefix,
+            "bucket_uri": stage.data_lake_bucket_uri,
+            "uri": stage.data_lake_uri,
+            "prefix": stage.data_lake_prefix,
         },
         "athena": {"workgroup": stage.athena_workgroup, "results_uri": stage.athena_results_uri},
     }

@@ -20,7 +20,7 @@ from mwaa_elt.parallel import map_chunks
 from mwaa_elt.spec.analysis import Analysis, Finding, analyze
 from mwaa_elt.spec.catalog import did_you_mean
 from mwaa_elt.spec.folder import path_problem
-from mwaa_elt.spec.model import EMR_KINDS, TASK_KINDS, Cluster, Pipeline
+from mwaa_elt.spec.model import EMR_KINDS, TASK_KINDS, Cluster, Pipeline, stage_clusters
 from mwaa_elt.spec.problems import FileReport, Problem, ValidationReport
 from mwaa_elt.spec.pydantic_errors import key_text, located_messages
 from mwaa_elt.spec.reads import read_bytes, reading_once
@@ -33,7 +33,7 @@ from mwaa_elt.spec.stage_vars import (
     resolve_stage_vars,
     stage_var_problems,
 )
-from mwaa_elt.spec.summary import IncrementalValidation, SpecSummary, consistent
+from mwaa_elt.spec.summary import IncrementalValidation, SpecSummary, after_problem, consistent
 from mwaa_elt.spec.yaml_source import MAX_FILE_BYTES, Mark, YamlDocument, decode, load_yaml
 from mwaa_elt.stage import Stage
 
@@ -606,17 +606,8 @@ def _check_cluster(out: _Collector, data: dict[str, Any], stages: Mapping[str, S
                 ("cluster",), "cluster: no task runs on EMR (hive, spark, trino); remove cluster"
             )
         return
-    base = _cluster_fields(data.get("cluster"))
-    overrides = data.get("stages") if isinstance(data.get("stages"), dict) else {}
-    if base is None:
-        return
-    for stage_name, stage in stages.items():
-        override = overrides.get(stage_name)
-        raw_override = override.get("cluster") if isinstance(override, dict) else None
-        extra = _cluster_fields(raw_override)
-        if extra is None:
-            continue
-        merged = {**base, **extra}
+    for stage_name, raw_override, merged in stage_clusters(data, stages, _cluster_fields):
+        stage = stages[stage_name]
         where: YamlPath = ("stages", stage_name, "cluster") if raw_override else ("cluster",)
         if merged.get("existing_cluster_id"):
             others = sorted(set(merged) - {"existing_cluster_id"})
@@ -745,11 +736,12 @@ def _across(files: list[_File]) -> ValidationReport:
             )
         else:
             owners[item.name] = item
+    produces = {name: owner.produces for name, owner in owners.items()}
     for item in files:
         if item.doc is None or not isinstance(item.doc.data, dict):
             continue
         for where, ref in _after_refs(item.doc.data):
-            message = _after_problem(ref, item.name, owners)
+            message = after_problem(ref, item.name, produces)
             if message:
                 _add(item, where, f"{key_text(where[:-1])}: {message}")
     _check_reads(files)
@@ -796,28 +788,6 @@ def _after_refs(data: dict[str, Any]) -> Iterator[tuple[YamlPath, str]]:
             for index, ref in enumerate(schedule["after"]):
                 if isinstance(ref, str) and "." in ref:
                     yield (*where, "after", index), ref
-
-
-def _after_problem(ref: str, own: str | None, owners: dict[str, _File]) -> str | None:
-    pipeline, _, dataset = ref.partition(".")
-    if pipeline == own:
-        return f"'{ref}' is this pipeline's own dataset; a pipeline cannot wait for itself"
-    if pipeline not in owners:
-        close = difflib.get_close_matches(pipeline, list(owners), n=1)
-        hint = (
-            f"did you mean '{close[0]}'?"
-            if close
-            else (f"known: {', '.join(sorted(owners)) or 'none'}")
-        )
-        return f"'{ref}': no pipeline '{pipeline}' among the specs validated together; {hint}"
-    produces = owners[pipeline].produces
-    if dataset not in produces:
-        listed = ", ".join(produces) or "nothing"
-        return (
-            f"'{ref}': pipeline '{pipeline}' does not produce '{dataset}' (it produces: "
-            f"{listed}); add it to that pipeline's produces, or fix the name"
-        )
-    return None
 
 
 def load_pipelines(paths: list[Path], stages: dict[str, Stage]) -> dict[str, Pipeline]:

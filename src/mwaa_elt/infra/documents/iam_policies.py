@@ -641,7 +641,7 @@ def _service_trust(service: str, stage: Stage) -> Document:
 
 
 def _release_artifacts_arn(host: Stage) -> str:
-    from mwaa_elt.release_pipeline import artifact_bucket_name
+    from mwaa_elt.infra.documents.release_pipeline import artifact_bucket_name
 
     return f"arn:{host.partition}:s3:::{artifact_bucket_name(host)}"
 
@@ -657,7 +657,7 @@ def release_build_trust_policy(host: Stage) -> Document:
 def release_build_policies(host: Stage, stages: Mapping[str, Stage]) -> list[NamedPolicy]:
     """The release's CodeBuild projects: their logs, artifacts and reports, the GitHub
     connection, and assuming each stage's CI role — every AWS change goes through those."""
-    from mwaa_elt.release_pipeline import promotion_order
+    from mwaa_elt.infra.documents.release_pipeline import promotion_order
 
     prefix = host.config.name_prefix
     artifacts = _release_artifacts_arn(host)
@@ -710,7 +710,7 @@ def release_pipeline_trust_policy(host: Stage) -> Document:
 def release_pipeline_policies(host: Stage) -> list[NamedPolicy]:
     """The pipeline itself: start its builds, read the source through the connection, keep
     artifacts, and notify approvers."""
-    from mwaa_elt.release_pipeline import approval_topic_name, build_projects
+    from mwaa_elt.infra.documents.release_pipeline import approval_topic_name, build_projects
 
     artifacts = _release_artifacts_arn(host)
     projects = [host.arn("codebuild", f"project/{p.name}") for p in build_projects(host)[1:]]
@@ -754,7 +754,7 @@ def stage_roles(stage: Stage, stages: Mapping[str, Stage]) -> list[RoleDocuments
     ]
     delivery = stage.config.delivery
     if delivery is not None and delivery.pipeline is not None:
-        from mwaa_elt.release_pipeline import pipeline_role_name
+        from mwaa_elt.infra.documents.release_pipeline import pipeline_role_name
 
         roles += [
             RoleDocuments(

@@ -376,7 +376,7 @@ def _tag_map(value: Any) -> Mapping[str, Any]:
 
 METRIC_ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 # The MWAA metrics (namespace AmazonMWAA) a production environment must have an alarm on, and
-# what each alarm is about; `mwaa_elt.monitoring` defines them.
+# what each alarm is about; `mwaa_elt.infra.documents.monitoring` defines them.
 REQUIRED_ALARM_METRICS: Mapping[str, str] = {
     "SchedulerHeartbeat": "the scheduler heartbeat",
     "ImportErrors": "DAG import errors",

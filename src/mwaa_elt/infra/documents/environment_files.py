@@ -14,6 +14,7 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from mwaa_elt.diagnostics import display_path, read_text
 from mwaa_elt.errors import ConfigError
 from mwaa_elt.stage import Stage
 
@@ -38,8 +39,8 @@ def build_requirements(stage: Stage, source: Path) -> bytes:
 
     Comments and blank lines are dropped so that editing them does not restart the environment.
     """
-    shown = _display_path(source)
-    text = _read_text(source, shown)
+    shown = display_path(source)
+    text = read_text(source, shown)
     expected = stage.airflow.constraints_url
     errors: list[str] = []
     constraints: list[int] = []
@@ -114,7 +115,7 @@ def build_plugins_zip(plugins_dir: Path) -> bytes:
     Entries are stored, not deflated, because deflate output differs between zlib builds and a
     laptop and CI must produce the same bytes.
     """
-    shown = _display_path(plugins_dir)
+    shown = display_path(plugins_dir)
     if not plugins_dir.is_dir():
         raise ConfigError(f"{shown}: not a directory; expected the folder of Airflow plugins")
     files = sorted(
@@ -135,7 +136,7 @@ def build_plugins_zip(plugins_dir: Path) -> bytes:
 
 def read_startup_script(path: Path) -> bytes:
     """The startup script's bytes, refused unless it has a sh/bash shebang and LF line endings."""
-    shown = _display_path(path)
+    shown = display_path(path)
     try:
         content = path.read_bytes()
     except OSError as exc:
@@ -206,19 +207,3 @@ def _excluded(relative: Path) -> bool:
         or parts[-1] in EXCLUDED_NAMES
         or parts[-1].endswith(EXCLUDED_SUFFIXES)
     )
-
-
-def _read_text(path: Path, shown: str) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(f"{shown}: not UTF-8 text") from None
-    except OSError as exc:
-        raise ConfigError(f"{shown}: cannot read: {exc.strerror}") from None
-
-
-def _display_path(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)

@@ -1,0 +1,48 @@
+"""The DagBag integrity gate: `dagbag` runs `dagbag_probe.py` inside a stage's MWAA environment
+(`.venv-airflow-<version>`, which does not have mwaa_elt installed) and applies the gate rules."""
+
+from mwaa_elt.check.dagbag import (
+    CYCLE,
+    DAG_ID_MATCHES_FILE,
+    DEFAULT_OWNER,
+    FAILURE_NOTIFICATION,
+    IMPORTS,
+    OWNER,
+    PARSE_TIME,
+    PROBE,
+    PROBE_TIMEOUT_SECONDS,
+    RETRIES,
+    TAGS,
+    UNIQUE_DAG_ID,
+    CheckReport,
+    FileReport,
+    Finding,
+    RenderedTask,
+    evaluate,
+    render_tasks,
+    run_dagbag,
+    run_probe,
+)
+
+__all__ = [
+    "CYCLE",
+    "DAG_ID_MATCHES_FILE",
+    "DEFAULT_OWNER",
+    "FAILURE_NOTIFICATION",
+    "IMPORTS",
+    "OWNER",
+    "PARSE_TIME",
+    "PROBE",
+    "PROBE_TIMEOUT_SECONDS",
+    "RETRIES",
+    "TAGS",
+    "UNIQUE_DAG_ID",
+    "CheckReport",
+    "FileReport",
+    "Finding",
+    "RenderedTask",
+    "evaluate",
+    "render_tasks",
+    "run_dagbag",
+    "run_probe",
+]
