@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from mwaa_elt.lifecycle.adopt import LOG_GROUP_IGNORED
 from mwaa_elt.monitoring import (
     HEALTH_ALARM,
     alarm_definitions,
@@ -55,6 +56,7 @@ class Monitoring(pulumi.ComponentResource):
         stage = args.stage
         settings = monitoring_settings(stage)
         child = pulumi.ResourceOptions(parent=self)
+        adopted_groups = set(stage.config.adopt.log_groups) if stage.config.adopt else set()
         self.log_groups = {
             kind: aws.cloudwatch.LogGroup(
                 f"{name}-logs-{kind.lower()}",
@@ -63,7 +65,14 @@ class Monitoring(pulumi.ComponentResource):
                 kms_key_id=args.key_arn,
                 tags=stage.tags,
                 # Logs of production are evidence: losing them takes an explicit unprotect.
-                opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+                # A group MWAA already made is adopted by name (mwaa_elt.lifecycle.adopt).
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    protect=args.protect,
+                    import_=group if kind in adopted_groups else None,
+                    ignore_changes=list(LOG_GROUP_IGNORED) if kind in adopted_groups else None,
+                    retain_on_delete=True if kind in adopted_groups else None,
+                ),
             )
             for kind, group in stage.log_groups.items()
         }
