@@ -110,7 +110,8 @@ def stage_import(
             raise typer.Exit(EXIT_INVALID)
         return
 
-    _print_summary(result, target)
+    # A dry run prints the stack file on stdout, so `> file` keeps only it.
+    _print_summary(result, target, err if dry_run else out)
     if not result.ok:
         raise ConfigError(
             [f"{environment}: {refusal}" for refusal in result.refusals]
@@ -146,9 +147,9 @@ def _confirm(target: Path, yes: bool) -> None:
         raise typer.Exit(EXIT_INVALID)
 
 
-def _print_summary(result: StageImport, target: Path) -> None:
+def _print_summary(result: StageImport, target: Path, console: Console) -> None:
     request = result.request
-    out.print(
+    console.print(
         f"[bold]{escape(request.environment)}[/bold] ({escape(request.region)}) → stage "
         f"[bold]{escape(request.stage)}[/bold], {escape(_relative(target))}"
     )
@@ -159,7 +160,7 @@ def _print_summary(result: StageImport, target: Path) -> None:
         adopted.add_row("execution role", escape(result.adopt.execution_role))
         for log_type in result.adopt.log_groups:
             adopted.add_row("log group", escape(f"airflow-{result.adopt.environment}-{log_type}"))
-        out.print(adopted)
+        console.print(adopted)
     if result.changes:
         changes = Table(
             "setting",
@@ -169,9 +170,9 @@ def _print_summary(result: StageImport, target: Path) -> None:
         )
         for change in result.changes:
             changes.add_row(escape(change.setting), escape(change.detail))
-        out.print(changes)
+        console.print(changes)
     if result.refusals:
         refused = Table("setting", "value", "why", title="[red]refused[/red]", title_justify="left")
         for refusal in result.refusals:
             refused.add_row(escape(refusal.setting), escape(refusal.value), escape(refusal.reason))
-        out.print(refused)
+        console.print(refused)

@@ -293,13 +293,14 @@ def test_dry_run_prints_the_stack_file_and_writes_nothing(
     project: Path, network: Network, mwaa: Stubber
 ) -> None:
     _answer(mwaa, environment(network, name="mwaa-elt-green", **CASES["green"]))
-    code, output, _ = _import(
-        "-e", "mwaa-elt-green", "--region", REGION, "--as", "green", "--dry-run"
-    )
-    assert code == 0, output
+    words = ["stage", "import", "-e", "mwaa-elt-green", "--region", REGION, "--as", "green"]
+    result = runner.invoke(app, [*words, "--dry-run"])
+    assert result.exit_code == 0, result.output
     assert not (project / "stacks/Pulumi.green.yaml").exists()
-    printed = output[output.index("# Adopted from MWAA environment") :]
-    document = yaml.safe_load(printed)
+    # stdout is the stack file alone (the summary goes to stderr), so `> file` keeps it.
+    assert result.stdout.startswith("# Adopted from MWAA environment mwaa-elt-green")
+    assert "adopted by pulumi up" in result.stderr
+    document = yaml.safe_load(result.stdout)
     assert document["config"]["mwaa-elt:airflowVersion"] == "3.0.6"
     assert document["config"]["mwaa-elt:adopt"]["environment"] == "mwaa-elt-green"
 

@@ -507,9 +507,13 @@ def verify(result: StageImport, environment: Mapping[str, Any], stacks_dir: Path
     existing = environment.get("AirflowConfigurationOptions") or {}
     for key in sorted(k for k in platform if k.startswith("secrets.")):
         if key not in existing:
-            result = _with_change(
-                result, Change(f"AirflowConfigurationOptions.{key}", f"set to {platform[key]}")
-            )
+            detail = f"set to {platform[key]}"
+            if key == "secrets.backend":
+                detail += (
+                    f": Airflow then reads connections and variables from Secrets Manager under "
+                    f"{stage.secrets_prefix}; store them there first"
+                )
+            result = _with_change(result, Change(f"AirflowConfigurationOptions.{key}", detail))
         elif existing[key] != platform[key]:
             refusals.append(
                 Refusal(
