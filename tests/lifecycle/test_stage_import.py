@@ -502,3 +502,14 @@ def _written(result: Any, project: Path) -> Path:
     shutil.copytree(project / "stacks", stacks)
     (stacks / f"Pulumi.{result.request.stage}.yaml").write_text(result.text)
     return stacks
+
+
+def test_each_refused_setting_is_named_once(project: Path, network: Network) -> None:
+    found = environment(
+        network,
+        name="mwaa-elt-legacy",
+        **CASES["legacy"],
+        ExecutionRoleArn=f"arn:aws:iam::{ACCOUNT}:role/service-role/AmazonMWAA-legacy",
+    )
+    result = plan_import(found, _vpcs(network), _request("legacy"), project / "stacks")
+    assert [r.setting for r in result.refusals] == ["ExecutionRoleArn"]

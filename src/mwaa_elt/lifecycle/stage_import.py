@@ -489,8 +489,9 @@ def verify(result: StageImport, environment: Mapping[str, Any], stacks_dir: Path
         "ExecutionRoleArn": "the platform names the execution role "
         "<namePrefix>-<stage>-mwaa-execution",
     }
+    already = {refusal.setting for refusal in refusals}
     for member, found, derived in expected:
-        if found is not None and found != derived:
+        if found is not None and found != derived and member not in already:
             refusals.append(
                 Refusal(
                     member,
