@@ -513,3 +513,27 @@ def test_each_refused_setting_is_named_once(project: Path, network: Network) -> 
     )
     result = plan_import(found, _vpcs(network), _request("legacy"), project / "stacks")
     assert [r.setting for r in result.refusals] == ["ExecutionRoleArn"]
+
+
+def test_the_pulumi_program_adopts_what_the_import_wrote(project: Path, network: Network) -> None:
+    """The written stack runs through the Pulumi program (under mocks): the environment it
+    declares, with the import id, has the environment's own settings."""
+    from mwaa_elt.infra.preview import preview_stage
+
+    found = environment(network, name="mwaa-elt-green", **CASES["green"])
+    result = plan_import(found, _vpcs(network), _request("green"), project / "stacks")
+    stage = load_stage(_written(result, project), "green")
+    resources = {r.name: r for r in preview_stage(stage, ROOT / "infra" / "environment")}
+    declared = resources["airflow-environment"]
+    assert declared.import_id == "mwaa-elt-green"
+    settings = declared.settings
+    assert settings["name"] == found["Name"]
+    assert settings["airflowVersion"] == found["AirflowVersion"]
+    assert settings["environmentClass"] == found["EnvironmentClass"]
+    assert (settings["minWorkers"], settings["maxWorkers"], settings["schedulers"]) == (2, 6, 3)
+    assert settings["webserverAccessMode"] == found["WebserverAccessMode"]
+    assert settings["weeklyMaintenanceWindowStart"] == found["WeeklyMaintenanceWindowStart"]
+    assert settings["dagS3Path"] == found["DagS3Path"]
+    assert settings["networkConfiguration"]["subnetIds"] == list(network.subnets)
+    assert resources["storage-source-bucket"].import_id == f"airflow-mwaa-elt-green-{ACCOUNT}"
+    assert resources["execution-role-role"].import_id == "mwaa-elt-green-mwaa-execution"
