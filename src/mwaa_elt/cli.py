@@ -15,6 +15,7 @@ from rich.tree import Tree
 
 from mwaa_elt import airflow_environments
 from mwaa_elt.airflow_environments import uv_binary
+from mwaa_elt.cli_stage_import import stage_import
 from mwaa_elt.cli_upgrade import upgrade_app
 from mwaa_elt.errors import EXIT_EXTERNAL, EXIT_INVALID, ConfigError, MwaaEltError
 from mwaa_elt.mwaa_images import vendored_versions
@@ -150,6 +151,9 @@ def stage_show(
         shown = json.dumps(value) if isinstance(value, dict | list) else str(value)
         table.add_row(key, shown)
     out.print(table)
+
+
+stage_app.command("import")(stage_import)
 
 
 @stage_app.command("list")

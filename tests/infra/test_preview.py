@@ -67,6 +67,9 @@ def test_planned_resource_is_plain_data() -> None:
         "provider": "aws",
         "custom": True,
         "settings": {"bucket": "airflow-mwaa-elt-dev-111111111111", "forceDestroy": False},
+        "import_id": None,
+        "ignore_changes": (),
+        "retain_on_delete": False,
     }
 
 

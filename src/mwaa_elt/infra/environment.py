@@ -10,6 +10,7 @@ from typing import Any, Protocol
 import pulumi
 import pulumi_aws as aws
 
+from mwaa_elt.lifecycle.adopt import ENVIRONMENT_IGNORED
 from mwaa_elt.stage import LogLevels, Stage
 
 SECRETS_BACKEND = "airflow.providers.amazon.aws.secrets.secrets_manager.SecretsManagerBackend"
@@ -76,6 +77,8 @@ class AirflowEnvironment(pulumi.ComponentResource):
     ) -> None:
         super().__init__("mwaa-elt:mwaa:Environment", name, None, opts)
         stage, config = args.stage, args.stage.config
+        # An adopted environment is imported by name (see mwaa_elt.lifecycle.adopt).
+        adopted = config.adopt.environment if config.adopt is not None else None
         self.environment = aws.mwaa.Environment(
             f"{name}-environment",
             name=stage.environment_name,
@@ -104,7 +107,12 @@ class AirflowEnvironment(pulumi.ComponentResource):
             kms_key=args.kms_key_arn,
             tags=stage.tags,
             opts=pulumi.ResourceOptions(
-                parent=self, protect=args.protect, depends_on=list(args.depends_on)
+                parent=self,
+                protect=args.protect,
+                depends_on=list(args.depends_on),
+                import_=adopted,
+                ignore_changes=list(ENVIRONMENT_IGNORED) if adopted else None,
+                retain_on_delete=True if adopted else None,
             ),
         )
         self.arn = self.environment.arn

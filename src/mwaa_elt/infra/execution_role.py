@@ -14,6 +14,7 @@ from mwaa_elt.infra.documents.iam_policies import (
     execution_role_policies,
     execution_role_trust_policy,
 )
+from mwaa_elt.lifecycle.adopt import ROLE_IGNORED
 from mwaa_elt.stage import Stage
 
 
@@ -51,12 +52,20 @@ class ExecutionRole(pulumi.ComponentResource):
     ) -> None:
         super().__init__("mwaa-elt:iam:ExecutionRole", name, None, opts)
         stage = args.stage
+        # An adopted role is imported by name (see mwaa_elt.lifecycle.adopt).
+        adopt = stage.config.adopt
+        adopted = adopt.execution_role if adopt is not None else None
         self.role = aws.iam.Role(
             f"{name}-role",
             name=stage.execution_role_name,
             description=f"Execution role of MWAA environment {stage.environment_name}",
             assume_role_policy=json.dumps(execution_role_trust_policy(stage), sort_keys=True),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                import_=adopted,
+                ignore_changes=list(ROLE_IGNORED) if adopted else None,
+                retain_on_delete=True if adopted else None,
+            ),
         )
         attach_inline_policies(name, self.role, execution_role_policies(stage), self)
         self.arn = self.role.arn

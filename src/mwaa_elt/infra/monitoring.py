@@ -28,6 +28,7 @@ from mwaa_elt.infra.documents.monitoring import (
     health_alarm_rule,
     monitoring_settings,
 )
+from mwaa_elt.lifecycle.adopt import LOG_GROUP_IGNORED
 from mwaa_elt.stage import Stage
 
 
@@ -56,6 +57,7 @@ class Monitoring(pulumi.ComponentResource):
         stage = args.stage
         settings = monitoring_settings(stage)
         child = pulumi.ResourceOptions(parent=self)
+        adopted_groups = set(stage.config.adopt.log_groups) if stage.config.adopt else set()
         self.log_groups = {
             kind: aws.cloudwatch.LogGroup(
                 f"{name}-logs-{kind.lower()}",
@@ -64,7 +66,14 @@ class Monitoring(pulumi.ComponentResource):
                 kms_key_id=args.key_arn,
                 tags=stage.tags,
                 # Logs of production are evidence: losing them takes an explicit unprotect.
-                opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+                # A group MWAA already made is adopted by name (mwaa_elt.lifecycle.adopt).
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    protect=args.protect,
+                    import_=group if kind in adopted_groups else None,
+                    ignore_changes=list(LOG_GROUP_IGNORED) if kind in adopted_groups else None,
+                    retain_on_delete=True if kind in adopted_groups else None,
+                ),
             )
             for kind, group in stage.log_groups.items()
         }

@@ -55,6 +55,10 @@ class PlannedResource:
     provider: str | None
     custom: bool
     settings: dict[str, Any] = field(hash=False)
+    # Adoption (`adopt:`): the id Pulumi imports, what it ignores until then, kept on delete.
+    import_id: str | None = None
+    ignore_changes: tuple[str, ...] = ()
+    retain_on_delete: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -140,6 +144,9 @@ class _RecordingMonitor(MockMonitor):
                 provider=self._names.get(_provider_urn(request.provider)),
                 custom=bool(request.custom),
                 settings=_settings(request.type, deserialize_properties(request.object)),
+                import_id=request.importId or None,
+                ignore_changes=tuple(request.ignoreChanges),
+                retain_on_delete=bool(request.retainOnDelete),
             )
             children[parent].append(resource)
         ordered: list[PlannedResource] = []

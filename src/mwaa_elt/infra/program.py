@@ -8,6 +8,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from mwaa_elt.errors import ConfigError
 from mwaa_elt.infra.analytics import Analytics, AnalyticsArgs
 from mwaa_elt.infra.delivery import Delivery, DeliveryArgs
 from mwaa_elt.infra.emr import EmrRoles, EmrRolesArgs
@@ -19,6 +20,7 @@ from mwaa_elt.infra.monitoring import Monitoring, MonitoringArgs
 from mwaa_elt.infra.network import Network, NetworkArgs
 from mwaa_elt.infra.runtime import RuntimeSettings, RuntimeSettingsArgs
 from mwaa_elt.infra.storage import Storage, StorageArgs
+from mwaa_elt.lifecycle.adopt import adoption_problems
 from mwaa_elt.project import Project
 from mwaa_elt.stage import Stage, load_all_stages
 
@@ -32,6 +34,9 @@ def default_environment_dir(stage: Stage) -> Path:
 
 def provision(stage: Stage, environment_dir: Path | None = None) -> dict[str, pulumi.Output[Any]]:
     """Declare every resource of `stage` and return the stack outputs by name."""
+    problems = adoption_problems(stage)
+    if problems:
+        raise ConfigError([f"{stage.source_file.name}: {problem}" for problem in problems])
     provider = aws.Provider(
         PROVIDER_NAME,
         region=stage.region,

@@ -9,6 +9,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from mwaa_elt.lifecycle.adopt import BUCKET_IGNORED
 from mwaa_elt.stage import Stage
 
 
@@ -37,6 +38,8 @@ class SecureBucketArgs:
     noncurrent_version_expiration_days: int
     kms_key_arn: pulumi.Input[str] | None = None
     protect: bool = False
+    # An existing bucket to adopt (Pulumi's import id: its name); see mwaa_elt.lifecycle.adopt.
+    import_id: str | None = None
 
 
 class SecureBucket(pulumi.ComponentResource):
@@ -55,7 +58,13 @@ class SecureBucket(pulumi.ComponentResource):
             f"{name}-bucket",
             bucket=args.bucket,
             force_destroy=False,
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                protect=args.protect,
+                import_=args.import_id,
+                ignore_changes=list(BUCKET_IGNORED) if args.import_id else None,
+                retain_on_delete=True if args.import_id else None,
+            ),
         )
         bucket_id = self.bucket.id
         access_block = aws.s3.BucketPublicAccessBlock(
@@ -149,7 +158,13 @@ class Storage(pulumi.ComponentResource):
         days = stage.config.noncurrent_version_expiration_days
         self.source = SecureBucket(
             f"{name}-source",
-            SecureBucketArgs(stage.source_bucket, days, args.kms_key_arn, args.protect),
+            SecureBucketArgs(
+                stage.source_bucket,
+                days,
+                args.kms_key_arn,
+                args.protect,
+                import_id=stage.config.adopt.bucket if stage.config.adopt is not None else None,
+            ),
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.data_lake = None

@@ -1,1 +1,4 @@
-"""The MWAA lifecycle after day one: rehearsed upgrades, cutover, metadata, adoption."""
+"""Living with MWAA after day one: upgrades, cutover, metadata backup and restore, adoption.
+
+Each module is one workflow of issue #12; they share nothing but the stage model.
+"""

@@ -18,6 +18,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from mwaa_elt.airflow_versions import MWAA_AIRFLOW_RELEASES
+from mwaa_elt.lifecycle.adopt import AdoptConfig
 
 NAMESPACE = "mwaa-elt"
 STAGE_NAME = re.compile(r"^[a-z][a-z0-9]{1,11}$")
@@ -308,6 +309,8 @@ class StageConfig(_Strict):
     smtp_connection: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,250}$")] | None = None
     tags: dict[str, str] = Field(default_factory=dict)
     delivery: DeliveryConfig | None = None
+    # Existing resources `pulumi up` imports instead of creating (`mwaa-elt stage import`).
+    adopt: AdoptConfig | None = None
 
     @field_validator("airflow_version", mode="before")
     @classmethod
