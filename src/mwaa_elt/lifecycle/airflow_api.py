@@ -111,3 +111,40 @@ class AirflowApi:
             items.extend(found)
             if not found or len(items) >= int(page.get("total_entries") or 0):
                 return items
+
+
+@dataclass(frozen=True)
+class EnvironmentState:
+    """What GetEnvironment says: status, Airflow version and the last update's outcome."""
+
+    status: str
+    version: str
+    last_update_status: str | None
+    last_update_error: str | None
+
+
+def read_environment(client: Any, name: str, region: str) -> EnvironmentState:
+    """GetEnvironment of `name` through `aws.call`."""
+    found = aws.call(
+        f"airflow:GetEnvironment {name} ({region})",
+        lambda: client.get_environment(Name=name)["Environment"],
+    )
+    update = found.get("LastUpdate") or {}
+    return EnvironmentState(
+        status=str(found.get("Status", "UNKNOWN")),
+        version=str(found.get("AirflowVersion", "")),
+        last_update_status=update.get("Status"),
+        last_update_error=(update.get("Error") or {}).get("ErrorMessage"),
+    )
+
+
+def live_target(name: str, region: str, client: Any) -> tuple[AirflowTarget, str]:
+    """The environment as a REST API target on the line it runs now, and its Airflow version;
+    ConfigError unless it is AVAILABLE (its REST API answers only then)."""
+    state = read_environment(client, name, region)
+    if state.status != "AVAILABLE" or not state.version:
+        raise ConfigError(
+            f"MWAA environment {name} is {state.status}, not AVAILABLE; Airflow's REST API "
+            "answers only then — nothing was changed, run this again once it is"
+        )
+    return AirflowTarget(name, region, int(state.version.split(".")[0])), state.version

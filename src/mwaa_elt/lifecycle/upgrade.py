@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from mwaa_elt.airflow_versions import MWAA_AIRFLOW_RELEASES
 from mwaa_elt.errors import ConfigError, MwaaEltError
+from mwaa_elt.lifecycle.airflow_api import EnvironmentState, read_environment
 from mwaa_elt.lifecycle.metadata import BackupRecord
 from mwaa_elt.promote.manifest import Manifest
 from mwaa_elt.stage import Stage
@@ -218,33 +219,6 @@ def _run(actions: UpgradeActions, step: UpgradeStep) -> str:
 # -- the steps against AWS ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class EnvironmentState:
-    """What GetEnvironment says: status, Airflow version and the last update's outcome."""
-
-    status: str
-    version: str
-    last_update_status: str | None
-    last_update_error: str | None
-
-
-def read_environment(client: Any, name: str, region: str) -> EnvironmentState:
-    """GetEnvironment of `name` through `aws.call`."""
-    from mwaa_elt import aws
-
-    found = aws.call(
-        f"airflow:GetEnvironment {name} ({region})",
-        lambda: client.get_environment(Name=name)["Environment"],
-    )
-    update = found.get("LastUpdate") or {}
-    return EnvironmentState(
-        status=str(found.get("Status", "UNKNOWN")),
-        version=str(found.get("AirflowVersion", "")),
-        last_update_status=update.get("Status"),
-        last_update_error=(update.get("Error") or {}).get("ErrorMessage"),
-    )
-
-
 def wait_for_version(
     read: Callable[[], EnvironmentState],
     step: WaitForVersion,
@@ -312,22 +286,12 @@ class LiveUpgrade:
     backup_record: BackupRecord | None = None
 
     def backup(self, step: BackupMetadata) -> str:
-        from mwaa_elt.lifecycle.airflow_api import AirflowApi
-        from mwaa_elt.lifecycle.metadata import (
-            BackupBucket,
-            execute_backup,
-            plan_backup,
-            target_of,
-        )
+        from mwaa_elt.lifecycle.airflow_api import AirflowApi, live_target
+        from mwaa_elt.lifecycle.metadata import BackupBucket, execute_backup, plan_backup
 
-        # Before `pulumi up` finished the environment may still run the previous version.
-        before = read_environment(self.mwaa, self.stage.environment_name, self.stage.region)
-        major = int(before.version.split(".")[0]) if before.version else self.stage.airflow.major
-        target = target_of(self.stage)
-        api_target = type(target)(target.environment, target.region, major)
-        plan = plan_backup(
-            self.stage, step.backup_id, target=api_target, airflow_version=before.version
-        )
+        # Before `pulumi up` finished, the environment may still run the previous version.
+        api_target, running = live_target(self.stage.environment_name, self.stage.region, self.mwaa)
+        plan = plan_backup(self.stage, step.backup_id, target=api_target, airflow_version=running)
         self.backup_record = execute_backup(
             plan,
             AirflowApi(api_target, self.mwaa),
