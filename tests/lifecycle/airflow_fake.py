@@ -10,6 +10,7 @@ redacts the values of sensitive variables, and answers 409 to a POST of an exist
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
@@ -44,6 +45,8 @@ class FakeAirflow:
     # Answer 400 to writes once this many succeeded (a 5xx would be retried by `aws.call`).
     fail_writes_after: int | None = None
     writes: list[tuple[str, str]] = field(default_factory=list)
+    # The DAG file Airflow serves for a dag_id (what the scheduler parsed), or None.
+    source_of: Callable[[str], str | None] = lambda _dag_id: None
 
     def handle(self, method: str, path: str, query: dict[str, Any], body: Any) -> tuple[int, Any]:
         parts = [unquote(p) for p in path.strip("/").split("/")]
@@ -52,6 +55,11 @@ class FakeAirflow:
                 return 400, {"title": "Bad Request", "status": 400, "detail": "refused by the test"}
             self.writes.append((method, path))
         collection, name = parts[0], parts[1] if len(parts) > 1 else None
+        if collection == "dagSources" and name is not None:
+            content = self.source_of(name)
+            if content is None:
+                return 404, {"title": "DAG source not found", "status": 404}
+            return 200, {"content": content, "dag_id": name, "version_number": 1}
         if collection == "importErrors":
             return 200, {
                 "import_errors": self.import_errors,
