@@ -3,7 +3,9 @@
 Each page's `console` transcripts run in order, in a scratch copy of the project, the promotion
 commands against the sandbox (moto on loopback), after the preparation a transcript presumes (a
 broken spec, an earlier release); a `console fault-injected` block shows what only a fault
-produces, and tests/promote/test_faults.py injects it. A transcript whose output shows `error:` or problems expects
+produces, and tests/promote/test_faults.py injects it; a `console needs-mwaa` block shows
+commands that talk to a real MWAA environment (moto has no MWAA: tests/lifecycle/ stubs it), so
+each of its commands is parsed against the CLI, not run. A transcript whose output shows `error:` or problems expects
 exit 1, any other exit 0; shown `path:line:col:` problems must be exactly those printed. Every
 command in `bash` blocks (references, not transcripts) is checked against the CLI by
 test_ci_templates.py.
@@ -167,6 +169,37 @@ def project(tmp_path: Path, moto: Sandbox, monkeypatch: pytest.MonkeyPatch) -> P
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+def _needs_mwaa(path: Path) -> list[tuple[int, tuple[str, ...]]]:
+    text = path.read_text(encoding="utf-8")
+    found = []
+    for block in re.finditer(r"```console needs-mwaa\n(.*?)```", text, re.S):
+        first = text.count("\n", 0, block.start(1)) + 1
+        for index, line in enumerate(block.group(1).splitlines()):
+            if line.startswith("$ mwaa-elt "):
+                found.append((first + index, tuple(shlex.split(line[2:]))[1:]))
+    return found
+
+
+NEEDS_MWAA = [(path.name, line, words) for path in DOCUMENTS for line, words in _needs_mwaa(path)]
+
+
+@pytest.mark.parametrize(("page", "line", "words"), NEEDS_MWAA)
+def test_every_command_needing_mwaa_parses_as_shown(
+    page: str, line: int, words: tuple[str, ...]
+) -> None:
+    import typer
+    from typer.core import TyperGroup
+
+    command = typer.main.get_command(app)
+    rest = list(words)
+    while isinstance(command, TyperGroup):
+        name = rest.pop(0)
+        found = command.get_command(command.make_context("mwaa-elt", ["--help"], resilient_parsing=True), name)  # fmt: skip
+        assert found is not None, f"{page}:{line}: no command {name!r}"
+        command = found
+    command.make_context(" ".join(words), rest)  # a usage error raises
 
 
 def test_the_docs_show_commands_to_run() -> None:

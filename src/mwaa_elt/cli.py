@@ -1462,6 +1462,11 @@ def sandbox(
     err.print("sandbox stopped (its state is gone)")
 
 
+from mwaa_elt.cli_lifecycle import register as _register_lifecycle  # noqa: E402
+
+_register_lifecycle(app)  # backup, restore, upgrade apply, cutover switch/finish (#12)
+
+
 def main() -> None:
     """Console entry point: user errors become messages and exit codes, never tracebacks."""
     try:

@@ -1,4 +1,5 @@
 """Living with MWAA after day one: upgrades, cutover, metadata backup and restore, adoption.
 
-Each module is one workflow of issue #12; they share nothing but the stage model.
+Each workflow reads like promotion: a side-effect-free plan of typed steps, an explainer that
+prints it, and one executor that applies it.
 """

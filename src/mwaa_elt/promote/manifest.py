@@ -59,6 +59,9 @@ class Release(_Model):
     tool_version: str  # the mwaa-elt that rendered it
     sql_unchecked: tuple[str, ...] = ()  # "<task>: <why>" for each task with skip_sql_checks
     inputs: Inputs | None = None  # None: recorded by an mwaa-elt that did not digest inputs
+    # The Airflow version the DAG file was rendered for (its line decides which APIs it uses);
+    # None: recorded by an mwaa-elt that did not record it.
+    airflow_version: str | None = None
 
 
 class PipelineRecord(Release):

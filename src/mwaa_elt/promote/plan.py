@@ -256,7 +256,9 @@ def build_plan(
             if build.inputs is not None and record.inputs != build.inputs:
                 # Rendered as recorded from inputs digested otherwise (mwaa-elt changed, or
                 # the record predates digests): record them, so the next promotion skips it.
-                record = record.model_copy(update={"inputs": build.inputs})
+                # The same bytes render for this Airflow version too: record it as theirs.
+                update = {"inputs": build.inputs, "airflow_version": stage.airflow.version}
+                record = record.model_copy(update=update)
                 records[build.name] = record
                 refreshed = True
             if build.name not in off_record:
@@ -309,6 +311,7 @@ def build_plan(
             tool_version=identity.tool_version,
             sql_unchecked=build.sql_unchecked,
             inputs=build.inputs,
+            airflow_version=stage.airflow.version,
         )
         records[build.name] = (
             PipelineRecord(**release.model_dump())

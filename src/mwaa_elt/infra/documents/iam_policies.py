@@ -106,6 +106,14 @@ def _mwaa_baseline(stage: Stage) -> Document:
             ],
             [bucket, f"{bucket}/*"],
         ),
+        # Metadata backups (`mwaa-elt backup`) hold variables and connection fields: no DAG
+        # running under this role reads them (docs/upgrades.md).
+        {
+            "Sid": "DenyMetadataBackups",
+            "Effect": "Deny",
+            "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"],
+            "Resource": f"{bucket}/{stage.paths.tool_state}backups/*",
+        },
         _allow("AccountPublicAccessBlock", ["s3:GetAccountPublicAccessBlock"], "*"),  # no ARN
         _allow(
             "EnvironmentLogs",

@@ -1,0 +1,304 @@
+"""`mwaa-elt backup`, `restore`, `upgrade apply` and `cutover switch/finish`: parse, call the
+lifecycle library, format what it returns. Registered on the main app by `register`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from mwaa_elt.cli_upgrade import upgrade_app
+from mwaa_elt.errors import EXIT_INVALID, ConfigError
+from mwaa_elt.project import Project, find_project
+from mwaa_elt.stage import Stage, load_all_stages
+
+out = Console(highlight=False, soft_wrap=True, emoji=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+
+ProjectDir = Annotated[
+    Path | None,
+    typer.Option("--project-dir", "-C", help="Project folder (default: found from the cwd)."),
+]
+StageOption = Annotated[str, typer.Option("--stage", "-s", help="Stage name: dev, staging, prod.")]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
+YesFlag = Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")]
+PlanFlag = Annotated[bool, typer.Option("--plan", help="Print the plan and change nothing.")]
+
+cutover_app = typer.Typer(
+    help="Switch a stage to its second environment, then retire the old one.",
+    no_args_is_help=True,
+)
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the main app."""
+    app.command("backup")(backup)
+    app.command("restore")(restore)
+    app.add_typer(cutover_app, name="cutover")
+
+
+def _stage(project_dir: Path | None, name: str) -> tuple[Project, dict[str, Stage], Stage]:
+    project = find_project(project_dir)
+    stages = load_all_stages(project.stacks_dir)
+    if name not in stages:
+        raise ConfigError(f"no stage '{name}'; known: {', '.join(stages)}")
+    return project, stages, stages[name]
+
+
+def _print_json(data: object) -> None:
+    print(json.dumps(data, indent=2))
+
+
+def _lines(lines: list[str]) -> None:
+    for line in lines:
+        out.print(escape(line))
+
+
+def _confirm(question: str, yes: bool) -> None:
+    """Go on with --yes or a confirmed prompt; refuse without a terminal to ask on."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise ConfigError(f"{question} needs confirmation: pass --yes (nothing was changed)")
+    if not typer.confirm(question, default=False):
+        err.print("nothing was changed")
+        raise typer.Exit(EXIT_INVALID)
+
+
+def _progress(index: int, total: int, what: str) -> None:
+    err.print(f"[{index}/{total}] {escape(what)}…")
+
+
+def _clients(stage: Stage) -> tuple[object, object]:
+    from mwaa_elt.promote.store import make_client
+
+    return make_client("mwaa", stage.region), make_client("s3", stage.region)
+
+
+# -- backup / restore --------------------------------------------------------------------------
+
+
+def backup(
+    stage: StageOption,
+    list_: Annotated[bool, typer.Option("--list", help="List the stage's backups.")] = False,
+    json_: JsonFlag = False,
+    project_dir: ProjectDir = None,
+) -> None:
+    """Back up the Airflow metadata of a stage's environment into its bucket."""
+    from mwaa_elt.lifecycle.airflow_api import AirflowApi, live_target
+    from mwaa_elt.lifecycle.metadata import (
+        BackupBucket,
+        execute_backup,
+        explain_backup,
+        new_backup_id,
+        plan_backup,
+    )
+    from mwaa_elt.promote.identity import caller_arn
+
+    _, _, target = _stage(project_dir, stage)
+    mwaa, s3 = _clients(target)
+    bucket = BackupBucket(target, s3)
+    if list_:
+        ids = bucket.backup_ids()
+        if json_:
+            _print_json({"stage": target.name, "backups": ids})
+        else:
+            _lines(ids or [f"no backup of {target.name} yet"])
+        return
+    api_target, running = live_target(target.environment_name, target.region, mwaa)
+    plan = plan_backup(target, new_backup_id(), target=api_target, airflow_version=running)
+    if not json_:
+        _lines(explain_backup(plan))
+    record = execute_backup(
+        plan, AirflowApi(api_target, mwaa), bucket, created_by=caller_arn(target)
+    )
+    if json_:
+        _print_json(record.to_dict())
+        return
+    counts = ", ".join(f"{n} {part}" for part, n in record.manifest.counts.items())
+    out.print(f"[green]backed up[/green] {record.backup_id}: {escape(record.uri)} ({counts})")
+    for line in record.manifest.not_carried:
+        out.print(f"not carried: {escape(line)}")
+
+
+def restore(
+    stage: StageOption,
+    from_: Annotated[str, typer.Option("--from", help="The backup id (backup --list).")],
+    plan_only: PlanFlag = False,
+    yes: YesFlag = False,
+    json_: JsonFlag = False,
+    project_dir: ProjectDir = None,
+) -> None:
+    """Restore a backup into a stage's environment: the plan first, then what changed."""
+    from mwaa_elt.lifecycle.airflow_api import AirflowApi, live_target
+    from mwaa_elt.lifecycle.metadata import (
+        BackupBucket,
+        execute_restore,
+        explain_restore,
+        load_backup,
+        plan_restore,
+        read_snapshot,
+    )
+
+    _, _, target = _stage(project_dir, stage)
+    mwaa, s3 = _clients(target)
+    manifest, snapshot = load_backup(BackupBucket(target, s3), from_)
+    api_target, _ = live_target(target.environment_name, target.region, mwaa)
+    api = AirflowApi(api_target, mwaa)
+    plan = plan_restore(target.name, api_target.environment, from_, snapshot, read_snapshot(api))
+    if not json_ or plan_only:
+        _lines(explain_restore(plan))
+    if plan_only or not plan.steps:
+        if not plan.steps:
+            out.print(f"{api_target.environment} already holds backup {from_}: nothing to do")
+        return
+    _confirm(f"Restore backup {manifest.backup_id} into {api_target.environment}?", yes)
+    result = execute_restore(plan, api, progress=None if json_ else _restore_progress)
+    if json_:
+        _print_json(result.to_dict())
+    else:
+        out.print(f"[green]restored[/green] {len(result.applied)} change(s) from {from_}")
+
+
+def _restore_progress(index: int, total: int, what: str) -> None:
+    _progress(index + 1, total, what)
+
+
+# -- upgrade apply ------------------------------------------------------------------------------
+
+
+@upgrade_app.command("apply")
+def upgrade_apply_command(
+    stage: StageOption,
+    to: Annotated[str, typer.Option("--to", help="The Airflow version the stack file names.")],
+    timeout: Annotated[
+        float,
+        typer.Option("--timeout", help="Seconds to wait for MWAA's update (default 90 min)."),
+    ] = 5400.0,
+    yes: YesFlag = False,
+    json_: JsonFlag = False,
+    project_dir: ProjectDir = None,
+) -> None:
+    """Upgrade in place: back up, wait for MWAA on the new version, re-promote, check."""
+    from mwaa_elt.lifecycle.airflow_api import EnvironmentState
+    from mwaa_elt.lifecycle.metadata import new_backup_id
+    from mwaa_elt.lifecycle.upgrade import (
+        LiveUpgrade,
+        execute_upgrade,
+        explain_upgrade,
+        plan_upgrade,
+    )
+    from mwaa_elt.promote.identity import caller_arn, identity_now
+    from mwaa_elt.promote.store import StageStore
+
+    project, stages, target = _stage(project_dir, stage)
+    mwaa, s3 = _clients(target)
+    manifest, _ = StageStore(target, s3).load_manifest()
+    plan = plan_upgrade(target, to, manifest, new_backup_id(), timeout_seconds=timeout)
+    if not json_:
+        _lines(explain_upgrade(plan))
+    _confirm(f"Upgrade {target.name} to Airflow {to}?", yes)
+
+    def waited(state: EnvironmentState, seconds: float) -> None:
+        if not json_:
+            where = f"{target.environment_name}: {state.status} on {state.version}"
+            err.print(f"  {where} ({seconds:.0f} s)")
+
+    actions = LiveUpgrade(
+        project_root=project.root,
+        stacks_dir=project.stacks_dir,
+        environment_dir=project.environment_dir,
+        stages=stages,
+        stage=target,
+        mwaa=mwaa,
+        s3=s3,
+        identity=identity_now(caller_arn(target)),
+        on_wait=waited,
+    )
+    result = execute_upgrade(plan, actions, progress=None if json_ else _progress)
+    if json_:
+        _print_json(result.to_dict())
+        return
+    for step, said in result.done:
+        out.print(f"[green]done[/green] {escape(step)}: {escape(said)}")
+
+
+# -- cutover ----------------------------------------------------------------------------------
+
+
+@cutover_app.command("switch")
+def cutover_switch(
+    stage: StageOption,
+    plan_only: PlanFlag = False,
+    yes: YesFlag = False,
+    json_: JsonFlag = False,
+    project_dir: ProjectDir = None,
+) -> None:
+    """Pause the pipelines in the old environment, restore its metadata into the new one,
+    unpause them there and verify."""
+    from mwaa_elt.lifecycle.airflow_api import AirflowApi, live_target
+    from mwaa_elt.lifecycle.cutover import (
+        execute_switch,
+        explain_switch,
+        green_environment,
+        plan_switch,
+    )
+    from mwaa_elt.lifecycle.metadata import BackupBucket, new_backup_id, pause_states
+    from mwaa_elt.promote.identity import caller_arn
+    from mwaa_elt.promote.store import StageStore
+
+    _, _, target = _stage(project_dir, stage)
+    green = green_environment(target)
+    mwaa, s3 = _clients(target)
+    manifest, _ = StageStore(target, s3).load_manifest()
+    old, _ = live_target(target.environment_name, target.region, mwaa)
+    live_target(green.name, target.region, mwaa)
+    plan = plan_switch(
+        target,
+        green,
+        sorted(manifest.pipelines),
+        pause_states(AirflowApi(old, mwaa)),
+        new_backup_id(environment=target.environment_name),
+        old_major=old.major,
+    )
+    if not json_ or plan_only:
+        _lines(explain_switch(plan))
+    if plan_only:
+        return
+    _confirm(f"Switch {target.name} to {green.name}?", yes)
+    result = execute_switch(
+        plan,
+        mwaa,
+        BackupBucket(target, s3),
+        stage=target,
+        created_by=caller_arn(target),
+        progress=None if json_ else _progress,
+    )
+    if json_:
+        _print_json(result.to_dict())
+    else:
+        out.print(f"[green]switched[/green] {target.name} to {green.name}")
+        out.print(f"next: mwaa-elt cutover finish --stage {target.name}")
+
+
+@cutover_app.command("finish")
+def cutover_finish(
+    stage: StageOption, json_: JsonFlag = False, project_dir: ProjectDir = None
+) -> None:
+    """Say which stack config change removes the old environment (after `switch`)."""
+    from mwaa_elt.lifecycle.cutover import finish_instructions, load_switch
+    from mwaa_elt.lifecycle.metadata import BackupBucket
+
+    _, _, target = _stage(project_dir, stage)
+    _, s3 = _clients(target)
+    record = load_switch(BackupBucket(target, s3))
+    lines = finish_instructions(target, record)
+    if json_:
+        _print_json({"stage": target.name, "switched": True, "instructions": lines})
+    else:
+        _lines(lines)

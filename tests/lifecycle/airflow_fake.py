@@ -1,0 +1,172 @@
+"""An in-memory Airflow per line behind botocore's Stubber: each InvokeRestApi call is answered
+from the fake's state, and the Stubber checks the request and the answer against MWAA's
+service model (moto has no MWAA).
+
+Payloads follow Airflow's REST API references: `/api/v1` (2.x) lists connections without
+`extra` and never returns a password; `/api/v2` (3.x) lists `extra` and a redacted `password`,
+redacts the values of sensitive variables, and answers 409 to a POST of an existing key.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote
+
+import boto3
+from botocore.stub import Stubber
+
+SENSITIVE = ("password", "secret", "api_key", "token")
+
+
+@dataclass
+class FakeAirflow:
+    """One environment's metadata, and the REST API answers Airflow gives on its line."""
+
+    major: int
+    variables: dict[str, dict[str, Any]] = field(default_factory=dict)
+    connections: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pools: dict[str, dict[str, Any]] = field(
+        default_factory=lambda: {
+            "default_pool": {
+                "name": "default_pool",
+                "slots": 128,
+                "description": "Default pool",
+                "include_deferred": False,
+            }
+        }
+    )
+    dags: dict[str, bool] = field(default_factory=dict)  # dag_id → is_paused
+    status: str = "AVAILABLE"
+    version: str = ""
+    import_errors: list[dict[str, Any]] = field(default_factory=list)
+    # Answer 400 to writes once this many succeeded (a 5xx would be retried by `aws.call`).
+    fail_writes_after: int | None = None
+    writes: list[tuple[str, str]] = field(default_factory=list)
+    # The DAG file Airflow serves for a dag_id (what the scheduler parsed), or None.
+    source_of: Callable[[str], str | None] = lambda _dag_id: None
+
+    def handle(self, method: str, path: str, query: dict[str, Any], body: Any) -> tuple[int, Any]:
+        parts = [unquote(p) for p in path.strip("/").split("/")]
+        if method != "GET":
+            if self.fail_writes_after is not None and len(self.writes) >= self.fail_writes_after:
+                return 400, {"title": "Bad Request", "status": 400, "detail": "refused by the test"}
+            self.writes.append((method, path))
+        collection, name = parts[0], parts[1] if len(parts) > 1 else None
+        if collection == "dagSources" and name is not None:
+            content = self.source_of(name)
+            if content is None:
+                return 404, {"title": "DAG source not found", "status": 404}
+            return 200, {"content": content, "dag_id": name, "version_number": 1}
+        if collection == "importErrors":
+            return 200, {
+                "import_errors": self.import_errors,
+                "total_entries": len(self.import_errors),
+            }
+        store = {
+            "variables": (self.variables, "key"),
+            "connections": (self.connections, "connection_id"),
+            "pools": (self.pools, "name"),
+        }
+        if collection == "dags":
+            return self._dags(method, name, body)
+        items, key = store[collection]
+        if method == "GET" and name is None:
+            listed = [self._shown(collection, item, listing=True) for item in items.values()]
+            offset, limit = int(query.get("offset", 0)), int(query.get("limit", 100))
+            page = sorted(listed, key=lambda i: i[key])[offset : offset + limit]
+            return 200, {collection: page, "total_entries": len(listed)}
+        if method == "GET":
+            if name not in items:
+                return 404, {"title": f"{name} not found", "status": 404}
+            return 200, self._shown(collection, items[name], listing=False)
+        if method == "POST":
+            if body[key] in items:
+                return 409, {"title": "Conflict", "status": 409, "detail": f"{body[key]} exists"}
+            items[body[key]] = copy.deepcopy(body)
+            return 200, self._shown(collection, items[body[key]], listing=False)
+        if method == "PATCH":
+            if name not in items:
+                return 404, {"title": f"{name} not found", "status": 404}
+            mask = query.get("update_mask")
+            fields = mask.split(",") if mask else list(body)
+            items[name].update({f: body[f] for f in fields if f in body})
+            return 200, self._shown(collection, items[name], listing=False)
+        raise AssertionError(f"unexpected {method} {path}")
+
+    def _dags(self, method: str, name: str | None, body: Any) -> tuple[int, Any]:
+        if method == "GET" and name is None:
+            dags = [{"dag_id": d, "is_paused": p, "fileloc": f"/usr/local/airflow/dags/{d}.py"} for d, p in sorted(self.dags.items())]  # fmt: skip
+            return 200, {"dags": dags, "total_entries": len(dags)}
+        if name not in self.dags:
+            return 404, {"title": "DAG not found", "status": 404}
+        if method == "PATCH":
+            self.dags[name] = bool(body["is_paused"])
+        return 200, {"dag_id": name, "is_paused": self.dags[name]}
+
+    def _shown(self, collection: str, item: dict[str, Any], *, listing: bool) -> dict[str, Any]:
+        shown = dict(item)
+        if collection == "connections":
+            password = shown.pop("password", None)
+            if self.major >= 3:
+                shown["password"] = "***" if password else None
+            elif listing:
+                shown.pop("extra", None)
+        if collection == "variables" and self.major >= 3:
+            shown["is_encrypted"] = True
+            if any(word in shown["key"].lower() for word in SENSITIVE):
+                shown["value"] = "***"
+        if collection == "pools":
+            shown.update(occupied_slots=0, running_slots=0, queued_slots=0, open_slots=shown["slots"])  # fmt: skip
+        return shown
+
+
+class StubbedMwaa:
+    """A boto3 MWAA client whose calls are answered by fake environments through the Stubber."""
+
+    def __init__(self, environments: dict[str, FakeAirflow]) -> None:
+        self.environments = environments
+        self.client = boto3.client(
+            "mwaa", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x"
+        )
+        self.stubber = Stubber(self.client)
+        self.stubber.activate()
+        self.calls: list[tuple[str, str, str]] = []  # (environment, method, path)
+
+    def invoke_rest_api(self, **params: Any) -> Any:
+        fake = self.environments[params["Name"]]
+        self.calls.append((params["Name"], params["Method"], params["Path"]))
+        status, answer = fake.handle(
+            params["Method"],
+            params["Path"],
+            params.get("QueryParameters") or {},
+            params.get("Body"),
+        )
+        if status < 400:
+            self.stubber.add_response(
+                "invoke_rest_api", {"RestApiStatusCode": status, "RestApiResponse": answer}, params
+            )
+        else:
+            self.stubber.add_client_error(
+                "invoke_rest_api",
+                service_error_code="RestApiClientException"
+                if status < 500
+                else "RestApiServerException",
+                http_status_code=status,
+                modeled_fields={"RestApiStatusCode": status, "RestApiResponse": answer},
+                expected_params=params,
+            )
+        return self.client.invoke_rest_api(**params)
+
+    def get_environment(self, **params: Any) -> Any:
+        fake = self.environments[params["Name"]]
+        self.calls.append((params["Name"], "GetEnvironment", ""))
+        environment = {
+            "Name": params["Name"],
+            "Status": fake.status,
+            "AirflowVersion": fake.version,
+        }
+        self.stubber.add_response("get_environment", {"Environment": environment}, params)
+        return self.client.get_environment(**params)
