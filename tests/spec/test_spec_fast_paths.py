@@ -12,8 +12,9 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mwaa_elt.spec import secrets, stage_vars, yaml_source
-from mwaa_elt.spec.yaml_source import _CLOSERS, _OPENERS, MAX_DEPTH, _past_quoted
+from mwaa_elt.diagnostics import located_yaml
+from mwaa_elt.diagnostics.located_yaml import _CLOSERS, _OPENERS, MAX_DEPTH, _past_quoted
+from mwaa_elt.spec import secrets, stage_vars
 
 SETTINGS = settings(max_examples=600, deadline=None)
 
@@ -60,14 +61,14 @@ yaml_texts = st.lists(yaml_pieces, max_size=60).map("".join)
 @SETTINGS
 @given(yaml_texts)
 def test_deep_flow_cut_is_the_character_scans(text: str) -> None:
-    assert yaml_source._past_deep_flow(text) == _past_deep_flow_by_char(text)
+    assert located_yaml._past_deep_flow(text) == _past_deep_flow_by_char(text)
 
 
 def test_deep_flow_cut_found_past_quotes_and_comments() -> None:
     deep = "[" * (MAX_DEPTH + 1)
     text = f"a: '[[[['  # [[[[\nb: {deep}"
-    assert yaml_source._past_deep_flow(text) == len(text)
-    assert yaml_source._past_deep_flow(f"a: '{deep}'\n# {deep}\n") is None
+    assert located_yaml._past_deep_flow(text) == len(text)
+    assert located_yaml._past_deep_flow(f"a: '{deep}'\n# {deep}\n") is None
 
 
 # Jinja-ish text: tags well and badly formed, strings, brackets, blocks and comments.
