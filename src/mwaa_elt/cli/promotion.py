@@ -25,7 +25,6 @@ from mwaa_elt.cli.output import (
     stage_at,
 )
 from mwaa_elt.errors import EXIT_EXTERNAL, EXIT_INVALID, ConfigError
-from mwaa_elt.promote.explain import short_hash
 
 if TYPE_CHECKING:
     from mwaa_elt.promote.execute import Outcome
@@ -335,6 +334,8 @@ def status(stage: StageOption, json_: JsonFlag = False, project_dir: ProjectDir 
 
 
 def _print_live(report: StageStatus, stage: str) -> None:
+    from mwaa_elt.promote.explain import short_hash
+
     table = Table(title=f"status {stage} (s3://{report.bucket})", title_justify="left")
     for column in ("pipeline", "version", "from", "promoted at", "by", "commit", "DAG object"):
         table.add_column(column, overflow="fold")
