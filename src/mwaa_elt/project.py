@@ -60,27 +60,3 @@ def display_path(path: Path) -> str:
         except ValueError:
             continue
     return str(path)
-
-
-def spec_targets(project: Project, paths: list[Path] | None) -> tuple[list[Path], list[Path]]:
-    """(every spec of the project plus the named ones, the named ones or all): specs are
-    validated together, but only the named ones are reported."""
-    from mwaa_elt.spec import discover_specs
-
-    everything = discover_specs(project.pipelines_dir) if project.pipelines_dir.is_dir() else []
-    if not paths:
-        return everything, everything
-    targets: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            found = discover_specs(path)
-            if not found:
-                raise ConfigError(f"{path}: no pipeline specs (<name>/<name>.yaml) in this folder")
-            targets.extend(found)
-        elif path.exists():
-            targets.append(path)
-        else:
-            raise ConfigError(f"{path}: no such file or folder")
-    resolved = {p.resolve() for p in everything}
-    union = everything + [p for p in targets if p.resolve() not in resolved]
-    return union, targets

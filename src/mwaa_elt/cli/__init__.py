@@ -50,4 +50,3 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted")
         raise SystemExit(EXIT_INVALID) from None
-

@@ -10,8 +10,6 @@ from rich.markup import escape
 
 from mwaa_elt.cli.output import JsonFlag, ProjectDir, err, out, print_json, project_at, relative
 from mwaa_elt.errors import EXIT_INVALID
-from mwaa_elt.project import spec_targets
-from mwaa_elt.stage import load_all_stages
 
 if TYPE_CHECKING:
     from mwaa_elt.spec.problems import Problem
@@ -37,16 +35,12 @@ def validate(
     project_dir: ProjectDir = None,
 ) -> None:
     """Check pipeline specs; every problem as path:line:col: message. Exit 1 if any."""
-    from mwaa_elt.spec import validate_paths
+    from mwaa_elt.spec.targets import validate_targets
 
     if format_ not in {"text", "json"}:
         raise typer.BadParameter("expected text or json", param_hint="--format")
-    project = project_at(project_dir)
-    stages = load_all_stages(project.stacks_dir)
-    everything, targets = spec_targets(project, paths)
-    report = validate_paths(everything, stages)
-    wanted = {p.resolve() for p in targets}
-    files = [f for f in report.files if f.path.resolve() in wanted]
+    validation = validate_targets(project_at(project_dir), paths)
+    files = validation.files
     problems = [p for f in files for p in f.problems]
     if format_ == "json":
         print_json(
@@ -75,7 +69,7 @@ def validate(
                 f"{warning.col}: {escape(warning.message)}"
             )
         bad = sum(1 for f in files if f.problems)
-        summary = f"{len(files)} spec(s) checked against {len(stages)} stage(s)"
+        summary = f"{len(files)} spec(s) checked against {validation.stages} stage(s)"
         if problems:
             err.print(f"[red]{len(problems)} problem(s)[/red] in {bad} of {summary}")
         else:

@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from mwaa_elt.errors import ConfigError, MwaaEltError
-from mwaa_elt.project import Project, spec_targets
+from mwaa_elt.project import Project
 from mwaa_elt.promote import gates as gate_checks
 from mwaa_elt.promote.apply import Progress
 from mwaa_elt.promote.builds import Prepared, check_route, from_stage, from_working_tree
@@ -342,6 +342,7 @@ def _prepare(
     those whose inputs differ from what the target's manifest records are rendered."""
     from mwaa_elt.promote.bundle import build_bundle
     from mwaa_elt.promote.inputs import environment_digest, select_working_tree
+    from mwaa_elt.spec.targets import spec_targets
 
     names: Sequence[str] | None = list(request.names) or None
     environment = environment_digest(target, project.stacks_dir, project.root)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mwaa_elt.errors import ConfigError
-from mwaa_elt.project import Project, display_path, spec_targets
+from mwaa_elt.project import Project, display_path
 from mwaa_elt.render.cache import (
     IncrementalRender,
     load_record,
@@ -46,6 +46,7 @@ def valid_pipelines(
 ) -> dict[str, Pipeline]:
     """Every spec validated together; ConfigError with all problems, or the selected pipelines."""
     from mwaa_elt.spec import validate_paths
+    from mwaa_elt.spec.targets import spec_targets
 
     everything, _ = spec_targets(project, None)
     report = validate_paths(everything, stages)
@@ -93,6 +94,8 @@ def render_to_folder(
     """Render `names` (default all) for `stage` into `out_dir`, redoing only what changed since
     the last render there (everything with `force`), all or nothing; then save the record."""
     stages = stages_with(project, stage)
+    from mwaa_elt.spec.targets import spec_targets
+
     everything, _ = spec_targets(project, None)
     record_file = record_path(project.root / "build" / ".cache", stage, out_dir)
     outcome: IncrementalRender = render_incremental(
