@@ -152,6 +152,11 @@ def test_plan_prints_a_diff_and_writes_nothing(project, stages):
     code, plan = mwaa_json("promote", "--to", "dev", "--plan")
     assert code == 0, plan
     assert plan["plan_only"] is True and plan["planned"] == {"uploads": 1, "deletes": 0}
+    # The gates are part of the plan: those it passed, on the one DAG it writes (no MWAA one).
+    assert [(g["gate"], g["pipelines"]) for g in plan["gates"]] == [
+        ("packages", ["movielens_scifi"]),
+        ("dagbag", ["movielens_scifi"]),
+    ]
     (changed,) = [p for p in plan["pipelines"] if p["action"] == "updated"]
     added = [line for line in changed["diff"].splitlines() if line.startswith("+")]
     assert any("-- planned change" in line for line in added)
