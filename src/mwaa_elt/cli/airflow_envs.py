@@ -60,7 +60,7 @@ def airflow_envs_lock(
 @airflow_envs_app.command("list")
 def airflow_envs_list(json_: JsonFlag = False, project_dir: ProjectDir = None) -> None:
     """Each vendored MWAA image: its Python, and whether its environment is built and current."""
-    rows = []
+    rows: list[dict[str, str | bool]] = []
     for version in vendored_versions():
         env = airflow_environments.environment(version)
         rows.append(
@@ -78,5 +78,7 @@ def airflow_envs_list(json_: JsonFlag = False, project_dir: ProjectDir = None) -
     table = Table("Airflow", "Python", "locked", "environment")
     for row in rows:
         state = "current" if row["current"] else "not built"
-        table.add_row(row["airflow_version"], row["python_version"], str(row["locked"]), state)
+        table.add_row(
+            str(row["airflow_version"]), str(row["python_version"]), str(row["locked"]), state
+        )
     out.print(table)
