@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mwaa_elt.cli import _short_commit
+from mwaa_elt.cli.promotion import short_commit as _short_commit
 
 
 def test_a_dirty_commit_stays_visibly_dirty_when_shortened() -> None:

@@ -10,7 +10,8 @@ import pytest
 from airflow_fake import FakeAirflow, StubbedMwaa
 from typer.testing import CliRunner
 
-from mwaa_elt import cli, cli_lifecycle
+from mwaa_elt import cli
+from mwaa_elt.cli import lifecycle as cli_lifecycle
 from mwaa_elt.errors import MwaaEltError
 from mwaa_elt.stage import Stage
 

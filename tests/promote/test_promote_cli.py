@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from mwaa_elt import cli
 from mwaa_elt.errors import MwaaEltError
-from mwaa_elt.promote import lock
+from mwaa_elt.promote import lock, workflow
 from mwaa_elt.promote.mwaa import MwaaEnvironment
 from mwaa_elt.promote.store import StageStore, make_client
 from mwaa_elt.stage import Stage
@@ -39,16 +39,21 @@ def project(scratch_project: Path, project_root: Path, endpoint: str, monkeypatc
 
 @pytest.fixture(autouse=True)
 def gated(monkeypatch, request) -> list[list[str]]:
-    """The DagBag gate costs an Airflow start-up (seconds); tests not about it record which
-    pipelines it was asked to load instead. `test_the_integrity_gate_*` run the real one."""
+    """The DagBag gate costs an Airflow start-up (seconds): every test records which pipelines
+    it was asked to load instead, unless it requests the `real_dagbag_gate` fixture."""
     asked: list[list[str]] = []
-    if not request.node.name.startswith("test_the_integrity_gate"):
+    if "real_dagbag_gate" not in request.fixturenames:
         from mwaa_elt.promote import gates
 
         monkeypatch.setattr(
             gates, "dagbag_gate", lambda render, stage, root, names: asked.append(sorted(names))
         )
     return asked
+
+
+@pytest.fixture
+def real_dagbag_gate() -> None:
+    """Requested by a test that runs Airflow's DagBag for the integrity gate, as promote does."""
 
 
 def mwaa(*args: str, stdout_only: bool = False) -> tuple[int, str]:
@@ -147,6 +152,11 @@ def test_plan_prints_a_diff_and_writes_nothing(project, stages):
     code, plan = mwaa_json("promote", "--to", "dev", "--plan")
     assert code == 0, plan
     assert plan["plan_only"] is True and plan["planned"] == {"uploads": 1, "deletes": 0}
+    # The gates are part of the plan: those it passed, on the one DAG it writes (no MWAA one).
+    assert [(g["gate"], g["pipelines"]) for g in plan["gates"]] == [
+        ("packages", ["movielens_scifi"]),
+        ("dagbag", ["movielens_scifi"]),
+    ]
     (changed,) = [p for p in plan["pipelines"] if p["action"] == "updated"]
     added = [line for line in changed["diff"].splitlines() if line.startswith("+")]
     assert any("-- planned change" in line for line in added)
@@ -281,7 +291,9 @@ def test_a_held_lock_refuses_a_second_promoter_and_force_unlock_breaks_it(projec
     assert lock.read_lock(store) is None
 
 
-def test_the_integrity_gate_loads_every_dag_under_the_target_airflow(project, stages):
+def test_the_integrity_gate_loads_every_dag_under_the_target_airflow(
+    project, stages, real_dagbag_gate
+):
     promote_json("--to", "dev")
     result = promote_json("--from", "dev", "--to", "staging")  # Airflow 3.0.6 → 2.11.0
     assert result["uploaded"] == 5
@@ -294,6 +306,30 @@ def test_the_integrity_gate_loads_every_dag_under_the_target_airflow(project, st
     assert "imports" in output and "broken template" in output
     assert "integrity gate failed under Airflow 3.0.6" in output
     assert versions(stages["dev"]) == before
+
+
+def test_the_sandbox_has_no_mwaa_so_promote_says_to_skip_its_checks(project, stages):
+    code, output = mwaa("promote", "--to", "dev", "--yes")
+    assert code == 1, output  # not 3: retrying cannot help, there is no MWAA to reach
+    assert "the sandbox has no MWAA: pass --skip-mwaa-checks" in output
+    assert "Could not connect" not in output
+    assert versions(stages["dev"]) == {}  # refused before anything was written
+    # The plan alone calls no MWAA API, so it works in the sandbox as it did.
+    assert mwaa("promote", "--to", "dev", "--plan")[0] == 0
+
+
+def test_a_loopback_endpoint_is_the_sandbox_and_a_remote_one_is_not(monkeypatch, stages):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    for url in ("http://127.0.0.1:5000", "http://localhost:4566", "http://[::1]:5000"):
+        monkeypatch.setenv("AWS_ENDPOINT_URL", url)
+        with pytest.raises(MwaaEltError, match="the sandbox has no MWAA") as raised:
+            workflow.mwaa_environment(stages["dev"])
+        assert raised.value.exit_code == 1
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "https://mwaa.vpce.example.com")
+    assert workflow.mwaa_environment(stages["dev"]).name == stages["dev"].environment_name
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    assert workflow.mwaa_environment(stages["dev"]).name == stages["dev"].environment_name
 
 
 # -- MWAA gates through botocore's Stubber ----------------------------------------------------
@@ -318,7 +354,7 @@ def _stubbed(monkeypatch, stages, statuses: list[str], rest: list[tuple[str, dic
         )
     stubber.activate()
     monkeypatch.setattr(
-        cli, "_environment", lambda stage, profile=None: MwaaEnvironment(stage, client)
+        workflow, "mwaa_environment", lambda stage, profile=None: MwaaEnvironment(stage, client)
     )
     return stubber
 

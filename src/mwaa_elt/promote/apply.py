@@ -184,11 +184,5 @@ def _run(store: StageStore, step: Step, version_ids: dict[str, str | None]) -> E
         case DeleteDag(key=key):
             store.delete(key)
             return Effect(deleted=1)
-        case WriteManifest(manifest=manifest, expected_etag=etag, pending_versions=pending):
-            records = dict(manifest.pipelines)
-            for name in pending:
-                records[name] = records[name].model_copy(
-                    update={"dag_version_id": version_ids.get(name)}
-                )
-            final = manifest.model_copy(update={"pipelines": records})
-            return Effect(manifest_etag=store.write_manifest(final, etag))
+        case WriteManifest(expected_etag=etag):
+            return Effect(manifest_etag=store.write_manifest(step.written(version_ids), etag))

@@ -86,16 +86,18 @@ def requirements_gate(
     stage: Stage,
     requirements_source: Path,
     pipelines: Collection[str] | None = None,
-) -> None:
+) -> dict[str, set[str]]:
     """Refuse DAGs (of `pipelines`, default all) that import a distribution the stage's MWAA
-    environment does not install."""
+    environment does not install; per pipeline checked, the distributions it imports."""
     provided = package_names(build_requirements(stage, requirements_source))
     provided |= MWAA_PREINSTALLED_PROVIDERS.get(stage.airflow.major, frozenset())
     missing: dict[str, set[str]] = {}
+    imported: dict[str, set[str]] = {}
     for name, pipeline in render.pipelines.items():
         if pipelines is not None and name not in pipelines:
             continue
-        for distribution in required_distributions(render.files[pipeline.dag_path]):
+        imported[name] = required_distributions(render.files[pipeline.dag_path])
+        for distribution in imported[name]:
             if distribution not in provided:
                 missing.setdefault(distribution, set()).add(name)
     if missing:
@@ -108,3 +110,4 @@ def requirements_gate(
                 for distribution, users in sorted(missing.items())
             ]
         )
+    return imported

@@ -107,6 +107,16 @@ class WriteManifest:
     # Pipelines whose DAG object version id is only known once their WriteDag has run.
     pending_versions: tuple[str, ...] = ()
 
+    def written(self, version_ids: Mapping[str, str | None]) -> Manifest:
+        """The manifest to write: the planned one with the S3 version ids S3 gave the DAG files
+        of `pending_versions` (the only part a plan cannot know); the step is not changed."""
+        records = dict(self.manifest.pipelines)
+        for name in self.pending_versions:
+            records[name] = records[name].model_copy(
+                update={"dag_version_id": version_ids.get(name)}
+            )
+        return self.manifest.model_copy(update={"pipelines": records})
+
 
 Step = UploadScript | UploadBundle | UploadTemplates | WriteDag | DeleteDag | WriteManifest
 

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from mwaa_elt.cli_upgrade import upgrade_app
+from mwaa_elt.cli.upgrade import upgrade_app
 from mwaa_elt.errors import EXIT_INVALID, ConfigError
 from mwaa_elt.project import Project, find_project
 from mwaa_elt.stage import Stage, load_all_stages

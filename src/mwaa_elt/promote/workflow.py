@@ -1,0 +1,384 @@
+"""The promotion workflow: prepare (what moves) → plan (its steps and the gates it must pass)
+→ gates → execute, as SQLMesh separates its plan builder, explainer and evaluator.
+
+`prepare_promotion` reads (the target's manifest, the source) and renders what changed; the plan
+and its gates are data (`Promotion`), printed by `promote.explain`; `run_gate` runs one gate and
+`execute_promotion` applies the plan under the stage lock. The CLI calls these and formats.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from mwaa_elt.errors import ConfigError, MwaaEltError
+from mwaa_elt.project import Project
+from mwaa_elt.promote import gates as gate_checks
+from mwaa_elt.promote.apply import Progress
+from mwaa_elt.promote.builds import Prepared, check_route, from_stage, from_working_tree
+from mwaa_elt.promote.execute import Outcome, Verify, execute
+from mwaa_elt.promote.identity import caller_arn, emulated, identity_now
+from mwaa_elt.promote.lock import LockInfo, clear_stale, lock_owner
+from mwaa_elt.promote.manifest import Manifest
+from mwaa_elt.promote.mwaa import MwaaEnvironment, require_source_runs_succeeded
+from mwaa_elt.promote.plan import Identity, Plan, build_plan, keys_to_diff
+from mwaa_elt.promote.rollback import plan_rollback
+from mwaa_elt.promote.status import off_record
+from mwaa_elt.promote.store import StageStore, make_client
+from mwaa_elt.render.workflow import not_rendered
+from mwaa_elt.stage import Stage, load_all_stages
+
+# Called with a line saying what a slow part is doing (rendering, reading the source stage).
+Notify = Callable[[str], None]
+
+SANDBOX_HAS_NO_MWAA = (
+    "the sandbox has no MWAA: pass --skip-mwaa-checks, or point at a real account "
+    "(unset AWS_ENDPOINT_URL) — nothing was changed"
+)
+
+
+@dataclass(frozen=True)
+class PromoteRequest:
+    """What `mwaa-elt promote` was asked for: the route, the pipelines and the options."""
+
+    to: str
+    source: str | None = None
+    names: tuple[str, ...] = ()
+    prune: bool = False
+    plan_only: bool = False
+    diffs: bool = False  # show DAG diffs: the live DAG files that change are read
+    skip_mwaa_checks: bool = False
+    rollback_on_error: bool = False
+    source_profile: str | None = None
+
+
+@dataclass(frozen=True)
+class RequirementsGate:
+    """Refuse DAGs importing a distribution the target's MWAA environment does not install."""
+
+    requirements: Path
+    pipelines: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DagBagGate:
+    """Load the DAG files the promotion writes with the DagBag of the target's Airflow."""
+
+    airflow_version: str
+    pipelines: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SourceRunsGate:
+    """Require the latest runs in the source stage of the pipelines that move to have succeeded."""
+
+    source: Stage
+    pipelines: tuple[str, ...]
+    profile: str | None = None
+
+
+@dataclass(frozen=True)
+class AvailableGate:
+    """Require the target's MWAA environment to be AVAILABLE before anything is written."""
+
+    stage: Stage
+
+
+Gate = RequirementsGate | DagBagGate | SourceRunsGate | AvailableGate
+
+
+@dataclass(frozen=True)
+class VerifyAfter:
+    """After applying, wait for Airflow to parse the DAGs written; roll back failures if asked."""
+
+    environment_name: str
+    timeout_seconds: float
+    rollback_on_error: bool = False
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """A planned promotion (or rollback): the plan, the gates it passes before anything is
+    written, the live pipelines it keeps, and how Airflow verifies it afterwards."""
+
+    project: Project
+    target: Stage
+    store: StageStore
+    identity: Identity
+    plan: Plan
+    gates: tuple[Gate, ...]
+    kept: tuple[str, ...] = ()  # live pipelines the source no longer has (without --prune)
+    prepared: Prepared | None = None  # None for a rollback: nothing is rendered
+    verify: VerifyAfter | None = None  # None with --skip-mwaa-checks
+
+    @property
+    def up_to_date(self) -> bool:
+        """Nothing live changes: no gate has anything to protect."""
+        return not self.plan.has_changes
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What an up-to-date promotion did: a stale lock cleared, or digests not recorded."""
+
+    cleared: LockInfo | None = None
+    warning: str | None = None  # the input digests could not be recorded
+
+
+def mwaa_environment(stage: Stage, profile: str | None = None) -> MwaaEnvironment:
+    """The stage's MWAA environment; refused, saying what to do, when boto3 points at an
+    emulator on loopback (the sandbox), which has no MWAA API to call."""
+    client = make_client("mwaa", stage.region, profile=profile)
+    if emulated() and _loopback(str(client.meta.endpoint_url)):
+        raise ConfigError(f"MWAA environment {stage.environment_name}: {SANDBOX_HAS_NO_MWAA}")
+    return MwaaEnvironment(stage, client)
+
+
+def _loopback(url: str) -> bool:
+    host = urlparse(url).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def prepare_promotion(
+    project: Project, request: PromoteRequest, notify: Notify | None = None
+) -> Promotion:
+    """Read the target's manifest, render what changed in the source and plan the promotion
+    with its gates; nothing is written."""
+    stages = load_all_stages(project.stacks_dir)
+    target = check_route(stages, request.source, request.to)
+    store = StageStore(target, make_client("s3", target.region))
+    identity = identity_now(caller_arn(target))
+    manifest, etag = store.load_manifest()
+    # DAG objects that are not the recorded version are converged by content, so their
+    # pipelines are rendered even when their inputs are unchanged.
+    drifted = off_record(store, manifest.pipelines)
+    prepared = _prepare(
+        project, stages, target, request, manifest, set(drifted), notify or (lambda _: None)
+    )
+    # Only the pipelines rendered anew can get a new release: only their histories are read.
+    manifest = store.load_histories(manifest, [build.name for build in prepared.builds])
+    wanted = keys_to_diff(prepared.builds, manifest) if request.diffs else []
+    names = {build.name for build in prepared.builds}
+    plan = build_plan(
+        target,
+        prepared.builds,
+        manifest,
+        etag,
+        source=prepared.source,
+        identity=identity,
+        live_dags=store.read_dags(wanted),
+        prune=request.prune,
+        unchanged=prepared.unchanged,
+        off_record={name: live for name, live in drifted.items() if name in names},
+    )
+    kept = (
+        ()
+        if request.prune or not prepared.complete
+        else tuple(sorted(set(manifest.pipelines) - names - set(prepared.unchanged)))
+    )
+    return Promotion(
+        project,
+        target,
+        store,
+        identity,
+        plan,
+        promotion_gates(project, stages, prepared, plan, request),
+        kept,
+        prepared,
+        _verify_after(target, request.skip_mwaa_checks, request.rollback_on_error),
+    )
+
+
+def plan_rollback_promotion(
+    project: Project,
+    stage: str,
+    wanted: dict[str, str | None],
+    *,
+    skip_mwaa_checks: bool,
+) -> Promotion:
+    """The rollback of each pipeline in `wanted` to the version a source-hash prefix names (None:
+    the previous one), as a promotion whose only gate is MWAA's availability."""
+    from mwaa_elt.stage import load_stage
+
+    target = load_stage(project.stacks_dir, stage)
+    store = StageStore(target, make_client("s3", target.region))
+    identity = identity_now(caller_arn(target))
+    manifest, etag = store.load_manifest()
+    plan = plan_rollback(store, manifest, etag, wanted, identity)
+    gates: tuple[Gate, ...] = () if skip_mwaa_checks else (AvailableGate(target),)
+    return Promotion(
+        project,
+        target,
+        store,
+        identity,
+        plan,
+        gates,
+        verify=_verify_after(target, skip_mwaa_checks, rollback_on_error=False),
+    )
+
+
+def promotion_gates(
+    project: Project,
+    stages: dict[str, Stage],
+    prepared: Prepared,
+    plan: Plan,
+    request: PromoteRequest,
+) -> tuple[Gate, ...]:
+    """The gates a plan that writes something must pass, in order: packages, DagBag, the
+    source's latest runs, then (when applying) MWAA's availability. Pure: nothing runs here."""
+    if not plan.has_changes:
+        return ()
+    target = prepared.target
+    written = tuple(plan.changed())
+    gates: list[Gate] = []
+    if written:
+        requirements = project.environment_dir / "requirements.txt"
+        gates.append(RequirementsGate(requirements, written))
+        gates.append(DagBagGate(target.airflow.version, written))
+    source = prepared.source
+    if (
+        source in stages
+        and target.config.gates.require_source_run_success
+        and not request.skip_mwaa_checks
+    ):
+        moving = tuple(c.pipeline for c in plan.changes if c.action in {"added", "updated"})
+        if moving:
+            gates.append(SourceRunsGate(stages[source], moving, request.source_profile))
+    if not request.skip_mwaa_checks and not request.plan_only:
+        gates.append(AvailableGate(target))
+    return tuple(gates)
+
+
+def run_gate(promotion: Promotion, gate: Gate) -> None:
+    """Run one gate of `promotion`; ConfigError (nothing written) when it refuses."""
+    render = promotion.prepared.render if promotion.prepared is not None else None
+    match gate:
+        case RequirementsGate(requirements=requirements, pipelines=pipelines):
+            assert render is not None
+            gate_checks.requirements_gate(render, promotion.target, requirements, pipelines)
+        case DagBagGate(pipelines=pipelines):
+            assert render is not None
+            gate_checks.dagbag_gate(render, promotion.target, promotion.project.root, pipelines)
+        case SourceRunsGate(source=source, pipelines=pipelines, profile=profile):
+            require_source_runs_succeeded(mwaa_environment(source, profile), list(pipelines))
+        case AvailableGate(stage=stage):
+            mwaa_environment(stage).require_available()
+
+
+def settle_up_to_date(promotion: Promotion, *, plan_only: bool) -> Settled:
+    """Finish a promotion with nothing to change: record the input digests of DAGs that render
+    as recorded (under the lock; never failing the promotion), or clear a dead promoter's lock,
+    so that the stage ends as a completed promotion leaves it."""
+    owner = lock_owner(promotion.identity.promoted_by)
+    if plan_only:
+        return Settled()
+    if promotion.plan.records_only:
+        try:  # bookkeeping only: never breaks a lock, never fails the promotion
+            execute(promotion.store, promotion.plan, owner=owner, identity=promotion.identity)
+        except MwaaEltError as error:
+            return Settled(warning="; ".join(error.messages))
+        return Settled()
+    return Settled(cleared=clear_stale(promotion.store, owner))
+
+
+def execute_promotion(
+    promotion: Promotion,
+    *,
+    force_unlock: bool = False,
+    force_token: str | None = None,
+    progress: Progress | None = None,
+) -> Outcome:
+    """Apply the plan under the stage lock, then verify with Airflow (`Promotion.verify`)."""
+    after = promotion.verify
+    verify = (
+        None
+        if after is None
+        else Verify(
+            mwaa_environment(promotion.target),
+            timeout_seconds=after.timeout_seconds,
+            rollback_on_error=after.rollback_on_error,
+        )
+    )
+    return execute(
+        promotion.store,
+        promotion.plan,
+        owner=lock_owner(promotion.identity.promoted_by),
+        identity=promotion.identity,
+        force_unlock=force_unlock,
+        force_token=force_token,
+        progress=progress,
+        verify=verify,
+    )
+
+
+def _verify_after(target: Stage, skip: bool, rollback_on_error: bool) -> VerifyAfter | None:
+    if skip:
+        return None
+    return VerifyAfter(
+        target.environment_name,
+        target.config.gates.import_error_timeout_seconds,
+        rollback_on_error,
+    )
+
+
+def _prepare(
+    project: Project,
+    stages: dict[str, Stage],
+    target: Stage,
+    request: PromoteRequest,
+    manifest: Manifest,
+    force: set[str],
+    notify: Notify,
+) -> Prepared:
+    """What the promotion moves: the working tree's pipelines, or the source stage's; only
+    those whose inputs differ from what the target's manifest records are rendered."""
+    from mwaa_elt.promote.bundle import build_bundle
+    from mwaa_elt.promote.inputs import environment_digest, select_working_tree
+    from mwaa_elt.spec.targets import spec_targets
+
+    names: Sequence[str] | None = list(request.names) or None
+    environment = environment_digest(target, project.stacks_dir, project.root)
+    if request.source is None:
+        everything, _ = spec_targets(project, None)
+        templates = build_bundle(project.templates_dir)
+        selection = select_working_tree(
+            everything,
+            project.pipelines_dir,
+            stages,
+            manifest,
+            environment,
+            templates.source_hash,
+            names,
+            force=force,
+        )
+        if not selection.report.ok:
+            raise not_rendered(selection.report)
+        if selection.changed:
+            notify(
+                f"rendering {len(selection.changed)} changed pipeline(s) for {target.name} "
+                f"({len(selection.unchanged)} unchanged)…"
+            )
+        return from_working_tree(
+            project, target, selection, templates, environment, complete=not names
+        )
+    notify(
+        f"reading what is live in {request.source} and rendering what changed for {target.name}…"
+    )
+    source = stages[request.source]
+    return from_stage(
+        stages,
+        StageStore(source, make_client("s3", source.region, profile=request.source_profile)),
+        target,
+        names,
+        target_manifest=manifest,
+        environment=environment,
+        force=force,
+    )
