@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -28,6 +29,7 @@ from pydantic.alias_generators import to_camel, to_snake
 
 from mwaa_elt.airflow_versions import MWAA_AIRFLOW_RELEASES, AirflowRelease, airflow_release
 from mwaa_elt.errors import ConfigError
+from mwaa_elt.stage_cutover import CutoverConfig, check_cutover
 
 NAMESPACE = "mwaa-elt"
 STAGE_NAME = re.compile(r"^[a-z][a-z0-9]{1,11}$")
@@ -318,6 +320,8 @@ class StageConfig(_Strict):
     smtp_connection: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,250}$")] | None = None
     tags: dict[str, str] = Field(default_factory=dict)
     delivery: DeliveryConfig | None = None
+    # Last: its check compares it with the settings above (`mwaa_elt.stage_cutover`).
+    cutover: Annotated[CutoverConfig | None, AfterValidator(check_cutover)] = None
 
     @field_validator("airflow_version", mode="before")
     @classmethod
@@ -464,6 +468,13 @@ class Stage:
             "project": self.config.name_prefix,
             "owner": self.config.owner,
         }
+
+    @property
+    def green(self) -> Stage | None:
+        """The cutover's green environment as a stage (`mwaa_elt.cutover`), or None."""
+        from mwaa_elt.cutover import green_stage
+
+        return green_stage(self)
 
     # -- MWAA -------------------------------------------------------------------------------
     @property
