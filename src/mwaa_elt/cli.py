@@ -844,7 +844,8 @@ def _run_plan(
         )
 
 
-def _report_outcome(outcome: Any, json_: bool) -> None:
+def _report_outcome(outcome: Any, json_: bool) -> dict[str, Any] | None:
+    """Print what applying did; with `json_`, return it instead (the caller prints it)."""
     if outcome.lock_warning is not None:
         warning = escape(outcome.lock_warning)
         err.print(f"[yellow]warning:[/yellow] could not release the stage lock: {warning}")
@@ -853,9 +854,8 @@ def _report_outcome(outcome: Any, json_: bool) -> None:
             f"took over a stale lock of {outcome.took_over.owner} "
             f"(since {outcome.took_over.acquired_at})"
         )
-    if json_:
-        _print_json(outcome.to_dict())
-    else:
+    data = outcome.to_dict() if json_ else None
+    if not json_:
         applied = outcome.applied
         out.print(
             f"[green]applied[/green] to {applied.plan.stage}: {applied.uploaded} uploaded, "
@@ -877,7 +877,10 @@ def _report_outcome(outcome: Any, json_: bool) -> None:
             names = ", ".join(c.pipeline for c in outcome.rollback.plan.changes)
             out.print(f"[magenta]rolled back[/magenta]: {names}")
     if not outcome.ok:
+        if data is not None:
+            _print_json(data)
         raise typer.Exit(EXIT_INVALID)
+    return data
 
 
 def _verify(stage: Stage, skip: bool, rollback_on_error: bool) -> Any:
@@ -924,14 +927,12 @@ def promote(
     ] = None,
     project_dir: ProjectDir = None,
 ) -> None:
-    """Promote pipelines into a stage: plan, gates, ordered uploads, manifest; `--plan` first."""
-    from mwaa_elt.promote.apply import ApplyResult
+    """Promote pipelines into a stage: plan, gates, ordered uploads, manifest; `--plan` first.
+
+    While the stage's stack has a `cutover` block, every pipeline is promoted into the green
+    environment too: rendered for its Airflow version, gated there, paused on creation."""
+    from mwaa_elt.cutover import environments
     from mwaa_elt.promote.builds import check_route
-    from mwaa_elt.promote.execute import Outcome
-    from mwaa_elt.promote.identity import caller_arn, identity_now
-    from mwaa_elt.promote.lock import clear_stale, lock_owner
-    from mwaa_elt.promote.plan import build_plan, keys_to_diff
-    from mwaa_elt.promote.status import off_record
     from mwaa_elt.stage import load_all_stages
 
     project = _project(project_dir)
@@ -943,6 +944,68 @@ def promote(
             "drop the pipeline names",
             param_hint="--prune",
         )
+    results = []
+    for environment in environments(target):
+        if environment is not target and not json_:
+            out.print(
+                f"cutover: promoting into the green environment {environment.environment_name} "
+                f"(Airflow {environment.airflow.version}, s3://{environment.source_bucket}/"
+                f"{environment.dags_prefix}, DAGs paused on creation)"
+            )
+        results.append(
+            _promote_environment(
+                project,
+                stages,
+                environment,
+                from_,
+                pipelines,
+                plan_only=plan_only,
+                yes=yes,
+                json_=json_,
+                prune=prune,
+                skip_mwaa_checks=skip_mwaa_checks,
+                force_unlock=force_unlock,
+                rollback_on_error=rollback_on_error,
+                diff=diff,
+                source_profile=source_profile,
+            )
+        )
+    if json_:
+        data = results[0]
+        if len(results) > 1:
+            data["cutover"] = {
+                "environment": environments(target)[1].environment_name,
+                **results[1],
+            }
+        _print_json(data)
+
+
+def _promote_environment(
+    project: Project,
+    stages: dict[str, Stage],
+    target: Stage,
+    from_: str | None,
+    pipelines: list[str] | None,
+    *,
+    plan_only: bool,
+    yes: bool,
+    json_: bool,
+    prune: bool,
+    skip_mwaa_checks: bool,
+    force_unlock: bool,
+    rollback_on_error: bool,
+    diff: bool | None,
+    source_profile: str | None,
+) -> dict[str, Any]:
+    """Promote into one environment of the stage (its own, or a cutover's green one); with
+    `json_`, return what `--json` prints for it."""
+    from mwaa_elt.promote.apply import ApplyResult
+    from mwaa_elt.promote.execute import Outcome
+    from mwaa_elt.promote.identity import caller_arn, identity_now
+    from mwaa_elt.promote.lock import clear_stale, lock_owner
+    from mwaa_elt.promote.plan import build_plan, keys_to_diff
+    from mwaa_elt.promote.status import off_record
+
     store = _stage_store(target)
     identity = identity_now(caller_arn(target))
     manifest, etag = store.load_manifest()
@@ -1005,20 +1068,18 @@ def promote(
                 err.print(f"cleared a stale lock of {cleared.owner} (since {cleared.acquired_at})")
         if json_:
             data = Outcome(ApplyResult(plan)).to_dict()
-            _print_json({**data, "plan_only": True} if plan_only else data)
-        else:
-            _print_plan(plan, diffs=False)
-            out.print(f"{to} is up to date: nothing to promote")
-        return
+            return {**data, "plan_only": True} if plan_only else data
+        _print_plan(plan, diffs=False)
+        out.print(f"{_where(target)} is up to date: nothing to promote")
+        return {}
     _gates(project, stages, prepared, plan, skip_mwaa=skip_mwaa_checks, profile=source_profile)
     if plan_only:
         if json_:
-            _print_json(_plan_json(plan))
-        else:
-            _print_plan(plan, diffs=show_diffs)
-            _print_kept(kept)
-        return
-    _apply_confirmed(
+            return _plan_json(plan)
+        _print_plan(plan, diffs=show_diffs)
+        _print_kept(kept)
+        return {}
+    return _apply_confirmed(
         store,
         plan,
         identity,
@@ -1044,7 +1105,7 @@ def _apply_confirmed(
     skip_mwaa: bool,
     force_unlock: bool,
     rollback_on_error: bool,
-) -> None:
+) -> dict[str, Any]:
     """The MWAA gate, the plan shown and confirmed, then applied under the lock and reported."""
     target = store.stage
     if not skip_mwaa:
@@ -1064,7 +1125,7 @@ def _apply_confirmed(
         verify=_verify(target, skip_mwaa, rollback_on_error),
         quiet=json_,
     )
-    _report_outcome(outcome, json_)
+    return _report_outcome(outcome, json_) or {}
 
 
 def _confirm_force_unlock(store: Any, yes: bool) -> str | None:
@@ -1172,6 +1233,15 @@ def _gates(
         if moving:
             with err.status(f"gate: latest runs in {source} succeeded…"):
                 require_source_runs_succeeded(_environment(stages[source], profile), moving)
+
+
+def _where(stage: Stage) -> str:
+    """The stage, or the green environment of its cutover, as messages name it."""
+    from mwaa_elt.cutover import GreenStage
+
+    if isinstance(stage, GreenStage):
+        return f"{stage.name} (green environment {stage.environment_name})"
+    return stage.name
 
 
 def _print_kept(kept: list[str]) -> None:
