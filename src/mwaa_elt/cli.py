@@ -970,6 +970,9 @@ def promote(
                 source_profile=source_profile,
             )
         )
+    leftovers = None if plan_only else _green_leftovers(target)
+    if leftovers is not None and not json_:
+        err.print(f"[yellow]note:[/yellow] {escape(leftovers.advice())}")
     if json_:
         data = results[0]
         if len(results) > 1:
@@ -977,7 +980,17 @@ def promote(
                 "environment": environments(target)[1].environment_name,
                 **results[1],
             }
+        if leftovers is not None:
+            data["cutover_leftovers"] = leftovers.to_dict()
         _print_json(data)
+
+
+def _green_leftovers(stage: Stage) -> Any:
+    """What a removed cutover left in the stage's bucket (`promote.cutover`), or None."""
+    from mwaa_elt.promote.cutover import green_leftovers
+    from mwaa_elt.promote.store import make_client
+
+    return green_leftovers(stage, make_client("s3", stage.region))
 
 
 def _promote_environment(

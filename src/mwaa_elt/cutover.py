@@ -82,3 +82,15 @@ def environments(stage: Stage) -> list[Stage]:
 def paused_on_creation(stage: Stage) -> bool:
     """Whether DAGs rendered for `stage` are paused when the scheduler first sees them."""
     return isinstance(stage, GreenStage) and stage.paused_on_creation
+
+
+def retired_green(stage: Stage) -> GreenStage:
+    """Where the green environment of a cutover kept its DAGs and state, once the stack no
+    longer has the block: to say what it left in the bucket (nothing reads it otherwise)."""
+    return GreenStage(
+        name=stage.name,
+        region=stage.region,
+        config=stage.config.model_copy(update={"cutover": None}),
+        source_file=stage.source_file,
+        paths=GREEN_PATHS,
+    )

@@ -26,8 +26,8 @@ PIPELINES = ("movielens_emr", "movielens_scifi", "scifi_quality")
 GREEN_VERSION = "3.0.6"  # staging's own is 2.11.0
 
 
-def set_cutover(project: Path, stage: str, block: dict[str, Any] | None) -> None:
-    path = project / "stacks" / f"Pulumi.{stage}.yaml"
+def set_cutover(root: Path, stage: str, block: dict[str, Any] | None) -> None:
+    path = root / "stacks" / f"Pulumi.{stage}.yaml"
     raw = yaml.safe_load(path.read_text())
     if block is None:
         raw["config"].pop("mwaa-elt:cutover", None)
@@ -162,7 +162,12 @@ def test_without_cutover_promotion_leaves_green_alone_and_blue_untouched(
         "promote", "--from", "dev", "--to", "staging", "--yes", "--skip-mwaa-checks"
     )
     assert code == 0, output
-    assert "green" not in output  # the green environment is no longer the stage's
+    # Promoted into the stage's own environment only, then told what green left behind.
+    assert "promoting into the green environment" not in output
+    bucket = stages["staging"].source_bucket
+    assert "3 DAG file(s) of the former green environment mwaa-elt-staging-green" in output
+    assert f"aws s3 rm --recursive s3://{bucket}/green/dags/" in output
+    assert f"aws s3 rm --recursive s3://{bucket}/.mwaa-elt/green/" in output
     after = versions(stages["staging"])
     changed = {k for k in after if after[k] != before.get(k)}
     assert not any(k.startswith(("green/", GREEN_PATHS.tool_state)) for k in changed)
@@ -171,3 +176,17 @@ def test_without_cutover_promotion_leaves_green_alone_and_blue_untouched(
     assert all(
         f"dags/{name}.py" in after and f"green/dags/{name}.py" in after for name in PIPELINES
     )
+
+
+def test_json_names_the_leftovers_of_a_removed_cutover(cutover, stages, gate_versions):
+    promote("--to", "dev")
+    promote("--from", "dev", "--to", "staging")
+    set_cutover(cutover, "staging", None)
+    result = promote("--from", "dev", "--to", "staging")
+    assert "cutover" not in result
+    assert result["cutover_leftovers"] == {
+        "environment": "mwaa-elt-staging-green",
+        "bucket": stages["staging"].source_bucket,
+        "dag_keys": [f"green/dags/{name}.py" for name in PIPELINES],
+        "prefixes": ["green/dags/", ".mwaa-elt/green/"],
+    }
