@@ -1286,27 +1286,38 @@ def _plan_json(plan: Any) -> dict[str, Any]:
 def status(stage: StageOption, json_: JsonFlag = False, project_dir: ProjectDir = None) -> None:
     """What is live in a stage (per pipeline its version, when, by whom, from where; drift) and
     how it is doing: the environment, import errors, last runs, alarms in ALARM."""
+    from mwaa_elt.cutover import environments
     from mwaa_elt.promote.health import status_report
     from mwaa_elt.promote.store import make_client
 
     resolved = _stage(project_dir, stage)
-    overview = status_report(
-        resolved,
-        _stage_store(resolved),
-        make_client("mwaa", resolved.region),
-        make_client("cloudwatch", resolved.region),
-    )
+    # With a cutover, the green environment's pipelines and health follow the stage's own.
+    overviews = [
+        status_report(
+            environment,
+            _stage_store(environment),
+            make_client("mwaa", environment.region),
+            make_client("cloudwatch", environment.region),
+        )
+        for environment in environments(resolved)
+    ]
     if json_:
-        _print_json(overview.to_dict())
+        data = overviews[0].to_dict()
+        if len(overviews) > 1:
+            green = environments(resolved)[1].environment_name
+            data["cutover"] = {"environment": green, **overviews[1].to_dict()}
+        _print_json(data)
     else:
-        if overview.offline:
-            out.print(f"[yellow]{escape(overview.offline)}[/yellow]")
-        if overview.live is not None:
-            _print_live(overview.live, stage)
-        elif overview.live_problem:
-            out.print(f"[red]live pipelines: {escape(overview.live_problem)}[/red]")
-        _print_health(overview.health)
-    if overview.live is None:
+        for environment, overview in zip(environments(resolved), overviews, strict=True):
+            title = _where(environment)
+            if overview.offline:
+                out.print(f"[yellow]{escape(overview.offline)}[/yellow]")
+            if overview.live is not None:
+                _print_live(overview.live, title)
+            elif overview.live_problem:
+                out.print(f"[red]live pipelines: {escape(overview.live_problem)}[/red]")
+            _print_health(overview.health)
+    if any(overview.live is None for overview in overviews):
         raise typer.Exit(EXIT_EXTERNAL)  # nothing live could be read: AWS failed
 
 

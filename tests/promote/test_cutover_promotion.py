@@ -190,3 +190,24 @@ def test_json_names_the_leftovers_of_a_removed_cutover(cutover, stages, gate_ver
         "dag_keys": [f"green/dags/{name}.py" for name in PIPELINES],
         "prefixes": ["green/dags/", ".mwaa-elt/green/"],
     }
+
+
+def test_status_shows_the_green_environments_pipelines(cutover, stages, gate_versions):
+    promote("--to", "dev")
+    promote("--from", "dev", "--to", "staging")
+    s3 = make_client("s3", stages["staging"].region)
+    bucket = stages["staging"].source_bucket
+    s3.put_object(Bucket=bucket, Key="green/dags/movielens_emr.py", Body=b"# edited by hand")
+    code, status = mwaa_json("status", "--stage", "staging")
+    assert code == 0, status
+    assert status["drifted"] == []  # blue's copy is as promoted
+    green = status["cutover"]
+    assert green["environment"] == "mwaa-elt-staging-green"
+    assert sorted(p["pipeline"] for p in green["pipelines"]) == list(PIPELINES)
+    assert {p["dag_key"] for p in green["pipelines"]} == {
+        f"green/dags/{name}.py" for name in PIPELINES
+    }
+    assert green["drifted"] == ["movielens_emr"]
+    code, output = mwaa("status", "--stage", "staging")
+    assert code == 0, output
+    assert "status staging (green environment mwaa-elt-staging-green)" in output
