@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -944,7 +945,9 @@ def promote(
             "drop the pipeline names",
             param_hint="--prune",
         )
-    results = []
+    # Every environment is planned and gated before any is written: a DAG that fails the green
+    # environment's gates leaves both as they were.
+    pending = []
     for environment in environments(target):
         if environment is not target and not json_:
             out.print(
@@ -952,7 +955,7 @@ def promote(
                 f"(Airflow {environment.airflow.version}, s3://{environment.source_bucket}/"
                 f"{environment.dags_prefix}, DAGs paused on creation)"
             )
-        results.append(
+        pending.append(
             _promote_environment(
                 project,
                 stages,
@@ -970,6 +973,7 @@ def promote(
                 source_profile=source_profile,
             )
         )
+    results = [step() if callable(step) else step for step in pending]
     leftovers = None if plan_only else _green_leftovers(target)
     if leftovers is not None and not json_:
         err.print(f"[yellow]note:[/yellow] {escape(leftovers.advice())}")
@@ -1009,9 +1013,10 @@ def _promote_environment(
     rollback_on_error: bool,
     diff: bool | None,
     source_profile: str | None,
-) -> dict[str, Any]:
-    """Promote into one environment of the stage (its own, or a cutover's green one); with
-    `json_`, return what `--json` prints for it."""
+) -> dict[str, Any] | Callable[[], dict[str, Any]]:
+    """Plan and gate a promotion into one environment of the stage (its own, or a cutover's
+    green one): what `--json` prints for it when there is nothing to apply, else the function
+    that applies it (and returns that)."""
     from mwaa_elt.promote.apply import ApplyResult
     from mwaa_elt.promote.execute import Outcome
     from mwaa_elt.promote.identity import caller_arn, identity_now
@@ -1092,7 +1097,11 @@ def _promote_environment(
         _print_plan(plan, diffs=show_diffs)
         _print_kept(kept)
         return {}
-    return _apply_confirmed(
+    if not skip_mwaa_checks:
+        with err.status(f"gate: MWAA environment {target.environment_name} is AVAILABLE…"):
+            _environment(target).require_available()
+    # Applied once every environment of the stage has passed its gates (`promote`).
+    return lambda: _apply_confirmed(
         store,
         plan,
         identity,
@@ -1119,11 +1128,8 @@ def _apply_confirmed(
     force_unlock: bool,
     rollback_on_error: bool,
 ) -> dict[str, Any]:
-    """The MWAA gate, the plan shown and confirmed, then applied under the lock and reported."""
+    """The plan shown and confirmed, then applied under the lock and reported."""
     target = store.stage
-    if not skip_mwaa:
-        with err.status(f"gate: MWAA environment {target.environment_name} is AVAILABLE…"):
-            _environment(target).require_available()
     if not json_:
         _print_plan(plan, diffs=diffs)
         _print_kept(kept)
@@ -1427,7 +1433,10 @@ def rollback(
     identity = identity_now(caller_arn(target))
     manifest, etag = store.load_manifest()
     plan = plan_rollback(store, manifest, etag, {pipeline: to}, identity)
-    _apply_confirmed(
+    if not skip_mwaa_checks:
+        with err.status(f"gate: MWAA environment {target.environment_name} is AVAILABLE…"):
+            _environment(target).require_available()
+    data = _apply_confirmed(
         store,
         plan,
         identity,
@@ -1439,6 +1448,8 @@ def rollback(
         force_unlock=force_unlock,
         rollback_on_error=False,
     )
+    if json_:
+        _print_json(data)
 
 
 @app.command("run")
