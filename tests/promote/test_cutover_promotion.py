@@ -211,3 +211,26 @@ def test_status_shows_the_green_environments_pipelines(cutover, stages, gate_ver
     code, output = mwaa("status", "--stage", "staging")
     assert code == 0, output
     assert "status staging (green environment mwaa-elt-staging-green)" in output
+
+
+def test_the_integrity_gate_loads_green_dags_under_the_green_airflow_before_any_write(
+    project,  # noqa: F811
+    stages,
+):
+    # dev runs 3.0.6; a cutover to the 2.x line renders and loads green's DAGs under 2.11.0.
+    set_cutover(project, "dev", {"airflowVersion": "2.11.0", "environmentClass": "mw1.small"})
+    first = promote("--to", "dev")
+    assert (first["uploaded"], first["cutover"]["uploaded"]) == (5, 3)  # scripts are shared
+    # A template that breaks only on Airflow 2: blue's gate passes, green's fails.
+    template = project / "dag_templates/dag.py.j2"
+    template.write_text(
+        template.read_text()
+        + "{% if view.airflow_major == 2 %}\nraise RuntimeError('broken on the 2.x line')\n{% endif %}\n"
+    )
+    edit_sql(project, "with a template broken on 2.x")
+    before = versions(stages["dev"])
+    code, output = mwaa("promote", "--to", "dev", "--yes", "--skip-mwaa-checks")
+    assert code == 1
+    assert "integrity gate failed under Airflow 2.11.0" in output
+    assert "broken on the 2.x line" in output
+    assert versions(stages["dev"]) == before  # neither environment was written
