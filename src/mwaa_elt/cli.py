@@ -948,13 +948,18 @@ def promote(
     # Every environment is planned and gated before any is written: a DAG that fails the green
     # environment's gates leaves both as they were.
     pending = []
-    for environment in environments(target):
+
+    def announce(environment: Stage) -> None:
         if environment is not target and not json_:
             out.print(
                 f"cutover: promoting into the green environment {environment.environment_name} "
                 f"(Airflow {environment.airflow.version}, s3://{environment.source_bucket}/"
                 f"{environment.dags_prefix}, DAGs paused on creation)"
             )
+
+    for environment in environments(target):
+        if plan_only:  # its plan is printed now; otherwise when it is applied, below
+            announce(environment)
         pending.append(
             _promote_environment(
                 project,
@@ -973,7 +978,13 @@ def promote(
                 source_profile=source_profile,
             )
         )
-    results = [step() if callable(step) else step for step in pending]
+    results = []
+    for environment, step in zip(environments(target), pending, strict=True):
+        if callable(step):
+            announce(environment)
+            results.append(step())
+        else:
+            results.append(step)
     leftovers = None if plan_only else _green_leftovers(target)
     if leftovers is not None and not json_:
         err.print(f"[yellow]note:[/yellow] {escape(leftovers.advice())}")
