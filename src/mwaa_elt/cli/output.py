@@ -35,6 +35,10 @@ def stage_at(project_dir: Path | None, name: str) -> Stage:
     return load_stage(project_at(project_dir).stacks_dir, name)
 
 
+# What a command prints with --json: one JSON object.
+JsonObject = dict[str, object]
+
+
 def print_json(data: object) -> None:
     """`data` as indented JSON on standard output."""
     # Plain print: rich would wrap long lines and break the JSON for machines reading a pipe.

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from mwaa_elt.cli.output import (
     JsonFlag,
+    JsonObject,
     ProjectDir,
     StageOption,
     err,
@@ -24,9 +25,10 @@ from mwaa_elt.cli.output import (
     project_at,
     stage_at,
 )
-from mwaa_elt.errors import EXIT_EXTERNAL, EXIT_INVALID, ConfigError
+from mwaa_elt.errors import EXIT_EXTERNAL, EXIT_INVALID, ConfigError, MwaaEltError
 
 if TYPE_CHECKING:
+    from mwaa_elt.promote.cutover import Leftovers as GreenLeftovers
     from mwaa_elt.promote.execute import Outcome
     from mwaa_elt.promote.health import HealthReport
     from mwaa_elt.promote.plan import Step
@@ -96,8 +98,8 @@ def promote(
     project_dir: ProjectDir = None,
 ) -> None:
     """Promote pipelines into a stage: plan, gates, ordered uploads, manifest; `--plan` first."""
-    from mwaa_elt.promote.explain import plan_json, up_to_date_json
-    from mwaa_elt.promote.workflow import PromoteRequest, prepare_promotion, settle_up_to_date
+    from mwaa_elt.promote.explain import plan_json
+    from mwaa_elt.promote.workflow import PromoteRequest, prepare_promotions
 
     if prune and pipelines:
         raise typer.BadParameter(
@@ -119,32 +121,89 @@ def promote(
     )
     # No spinner while preparing: its thread would keep validation and rendering from forking
     # workers; progress lines go to standard error.
-    promotion = prepare_promotion(project_at(project_dir), request, notify=err.print)
-    plan = promotion.plan
-    if promotion.up_to_date:
-        settled = settle_up_to_date(promotion, plan_only=plan_only)
-        if settled.warning is not None:
-            err.print(
-                "[yellow]warning:[/yellow] the input digests were not recorded "
-                f"({escape(settled.warning)}); the next promotion renders these pipelines again"
+    promotions = prepare_promotions(project_at(project_dir), request, notify=err.print)
+    # Every environment of the stage (its own, and a cutover's green one) is gated before any
+    # is written: a DAG that fails the green environment's gates leaves both as they were.
+    for promotion in promotions:
+        if not promotion.up_to_date:
+            _run_gates(promotion)
+    results: list[JsonObject] = []
+    for promotion in promotions:
+        _announce(promotion, json_)
+        if promotion.up_to_date:
+            results.append(_settle(promotion, plan_only=plan_only, json_=json_))
+        elif plan_only:
+            if not json_:
+                _print_plan(promotion, diffs=show_diffs)
+            results.append(plan_json(promotion.plan, promotion.gates))
+        else:
+            results.append(
+                _apply_confirmed(
+                    promotion, yes=yes, json_=json_, diffs=show_diffs, force_unlock=force_unlock
+                )
             )
-        if settled.cleared is not None:
-            cleared = settled.cleared
-            err.print(f"cleared a stale lock of {cleared.owner} (since {cleared.acquired_at})")
-        if json_:
-            print_json(up_to_date_json(plan, plan_only=plan_only))
-        else:
-            _print_plan(promotion, diffs=False)
-            out.print(f"{to} is up to date: nothing to promote")
-        return
-    _run_gates(promotion)
-    if plan_only:
-        if json_:
-            print_json(plan_json(plan, promotion.gates))
-        else:
-            _print_plan(promotion, diffs=show_diffs)
-        return
-    _apply_confirmed(promotion, yes=yes, json_=json_, diffs=show_diffs, force_unlock=force_unlock)
+    leftovers = None if plan_only else _green_leftovers(promotions[0].target)
+    if leftovers is not None and not json_:
+        err.print(f"[yellow]note:[/yellow] {escape(leftovers.advice())}")
+    if json_:
+        data = results[0]
+        if len(results) > 1:
+            data["cutover"] = {"environment": promotions[1].target.environment_name, **results[1]}
+        if leftovers is not None:
+            data["cutover_leftovers"] = leftovers.to_dict()
+        print_json(data)
+
+
+def _announce(promotion: Promotion, json_: bool) -> None:
+    from mwaa_elt.cutover import GreenStage
+
+    green = promotion.target
+    if isinstance(green, GreenStage) and not json_:
+        out.print(
+            f"cutover: promoting into the green environment {green.environment_name} "
+            f"(Airflow {green.airflow.version}, s3://{green.source_bucket}/"
+            f"{green.dags_prefix}, DAGs paused on creation)"
+        )
+
+
+def _settle(promotion: Promotion, *, plan_only: bool, json_: bool) -> JsonObject:
+    """An up-to-date environment: its digests recorded, a stale lock cleared, said so."""
+    from mwaa_elt.promote.explain import up_to_date_json
+    from mwaa_elt.promote.workflow import settle_up_to_date
+
+    settled = settle_up_to_date(promotion, plan_only=plan_only)
+    if settled.warning is not None:
+        err.print(
+            "[yellow]warning:[/yellow] the input digests were not recorded "
+            f"({escape(settled.warning)}); the next promotion renders these pipelines again"
+        )
+    if settled.cleared is not None:
+        cleared = settled.cleared
+        err.print(f"cleared a stale lock of {cleared.owner} (since {cleared.acquired_at})")
+    if not json_:
+        _print_plan(promotion, diffs=False)
+        out.print(f"{_where(promotion.target)} is up to date: nothing to promote")
+    return up_to_date_json(promotion.plan, plan_only=plan_only)
+
+
+def _where(stage: Stage) -> str:
+    """The stage, or the green environment of its cutover, as messages name it."""
+    from mwaa_elt.cutover import GreenStage
+
+    if isinstance(stage, GreenStage):
+        return f"{stage.name} (green environment {stage.environment_name})"
+    return stage.name
+
+
+def _green_leftovers(stage: Stage) -> GreenLeftovers | None:
+    """What a removed cutover left in the stage's bucket, or None."""
+    from mwaa_elt.promote.cutover import green_leftovers
+    from mwaa_elt.promote.store import make_client
+
+    try:  # a note only: reading it never fails a promotion that succeeded
+        return green_leftovers(stage, make_client("s3", stage.region))
+    except MwaaEltError:
+        return None
 
 
 def _run_gates(promotion: Promotion) -> None:
@@ -191,14 +250,14 @@ _ACTION_COLOURS = {
 
 def _apply_confirmed(
     promotion: Promotion, *, yes: bool, json_: bool, diffs: bool, force_unlock: bool
-) -> None:
+) -> JsonObject:
     """The plan shown and confirmed, then applied under the lock and reported."""
     if not json_:
         _print_plan(promotion, diffs=diffs)
     force_token = _confirm_force_unlock(promotion.store, yes) if force_unlock else None
     _confirm(promotion.target, yes)
     outcome = _execute(promotion, force_unlock=force_unlock, force_token=force_token, quiet=json_)
-    _report_outcome(outcome, json_)
+    return _report_outcome(outcome, json_)
 
 
 def _execute(
@@ -270,7 +329,8 @@ def _confirm_force_unlock(store: StageStore, yes: bool) -> str | None:
     return held.token
 
 
-def _report_outcome(outcome: Outcome, json_: bool) -> None:
+def _report_outcome(outcome: Outcome, json_: bool) -> JsonObject:
+    """Print what applying did; with `json_`, return it for the caller to print."""
     if outcome.lock_warning is not None:
         warning = escape(outcome.lock_warning)
         err.print(f"[yellow]warning:[/yellow] could not release the stage lock: {warning}")
@@ -279,9 +339,8 @@ def _report_outcome(outcome: Outcome, json_: bool) -> None:
             f"took over a stale lock of {outcome.took_over.owner} "
             f"(since {outcome.took_over.acquired_at})"
         )
-    if json_:
-        print_json(outcome.to_dict())
-    else:
+    data = outcome.to_dict() if json_ else {}
+    if not json_:
         applied = outcome.applied
         out.print(
             f"[green]applied[/green] to {applied.plan.stage}: {applied.uploaded} uploaded, "
@@ -303,33 +362,47 @@ def _report_outcome(outcome: Outcome, json_: bool) -> None:
             names = ", ".join(c.pipeline for c in outcome.rollback.plan.changes)
             out.print(f"[magenta]rolled back[/magenta]: {names}")
     if not outcome.ok:
+        if json_:
+            print_json(data)
         raise typer.Exit(EXIT_INVALID)
+    return data
 
 
 def status(stage: StageOption, json_: JsonFlag = False, project_dir: ProjectDir = None) -> None:
     """What is live in a stage (per pipeline its version, when, by whom, from where; drift) and
     how it is doing: the environment, import errors, last runs, alarms in ALARM."""
+    from mwaa_elt.cutover import environments
     from mwaa_elt.promote.health import status_report
     from mwaa_elt.promote.store import StageStore, make_client
 
     resolved = stage_at(project_dir, stage)
-    overview = status_report(
-        resolved,
-        StageStore(resolved, make_client("s3", resolved.region)),
-        make_client("mwaa", resolved.region),
-        make_client("cloudwatch", resolved.region),
-    )
+    # With a cutover, the green environment's pipelines and health follow the stage's own.
+    environments_of = environments(resolved)
+    overviews = [
+        status_report(
+            environment,
+            StageStore(environment, make_client("s3", environment.region)),
+            make_client("mwaa", environment.region),
+            make_client("cloudwatch", environment.region),
+        )
+        for environment in environments_of
+    ]
     if json_:
-        print_json(overview.to_dict())
+        data = overviews[0].to_dict()
+        if len(overviews) > 1:
+            green = environments_of[1].environment_name
+            data["cutover"] = {"environment": green, **overviews[1].to_dict()}
+        print_json(data)
     else:
-        if overview.offline:
-            out.print(f"[yellow]{escape(overview.offline)}[/yellow]")
-        if overview.live is not None:
-            _print_live(overview.live, stage)
-        elif overview.live_problem:
-            out.print(f"[red]live pipelines: {escape(overview.live_problem)}[/red]")
-        _print_health(overview.health)
-    if overview.live is None:
+        for environment, overview in zip(environments_of, overviews, strict=True):
+            if overview.offline:
+                out.print(f"[yellow]{escape(overview.offline)}[/yellow]")
+            if overview.live is not None:
+                _print_live(overview.live, _where(environment))
+            elif overview.live_problem:
+                out.print(f"[red]live pipelines: {escape(overview.live_problem)}[/red]")
+            _print_health(overview.health)
+    if any(overview.live is None for overview in overviews):
         raise typer.Exit(EXIT_EXTERNAL)  # nothing live could be read: AWS failed
 
 
@@ -438,7 +511,11 @@ def rollback(
         project_at(project_dir), stage, {pipeline: to}, skip_mwaa_checks=skip_mwaa_checks
     )
     _run_gates(promotion)
-    _apply_confirmed(promotion, yes=yes, json_=json_, diffs=not yes, force_unlock=force_unlock)
+    data = _apply_confirmed(
+        promotion, yes=yes, json_=json_, diffs=not yes, force_unlock=force_unlock
+    )
+    if json_:
+        print_json(data)
 
 
 def sandbox(

@@ -96,6 +96,22 @@ def provision(stage: Stage, environment_dir: Path | None = None) -> dict[str, pu
         ),
         with_provider,
     )
+    green = stage.green
+    green_airflow = (
+        _green_environment(
+            stage=green,
+            storage=storage,
+            network=network,
+            execution_role=execution_role,
+            topic_arns={topic: resource.arn for topic, resource in runtime.topics.items()},
+            environment_dir=environment_dir or default_environment_dir(stage),
+            key_arn=key_arn,
+            protect=protect,
+            provider=with_provider,
+        )
+        if green is not None
+        else None
+    )
 
     delivery = (
         Delivery(
@@ -136,6 +152,14 @@ def provision(stage: Stage, environment_dir: Path | None = None) -> dict[str, pu
         outputs["data_lake_bucket"] = storage.data_lake.name
     if encryption is not None:
         outputs["kms_key_arn"] = encryption.key_arn
+    if green_airflow is not None:
+        environment, green_monitoring = green_airflow
+        outputs["cutover_environment_name"] = environment.environment.name
+        outputs["cutover_environment_arn"] = environment.arn
+        outputs["cutover_webserver_url"] = environment.webserver_url
+        outputs["cutover_alarms"] = pulumi.Output.from_input(
+            {key: alarm.name for key, alarm in green_monitoring.alarms.items()}
+        )
     if delivery is not None:
         outputs["ci_roles"] = pulumi.Output.from_input(
             {role: resource.arn for role, resource in delivery.roles.items()}
@@ -143,3 +167,45 @@ def provision(stage: Stage, environment_dir: Path | None = None) -> dict[str, pu
         if delivery.pipeline is not None:
             outputs["release_pipeline"] = delivery.pipeline.name
     return outputs
+
+
+def _green_environment(
+    *,
+    stage: Stage,
+    storage: Storage,
+    network: Network,
+    execution_role: ExecutionRole,
+    topic_arns: dict[str, pulumi.Output[str]],
+    environment_dir: Path,
+    key_arn: pulumi.Input[str] | None,
+    protect: bool,
+    provider: pulumi.ResourceOptions,
+) -> tuple[AirflowEnvironment, Monitoring]:
+    """A cutover's green environment (`mwaa_elt.cutover`): the stage's network, role, bucket
+    and key; its own files (its version's constraints), log groups, alarms and dashboard."""
+    monitoring = Monitoring(
+        "monitoring-green", MonitoringArgs(stage, key_arn, topic_arns, protect), provider
+    )
+    files = EnvironmentFiles(
+        "environment-files-green",
+        EnvironmentFilesArgs(stage, storage.source, environment_dir),
+        provider,
+    )
+    environment = AirflowEnvironment(
+        "airflow-green",
+        AirflowEnvironmentArgs(
+            stage,
+            execution_role_arn=execution_role.arn,
+            source_bucket_arn=storage.source.arn,
+            security_group_id=network.security_group_id,
+            private_subnet_ids=network.private_subnet_ids,
+            requirements_object=files.requirements,
+            plugins_object=files.plugins,
+            startup_script_object=files.startup_script,
+            kms_key_arn=key_arn,
+            protect=protect,
+            depends_on=[execution_role, network, storage.source, *monitoring.log_groups.values()],
+        ),
+        provider,
+    )
+    return environment, monitoring

@@ -299,7 +299,7 @@ def _firing(stage: Stage, client: Any) -> list[FiringAlarm]:
     composite alarms would need DescribeAlarms on "*", which the CI role is not given.
     """
     firing: list[FiringAlarm] = []
-    prefix = f"{stage.resource_prefix}-"
+    prefix = f"{stage.environment_name}-"
     pages = aws.call(
         f"cloudwatch:DescribeAlarms {prefix}*",
         lambda: list(

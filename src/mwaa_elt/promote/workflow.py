@@ -152,8 +152,32 @@ def prepare_promotion(
 ) -> Promotion:
     """Read the target's manifest, render what changed in the source and plan the promotion
     with its gates; nothing is written."""
+    return prepare_promotions(project, request, notify)[0]
+
+
+def prepare_promotions(
+    project: Project, request: PromoteRequest, notify: Notify | None = None
+) -> tuple[Promotion, ...]:
+    """One promotion per environment of the target stage: its own and, while its stack has a
+    `cutover` block, the green one (rendered for its Airflow version, paused on creation).
+    All are planned before any is gated or written; nothing is written here."""
+    from mwaa_elt.cutover import environments
+
     stages = load_all_stages(project.stacks_dir)
     target = check_route(stages, request.source, request.to)
+    return tuple(
+        _prepare_into(project, stages, environment, request, notify)
+        for environment in environments(target)
+    )
+
+
+def _prepare_into(
+    project: Project,
+    stages: dict[str, Stage],
+    target: Stage,
+    request: PromoteRequest,
+    notify: Notify | None,
+) -> Promotion:
     store = StageStore(target, make_client("s3", target.region))
     identity = identity_now(caller_arn(target))
     manifest, etag = store.load_manifest()

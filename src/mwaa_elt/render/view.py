@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from mwaa_elt.cutover import paused_on_creation
 from mwaa_elt.errors import ConfigError
 from mwaa_elt.spec.airflow_ids import (
     CLEAR_SUFFIX,
@@ -494,7 +495,8 @@ def build_view(sp: StagePipeline, source: str, script_keys: dict[str, str]) -> D
             "timezone": sp.pipeline.timezone,
             "catchup": sp.pipeline.catchup,
             "max_active_runs": sp.pipeline.max_active_runs,
-            "paused": sp.paused,
+            # A cutover's green environment gets every DAG paused (`mwaa_elt.cutover`).
+            "paused": sp.paused or paused_on_creation(stage),
             "tags": list(dict.fromkeys([*sp.tags, stage.name])),
         },
         default_args=_default_args(sp),

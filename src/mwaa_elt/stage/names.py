@@ -86,6 +86,13 @@ class Stage:
             "owner": self.config.owner,
         }
 
+    @property
+    def green(self) -> Stage | None:
+        """The cutover's green environment as a stage (`mwaa_elt.cutover`), or None."""
+        from mwaa_elt.cutover import green_stage
+
+        return green_stage(self)
+
     # -- MWAA -------------------------------------------------------------------------------
     @property
     def environment_name(self) -> str:

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mwaa_elt.cutover import environments
 from mwaa_elt.stage import EMR_MANAGED_POLICIES_TAG, GITHUB_OIDC_HOST, Stage
 
 EMR_SERVICE_MANAGED_POLICY = "service-role/AmazonEMRServicePolicy_v2"
@@ -24,6 +25,11 @@ class NamedPolicy:
 
     name: str
     document: Document
+
+
+def _one_or_list(values: list[str]) -> str | list[str]:
+    """One value as itself (documents without a cutover stay as they were), more as a list."""
+    return values[0] if len(values) == 1 else values
 
 
 def _document(*statements: Document) -> Document:
@@ -63,7 +69,10 @@ def execution_role_trust_policy(stage: Stage) -> Document:
     trust = _trust("airflow.amazonaws.com", "airflow-env.amazonaws.com")
     trust["Statement"][0]["Condition"] = {
         "StringEquals": {"aws:SourceAccount": stage.account_id},
-        "ArnLike": {"aws:SourceArn": stage.environment_arn},
+        # With a cutover, the green environment assumes the same role (`mwaa_elt.cutover`).
+        "ArnLike": {
+            "aws:SourceArn": _one_or_list([e.environment_arn for e in environments(stage)])
+        },
     }
     return trust
 
@@ -85,7 +94,11 @@ def _mwaa_baseline(stage: Stage) -> Document:
     p, region, account = stage.partition, stage.region, stage.account_id
     bucket = stage.source_bucket_arn
     statements = [
-        _allow("PublishMetrics", ["airflow:PublishMetrics"], stage.environment_arn),
+        _allow(
+            "PublishMetrics",
+            ["airflow:PublishMetrics"],
+            _one_or_list([e.environment_arn for e in environments(stage)]),
+        ),
         {
             "Sid": "DenyListAllBuckets",
             "Effect": "Deny",
@@ -126,7 +139,12 @@ def _mwaa_baseline(stage: Stage) -> Document:
                 "logs:GetQueryResults",
                 "logs:PutLogEvents",
             ],
-            f"arn:{p}:logs:{region}:{account}:log-group:{stage.log_group_prefix}*",
+            _one_or_list(
+                [
+                    f"arn:{p}:logs:{region}:{account}:log-group:{e.log_group_prefix}*"
+                    for e in environments(stage)
+                ]
+            ),
         ),
         _allow("DescribeLogGroups", ["logs:DescribeLogGroups"], "*"),  # no resource type
         _allow("PutMetricData", ["cloudwatch:PutMetricData"], "*"),  # no resource type
@@ -507,12 +525,14 @@ def ci_role_trust_policy(stage: Stage, stages: Mapping[str, Stage]) -> Document:
     return _document(*statements)
 
 
-def ci_role_policies(stage: Stage, stages: Mapping[str, Stage]) -> list[NamedPolicy]:
-    """The CI promoter role: exactly what promote, status and rollback of this stage need."""
-    bucket = stage.source_bucket_arn
-    state = stage.paths.tool_state
+def _ci_statements(stage: Stage, bucket: str, state: str, suffix: str = "") -> list[Document]:
+    """What promote, status and rollback need of one environment's DAG folder and state.
+
+    `suffix` names a cutover's green environment (`mwaa_elt.cutover`), whose scripts are the
+    stage's own (content-addressed, shared)."""
+    scripts = [] if suffix else [stage.scripts_prefix]
     statements = [
-        _tool_state_listing(stage, [stage.dags_prefix, stage.scripts_prefix, state]),
+        _tool_state_listing(stage, [stage.dags_prefix, *scripts, state]),
         _allow(
             "ListDagVersions",  # status: what is live and whether it drifted
             ["s3:ListBucketVersions"],
@@ -524,7 +544,7 @@ def ci_role_policies(stage: Stage, stages: Mapping[str, Stage]) -> list[NamedPol
             ["s3:GetObject", "s3:GetObjectVersion"],
             [
                 f"{bucket}/{stage.dags_prefix}*",
-                f"{bucket}/{stage.scripts_prefix}*",
+                *(f"{bucket}/{p}*" for p in scripts),
                 f"{bucket}/{state}*",
             ],
         ),
@@ -533,7 +553,7 @@ def ci_role_policies(stage: Stage, stages: Mapping[str, Stage]) -> list[NamedPol
             ["s3:PutObject"],
             [
                 f"{bucket}/{stage.dags_prefix}*",
-                f"{bucket}/{stage.scripts_prefix}*",
+                *(f"{bucket}/{p}*" for p in scripts),
                 f"{bucket}/{stage.bundles_prefix}*",
                 f"{bucket}/{stage.templates_prefix}*",
                 f"{bucket}/{stage.manifest_key}",
@@ -550,13 +570,34 @@ def ci_role_policies(stage: Stage, stages: Mapping[str, Stage]) -> list[NamedPol
         ),
         _allow("ReadEnvironment", ["airflow:GetEnvironment"], stage.environment_arn),
         _allow("ReadAirflowRestApi", ["airflow:InvokeRestApi"], stage.airflow_rbac_role_arn),
-        # status: the stage's metric alarms in ALARM (composite ones would need "*").
+    ]
+    for statement in statements:
+        statement["Sid"] += suffix
+    return statements
+
+
+def ci_role_policies(stage: Stage, stages: Mapping[str, Stage]) -> list[NamedPolicy]:
+    """The CI promoter role: exactly what promote, status and rollback of this stage need."""
+    bucket = stage.source_bucket_arn
+    state = stage.paths.tool_state
+    statements = [
+        *_ci_statements(stage, bucket, state),
+        *(
+            # Promotion writes every pipeline to a cutover's green environment too.
+            statement
+            for green in environments(stage)[1:]
+            for statement in _ci_statements(green, bucket, green.paths.tool_state, "Green")
+        ),
+    ]
+    statements.append(
+        # status: the stage's metric alarms in ALARM (composite ones would need "*"); a green
+        # environment's alarms (`<prefix>-<stage>-green-…`) share the prefix.
         _allow(
             "ReadAlarmStates",
             ["cloudwatch:DescribeAlarms"],
             f"arn:aws:cloudwatch:{stage.region}:{stage.account_id}:alarm:{stage.resource_prefix}-*",
-        ),
-    ]
+        )
+    )
     if stage.kms_key_alias is not None:
         statements.append(
             _kms_statement(stage, services=["s3"], actions=["kms:Decrypt", "kms:GenerateDataKey"])

@@ -160,8 +160,10 @@ class AlarmDefinition:
 
 
 def alarm_name(stage: Stage, key: str) -> str:
-    """`<prefix>-<stage>-<alarm>`: the alarm names `status` looks for."""
-    return f"{stage.resource_prefix}-{_kebab(key)}"
+    """`<environment>-<alarm>` (`<prefix>-<stage>-<alarm>`): the alarm names `status` looks for.
+
+    Named after the environment, so a cutover's green environment has alarms of its own."""
+    return f"{stage.environment_name}-{_kebab(key)}"
 
 
 def _kebab(camel: str) -> str:
@@ -296,7 +298,7 @@ def health_alarm_rule(stage: Stage) -> str | None:
 
 
 def dashboard_name(stage: Stage) -> str:
-    return stage.resource_prefix
+    return stage.environment_name
 
 
 def alarm_arn(stage: Stage, name: str) -> str:
