@@ -3,7 +3,7 @@ unpause there, verify, record; finish refuses before the switch."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import replace
 
 import boto3
 import pytest
@@ -22,6 +22,7 @@ from mwaa_elt.lifecycle.cutover import (
 )
 from mwaa_elt.lifecycle.metadata import BackupBucket
 from mwaa_elt.stage import Stage
+from mwaa_elt.stage_cutover import CutoverConfig
 
 PIPELINES = ("movielens_scifi", "sales_daily", "weekly_report")
 
@@ -128,22 +129,12 @@ def test_a_stage_without_a_second_environment_is_told_which_setting_adds_it(
     with pytest.raises(ConfigError, match=r"Pulumi.staging.yaml: mwaa-elt:cutover: .*no second"):
         green_environment(stage)
 
-    @dataclass(frozen=True)
-    class Cutover:
-        airflow_version: str
-
-    @dataclass(frozen=True)
-    class Config:
-        cutover: Cutover
-
-    @dataclass(frozen=True)
-    class WithCutover:
-        config: Config
-        environment_name: str
-        dags_prefix: str
-        name: str
-
-    built = green_environment(WithCutover(Config(Cutover("3.0.6")), "mwaa-elt-staging", "dags/", "staging"))  # type: ignore[arg-type]  # fmt: skip
+    # The stage's `cutover:` block, as the stack file's loader builds it.
+    cutover = CutoverConfig.model_validate(
+        {"airflowVersion": "3.0.6", "environmentClass": stage.config.environment_class}
+    )
+    with_cutover = replace(stage, config=stage.config.model_copy(update={"cutover": cutover}))
+    built = green_environment(with_cutover)
     assert built == GreenEnvironment("mwaa-elt-staging-green", "green/dags/", "3.0.6")
 
 

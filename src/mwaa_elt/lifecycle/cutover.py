@@ -33,16 +33,11 @@ from mwaa_elt.lifecycle.metadata import (
 )
 from mwaa_elt.stage import Stage
 
-GREEN_SUFFIX = "green"
-
 
 @dataclass(frozen=True)
 class GreenEnvironment:
-    """The stage's second environment while a cutover runs: what `switch` needs of it.
-
-    Until branch cutover's `cutover:` stage setting is merged this is built from any
-    `stage.config.cutover` carrying `airflow_version`; the names follow the stage's own.
-    """
+    """The stage's second environment while a cutover runs: what `switch` needs of it, as the
+    stage's `cutover:` block derives it (`mwaa_elt.cutover.green_stage`)."""
 
     name: str
     dags_prefix: str
@@ -55,18 +50,20 @@ class GreenEnvironment:
 
 def green_environment(stage: Stage) -> GreenEnvironment:
     """The stage's green environment; ConfigError naming the setting when it has none."""
-    cutover: Any = getattr(stage.config, "cutover", None)
-    version = getattr(cutover, "airflow_version", None) if cutover is not None else None
-    if not version:
+    from mwaa_elt.cutover import green_stage
+
+    green = green_stage(stage)
+    if green is None:
         raise ConfigError(
             f"stacks/Pulumi.{stage.name}.yaml: mwaa-elt:cutover: stage {stage.name} has no "
-            "second environment; expected `mwaa-elt:cutover: {airflowVersion: <version>}`; "
+            "second environment; expected `mwaa-elt:cutover: {airflowVersion: <version>, "
+            "environmentClass: <class>}`; "
             f"add it and run `pulumi up --stack {stage.name}` first"
         )
     return GreenEnvironment(
-        name=f"{stage.environment_name}-{GREEN_SUFFIX}",
-        dags_prefix=f"{GREEN_SUFFIX}/{stage.dags_prefix}",
-        airflow_version=str(version),
+        name=green.environment_name,
+        dags_prefix=green.dags_prefix,
+        airflow_version=green.airflow.version,
     )
 
 
