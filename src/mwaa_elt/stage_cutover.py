@@ -14,8 +14,6 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
 
-from mwaa_elt.airflow_versions import MWAA_AIRFLOW_RELEASES
-
 
 class CutoverConfig(BaseModel):
     """The green environment: its Airflow version and class, and optional sizing overrides."""
@@ -36,25 +34,16 @@ class CutoverConfig(BaseModel):
     @field_validator("airflow_version", mode="before")
     @classmethod
     def _airflow_version(cls, value: Any) -> str:
-        version = str(value)
-        if version not in MWAA_AIRFLOW_RELEASES:
-            raise ValueError(
-                f"'{version}' is not an Airflow version MWAA offers; "
-                f"allowed: {', '.join(MWAA_AIRFLOW_RELEASES)}"
-            )
-        return version
+        from mwaa_elt.stage.schema import offered_airflow_version
+
+        return offered_airflow_version(value)
 
     @field_validator("environment_class")
     @classmethod
     def _environment_class(cls, value: str) -> str:
-        from mwaa_elt.stage import ENVIRONMENT_CLASSES
+        from mwaa_elt.stage.schema import known_environment_class
 
-        if value not in ENVIRONMENT_CLASSES:
-            raise ValueError(
-                f"'{value}' is not an MWAA environment class; "
-                f"allowed: {', '.join(ENVIRONMENT_CLASSES)}"
-            )
-        return value
+        return known_environment_class(value)
 
     def settings(self, blue: Any) -> dict[str, Any]:
         """The green environment's settings: `blue` (the stage's config) with this block's."""

@@ -76,7 +76,7 @@ BAD = [
         },
         ["'secrets.backend' is set by mwaa-elt", "set cutover.airflowConfigurationOptions"],
     ),
-    ("3.0.6", ["mwaa-elt:cutover: input should be a valid dictionary"]),
+    ("3.0.6", ["mwaa-elt:cutover: expected a mapping (key: value lines)"]),
 ]
 
 

@@ -275,6 +275,26 @@ class MonitoringConfig(_Strict):
         return value
 
 
+def offered_airflow_version(value: Any) -> str:
+    """`value` as a version MWAA offers; ValueError naming the ones it does."""
+    version = str(value)
+    if version not in MWAA_AIRFLOW_RELEASES:
+        raise ValueError(
+            f"'{version}' is not an Airflow version MWAA offers; "
+            f"allowed: {', '.join(MWAA_AIRFLOW_RELEASES)}"
+        )
+    return version
+
+
+def known_environment_class(value: str) -> str:
+    """`value` as an MWAA environment class; ValueError naming the classes."""
+    if value not in ENVIRONMENT_CLASSES:
+        raise ValueError(
+            f"'{value}' is not an MWAA environment class; allowed: {', '.join(ENVIRONMENT_CLASSES)}"
+        )
+    return value
+
+
 class StageConfig(_Strict):
     """The `mwaa-elt:` keys of a stack file, validated."""
 
@@ -319,23 +339,12 @@ class StageConfig(_Strict):
     @field_validator("airflow_version", mode="before")
     @classmethod
     def _airflow_version(cls, value: Any) -> str:
-        version = str(value)
-        if version not in MWAA_AIRFLOW_RELEASES:
-            raise ValueError(
-                f"'{version}' is not an Airflow version MWAA offers; "
-                f"allowed: {', '.join(MWAA_AIRFLOW_RELEASES)}"
-            )
-        return version
+        return offered_airflow_version(value)
 
     @field_validator("environment_class")
     @classmethod
     def _environment_class(cls, value: str) -> str:
-        if value not in ENVIRONMENT_CLASSES:
-            raise ValueError(
-                f"'{value}' is not an MWAA environment class; "
-                f"allowed: {', '.join(ENVIRONMENT_CLASSES)}"
-            )
-        return value
+        return known_environment_class(value)
 
     @field_validator("max_workers")
     @classmethod
