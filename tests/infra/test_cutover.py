@@ -11,8 +11,10 @@ from typing import Any
 
 import pytest
 import yaml
-from mwaa_elt.environment_files import build_requirements
-from mwaa_elt.guardrails import (
+
+from mwaa_elt.cutover import GreenStage
+from mwaa_elt.infra.documents.environment_files import build_requirements
+from mwaa_elt.infra.documents.guardrails import (
     StackResource,
     StageInfo,
     default_tags,
@@ -23,9 +25,10 @@ from mwaa_elt.guardrails import (
     stage_tag_violations,
     webserver_violations,
 )
-from mwaa_elt.iam_policies import execution_role_policies, execution_role_trust_policy
-
-from mwaa_elt.cutover import GreenStage
+from mwaa_elt.infra.documents.iam_policies import (
+    execution_role_policies,
+    execution_role_trust_policy,
+)
 from mwaa_elt.infra.preview import PlannedResource, Preview, run_preview
 from mwaa_elt.stage import MWAA_LOG_TYPES, Stage, load_stage
 

@@ -7,8 +7,8 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 import pytest
-from mwaa_elt.iam_policies import stage_roles
 
+from mwaa_elt.infra.documents.iam_policies import stage_roles
 from mwaa_elt.lifecycle.metadata import backups_prefix
 from mwaa_elt.stage import Stage
 

@@ -61,57 +61,27 @@ def provision(stage: Stage, environment_dir: Path | None = None) -> dict[str, pu
     runtime = RuntimeSettings(
         "runtime", RuntimeSettingsArgs(stage, key_arn, network.private_subnet_ids), with_provider
     )
-    monitoring = Monitoring(
-        "monitoring",
-        MonitoringArgs(
-            stage,
-            key_arn,
-            {topic: resource.arn for topic, resource in runtime.topics.items()},
-            protect,
-        ),
-        with_provider,
-    )
-    files = EnvironmentFiles(
-        "environment-files",
-        EnvironmentFilesArgs(
-            stage, storage.source, environment_dir or default_environment_dir(stage)
-        ),
-        with_provider,
-    )
-    airflow = AirflowEnvironment(
-        "airflow",
-        AirflowEnvironmentArgs(
-            stage,
-            execution_role_arn=execution_role.arn,
-            source_bucket_arn=storage.source.arn,
-            security_group_id=network.security_group_id,
-            private_subnet_ids=network.private_subnet_ids,
-            requirements_object=files.requirements,
-            plugins_object=files.plugins,
-            startup_script_object=files.startup_script,
-            kms_key_arn=key_arn,
-            protect=protect,
-            # MWAA writes to its log groups as they are when they exist: create them first.
-            depends_on=[execution_role, network, storage.source, *monitoring.log_groups.values()],
-        ),
-        with_provider,
-    )
-    green = stage.green
-    green_airflow = (
-        _green_environment(
-            stage=green,
+    topic_arns = {topic: resource.arn for topic, resource in runtime.topics.items()}
+
+    def environment_of(of: Stage, suffix: str) -> tuple[AirflowEnvironment, Monitoring]:
+        return _airflow_environment(
+            stage=of,
+            suffix=suffix,
             storage=storage,
             network=network,
             execution_role=execution_role,
-            topic_arns={topic: resource.arn for topic, resource in runtime.topics.items()},
+            topic_arns=topic_arns,
             environment_dir=environment_dir or default_environment_dir(stage),
             key_arn=key_arn,
             protect=protect,
             provider=with_provider,
         )
-        if green is not None
-        else None
-    )
+
+    airflow, monitoring = environment_of(stage, "")
+    # A cutover's green environment (`mwaa_elt.cutover`): the same network, role, bucket and
+    # key; its own files (its version's constraints), log groups, alarms and dashboard.
+    green = stage.green
+    green_airflow = environment_of(green, "-green") if green is not None else None
 
     delivery = (
         Delivery(
@@ -169,9 +139,10 @@ def provision(stage: Stage, environment_dir: Path | None = None) -> dict[str, pu
     return outputs
 
 
-def _green_environment(
+def _airflow_environment(
     *,
     stage: Stage,
+    suffix: str,
     storage: Storage,
     network: Network,
     execution_role: ExecutionRole,
@@ -181,18 +152,18 @@ def _green_environment(
     protect: bool,
     provider: pulumi.ResourceOptions,
 ) -> tuple[AirflowEnvironment, Monitoring]:
-    """A cutover's green environment (`mwaa_elt.cutover`): the stage's network, role, bucket
-    and key; its own files (its version's constraints), log groups, alarms and dashboard."""
+    """An MWAA environment of the stage with its own files, log groups, alarms and dashboard;
+    resources named with `suffix` ("" for the stage's own environment)."""
     monitoring = Monitoring(
-        "monitoring-green", MonitoringArgs(stage, key_arn, topic_arns, protect), provider
+        f"monitoring{suffix}", MonitoringArgs(stage, key_arn, topic_arns, protect), provider
     )
     files = EnvironmentFiles(
-        "environment-files-green",
+        f"environment-files{suffix}",
         EnvironmentFilesArgs(stage, storage.source, environment_dir),
         provider,
     )
     environment = AirflowEnvironment(
-        "airflow-green",
+        f"airflow{suffix}",
         AirflowEnvironmentArgs(
             stage,
             execution_role_arn=execution_role.arn,
@@ -204,6 +175,7 @@ def _green_environment(
             startup_script_object=files.startup_script,
             kms_key_arn=key_arn,
             protect=protect,
+            # MWAA writes to its log groups as they are when they exist: create them first.
             depends_on=[execution_role, network, storage.source, *monitoring.log_groups.values()],
         ),
         provider,
