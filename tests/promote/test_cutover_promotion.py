@@ -15,6 +15,7 @@ from test_promote_cli import (  # noqa: F401  (fixtures)
     mwaa,
     mwaa_json,
     project,
+    real_dagbag_gate,
     versions,
 )
 
@@ -216,6 +217,7 @@ def test_status_shows_the_green_environments_pipelines(cutover, stages, gate_ver
 def test_the_integrity_gate_loads_green_dags_under_the_green_airflow_before_any_write(
     project,  # noqa: F811
     stages,
+    real_dagbag_gate,  # noqa: F811
 ):
     # dev runs 3.0.6; a cutover to the 2.x line renders and loads green's DAGs under 2.11.0.
     set_cutover(project, "dev", {"airflowVersion": "2.11.0", "environmentClass": "mw1.small"})
