@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 import yaml
 
-from mwaa_elt.cutover import GreenStage
 from mwaa_elt.infra.documents.environment_files import build_requirements
 from mwaa_elt.infra.documents.guardrails import (
     StackResource,
@@ -31,6 +30,7 @@ from mwaa_elt.infra.documents.iam_policies import (
 )
 from mwaa_elt.infra.preview import PlannedResource, Preview, run_preview
 from mwaa_elt.stage import MWAA_LOG_TYPES, Stage, load_stage
+from mwaa_elt.stage.green import GreenStage
 
 ROOT = Path(__file__).resolve().parents[2]
 ENVIRONMENT_DIR = ROOT / "infra" / "environment"

@@ -22,7 +22,7 @@ from mwaa_elt.lifecycle.cutover import (
 )
 from mwaa_elt.lifecycle.metadata import BackupBucket
 from mwaa_elt.stage import Stage
-from mwaa_elt.stage_cutover import CutoverConfig
+from mwaa_elt.stage.cutover_config import CutoverConfig
 
 PIPELINES = ("movielens_scifi", "sales_daily", "weekly_report")
 

@@ -19,9 +19,9 @@ from test_promote_cli import (  # noqa: F401  (fixtures)
     versions,
 )
 
-from mwaa_elt.cutover import GREEN_PATHS
 from mwaa_elt.promote.store import make_client
 from mwaa_elt.stage import Stage
+from mwaa_elt.stage.green import GREEN_PATHS
 
 PIPELINES = ("movielens_emr", "movielens_scifi", "scifi_quality")
 GREEN_VERSION = "3.0.6"  # staging's own is 2.11.0

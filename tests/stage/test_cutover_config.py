@@ -10,9 +10,9 @@ import yaml
 from typer.testing import CliRunner
 
 from mwaa_elt.cli import app
-from mwaa_elt.cutover import GreenStage, environments, paused_on_creation
 from mwaa_elt.errors import ConfigError
 from mwaa_elt.stage import load_stage
+from mwaa_elt.stage.green import GreenStage, environments, paused_on_creation
 
 KEY = "mwaa-elt:cutover"
 

@@ -155,7 +155,7 @@ def promote(
 
 
 def _announce(promotion: Promotion, json_: bool) -> None:
-    from mwaa_elt.cutover import GreenStage
+    from mwaa_elt.stage.green import GreenStage
 
     green = promotion.target
     if isinstance(green, GreenStage) and not json_:
@@ -188,7 +188,7 @@ def _settle(promotion: Promotion, *, plan_only: bool, json_: bool) -> JsonObject
 
 def _where(stage: Stage) -> str:
     """The stage, or the green environment of its cutover, as messages name it."""
-    from mwaa_elt.cutover import GreenStage
+    from mwaa_elt.stage.green import GreenStage
 
     if isinstance(stage, GreenStage):
         return f"{stage.name} (green environment {stage.environment_name})"
@@ -371,9 +371,9 @@ def _report_outcome(outcome: Outcome, json_: bool) -> JsonObject:
 def status(stage: StageOption, json_: JsonFlag = False, project_dir: ProjectDir = None) -> None:
     """What is live in a stage (per pipeline its version, when, by whom, from where; drift) and
     how it is doing: the environment, import errors, last runs, alarms in ALARM."""
-    from mwaa_elt.cutover import environments
     from mwaa_elt.promote.health import status_report
     from mwaa_elt.promote.store import StageStore, make_client
+    from mwaa_elt.stage.green import environments
 
     resolved = stage_at(project_dir, stage)
     # With a cutover, the green environment's pipelines and health follow the stage's own.

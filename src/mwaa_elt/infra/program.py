@@ -78,7 +78,7 @@ def provision(stage: Stage, environment_dir: Path | None = None) -> dict[str, pu
         )
 
     airflow, monitoring = environment_of(stage, "")
-    # A cutover's green environment (`mwaa_elt.cutover`): the same network, role, bucket and
+    # A cutover's green environment (`mwaa_elt.stage.green`): the same network, role, bucket and
     # key; its own files (its version's constraints), log groups, alarms and dashboard.
     green = stage.green
     green_airflow = environment_of(green, "-green") if green is not None else None

@@ -37,7 +37,7 @@ from mwaa_elt.stage import Stage
 @dataclass(frozen=True)
 class GreenEnvironment:
     """The stage's second environment while a cutover runs: what `switch` needs of it, as the
-    stage's `cutover:` block derives it (`mwaa_elt.cutover.green_stage`)."""
+    stage's `cutover:` block derives it (`mwaa_elt.stage.green.green_stage`)."""
 
     name: str
     dags_prefix: str
@@ -50,7 +50,7 @@ class GreenEnvironment:
 
 def green_environment(stage: Stage) -> GreenEnvironment:
     """The stage's green environment; ConfigError naming the setting when it has none."""
-    from mwaa_elt.cutover import green_stage
+    from mwaa_elt.stage.green import green_stage
 
     green = green_stage(stage)
     if green is None:

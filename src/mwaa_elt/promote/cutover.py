@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from mwaa_elt.cutover import retired_green
 from mwaa_elt.promote.store import StageStore
 from mwaa_elt.stage import Stage
+from mwaa_elt.stage.green import retired_green
 
 
 @dataclass(frozen=True)

@@ -161,7 +161,7 @@ def prepare_promotions(
     """One promotion per environment of the target stage: its own and, while its stack has a
     `cutover` block, the green one (rendered for its Airflow version, paused on creation).
     All are planned before any is gated or written; nothing is written here."""
-    from mwaa_elt.cutover import environments
+    from mwaa_elt.stage.green import environments
 
     stages = load_all_stages(project.stacks_dir)
     target = check_route(stages, request.source, request.to)

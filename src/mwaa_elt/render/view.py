@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from mwaa_elt.cutover import paused_on_creation
 from mwaa_elt.errors import ConfigError
 from mwaa_elt.spec.airflow_ids import (
     CLEAR_SUFFIX,
@@ -28,6 +27,7 @@ from mwaa_elt.spec.resolve import StagePipeline, StageTask
 from mwaa_elt.spec.s3_locations import clear_location
 from mwaa_elt.spec.values import parse_duration
 from mwaa_elt.stage import EMR_MANAGED_POLICIES_TAG, EMR_SUBNET_VARIABLE, Stage
+from mwaa_elt.stage.green import paused_on_creation
 
 AWS_CONN_ID = "aws_default"
 ATHENA_DATABASE = "default"  # SQL names its databases; the query context only needs a valid one
@@ -495,7 +495,7 @@ def build_view(sp: StagePipeline, source: str, script_keys: dict[str, str]) -> D
             "timezone": sp.pipeline.timezone,
             "catchup": sp.pipeline.catchup,
             "max_active_runs": sp.pipeline.max_active_runs,
-            # A cutover's green environment gets every DAG paused (`mwaa_elt.cutover`).
+            # A cutover's green environment gets every DAG paused (`mwaa_elt.stage.green`).
             "paused": sp.paused or paused_on_creation(stage),
             "tags": list(dict.fromkeys([*sp.tags, stage.name])),
         },

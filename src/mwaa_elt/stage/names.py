@@ -88,8 +88,8 @@ class Stage:
 
     @property
     def green(self) -> Stage | None:
-        """The cutover's green environment as a stage (`mwaa_elt.cutover`), or None."""
-        from mwaa_elt.cutover import green_stage
+        """The cutover's green environment as a stage (`mwaa_elt.stage.green`), or None."""
+        from mwaa_elt.stage.green import green_stage
 
         return green_stage(self)
 

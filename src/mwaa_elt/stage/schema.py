@@ -20,7 +20,7 @@ from pydantic.alias_generators import to_camel
 
 from mwaa_elt.airflow_versions import MWAA_AIRFLOW_RELEASES
 from mwaa_elt.lifecycle.adopt import AdoptConfig
-from mwaa_elt.stage_cutover import CutoverConfig, check_cutover
+from mwaa_elt.stage.cutover_config import CutoverConfig, check_cutover
 
 NAMESPACE = "mwaa-elt"
 STAGE_NAME = re.compile(r"^[a-z][a-z0-9]{1,11}$")
@@ -333,7 +333,7 @@ class StageConfig(_Strict):
     delivery: DeliveryConfig | None = None
     # Existing resources `pulumi up` imports instead of creating (`mwaa-elt stage import`).
     adopt: AdoptConfig | None = None
-    # Last: its check compares it with the settings above (`mwaa_elt.stage_cutover`).
+    # Last: its check compares it with the settings above (`mwaa_elt.stage.cutover_config`).
     cutover: Annotated[CutoverConfig | None, AfterValidator(check_cutover)] = None
 
     @field_validator("airflow_version", mode="before")

@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mwaa_elt.cutover import environments
 from mwaa_elt.stage import EMR_MANAGED_POLICIES_TAG, GITHUB_OIDC_HOST, Stage
+from mwaa_elt.stage.green import environments
 
 EMR_SERVICE_MANAGED_POLICY = "service-role/AmazonEMRServicePolicy_v2"
 STAGE_TAG = "stage"
@@ -69,7 +69,7 @@ def execution_role_trust_policy(stage: Stage) -> Document:
     trust = _trust("airflow.amazonaws.com", "airflow-env.amazonaws.com")
     trust["Statement"][0]["Condition"] = {
         "StringEquals": {"aws:SourceAccount": stage.account_id},
-        # With a cutover, the green environment assumes the same role (`mwaa_elt.cutover`).
+        # With a cutover, the green environment assumes the same role (`mwaa_elt.stage.green`).
         "ArnLike": {
             "aws:SourceArn": _one_or_list([e.environment_arn for e in environments(stage)])
         },
@@ -528,7 +528,7 @@ def ci_role_trust_policy(stage: Stage, stages: Mapping[str, Stage]) -> Document:
 def _ci_statements(stage: Stage, bucket: str, state: str, suffix: str = "") -> list[Document]:
     """What promote, status and rollback need of one environment's DAG folder and state.
 
-    `suffix` names a cutover's green environment (`mwaa_elt.cutover`), whose scripts are the
+    `suffix` names a cutover's green environment (`mwaa_elt.stage.green`), whose scripts are the
     stage's own (content-addressed, shared)."""
     scripts = [] if suffix else [stage.scripts_prefix]
     statements = [

@@ -3,7 +3,7 @@
 While the block is in `stacks/Pulumi.<stage>.yaml` the program creates the green environment
 with the block's Airflow version and class (other settings are the stage's unless overridden),
 and promotion writes every pipeline to both environments. This module holds the config model
-and its checks against the stage's own ("blue") settings; `mwaa_elt.cutover` derives the green
+and its checks against the stage's own ("blue") settings; `mwaa_elt.stage.green` derives the green
 environment's names. It imports nothing from `mwaa_elt.stage`, which declares the field.
 """
 

@@ -62,7 +62,7 @@ def green_stage(stage: Stage) -> GreenStage | None:
     cutover = stage.config.cutover
     if cutover is None:
         return None
-    # The values were validated with the stage (`stage_cutover.check_cutover`).
+    # The values were validated with the stage (`cutover_config.check_cutover`).
     config = stage.config.model_copy(update={**cutover.settings(stage.config), "cutover": None})
     return GreenStage(
         name=stage.name,
