@@ -107,7 +107,7 @@ def test_a_failed_verification_stops_before_recording_and_says_how_to_go_back(
     assert load_switch(bucket) is None
 
 
-def test_finish_refuses_before_the_switch_and_names_the_config_change_after(
+def test_finish_refuses_before_the_switch_and_after_it_says_the_block_must_stay(
     stage: Stage, green: GreenEnvironment, bucket: BackupBucket
 ) -> None:
     with pytest.raises(ConfigError, match=r"the cutover switch has not happened.*cutover switch --stage staging"):  # fmt: skip
@@ -117,10 +117,9 @@ def test_finish_refuses_before_the_switch_and_names_the_config_change_after(
     plan = plan_switch(stage, green, PIPELINES, dict(envs[stage.environment_name].dags), "b1")
     execute_switch(plan, mwaa, bucket, stage=stage)
     text = "\n".join(finish_instructions(stage, load_switch(bucket)))
-    assert (
-        "mwaa-elt:airflowVersion: 3.0.6" in text and "remove the `mwaa-elt:cutover` block" in text
-    )
-    assert "mwaa-elt-staging-green" in text
+    assert "the pipelines of staging run in mwaa-elt-staging-green (Airflow 3.0.6)" in text
+    # Removing the block would delete the environment that now runs the pipelines.
+    assert "removing the `mwaa-elt:cutover` block" in text and "keep the block" in text
 
 
 def test_a_stage_without_a_second_environment_is_told_which_setting_adds_it(

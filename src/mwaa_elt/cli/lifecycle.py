@@ -30,7 +30,10 @@ YesFlag = Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking
 PlanFlag = Annotated[bool, typer.Option("--plan", help="Print the plan and change nothing.")]
 
 cutover_app = typer.Typer(
-    help="Switch a stage to its second environment, then retire the old one.",
+    help=(
+        "Switch a stage's pipelines to its second environment; "
+        "`finish` says what retiring the old one takes."
+    ),
     no_args_is_help=True,
 )
 

@@ -388,7 +388,8 @@ def load_switch(bucket: BackupBucket) -> SwitchRecord | None:
 
 
 def finish_instructions(stage: Stage, record: SwitchRecord | None) -> list[str]:
-    """What the user changes to retire the old environment; ConfigError before the switch."""
+    """Where the stage stands after the switch and what retiring the old environment takes;
+    ConfigError before the switch."""
     if record is None:
         raise ConfigError(
             f"stage {stage.name}: the cutover switch has not happened (no "
@@ -399,9 +400,9 @@ def finish_instructions(stage: Stage, record: SwitchRecord | None) -> list[str]:
         f"the pipelines of {stage.name} run in {record.new_environment} (Airflow "
         f"{record.new_airflow_version}) since {record.switched_at}; backup {record.backup_id} "
         f"holds the metadata of {record.old_environment}",
-        f"to remove {record.old_environment}: in stacks/Pulumi.{stage.name}.yaml set "
-        f"`mwaa-elt:airflowVersion: {record.new_airflow_version}` (the new environment's "
-        "settings become the stage's own) and remove the `mwaa-elt:cutover` block, then run "
-        f"`pulumi preview --stack {stage.name}` (it must show {record.old_environment} "
-        f"deleted and {record.new_environment} kept) and `pulumi up --stack {stage.name}`",
+        f"{record.old_environment} cannot be retired by the stack config yet: the stage's own "
+        f"environment is always {record.old_environment}, and removing the `mwaa-elt:cutover` "
+        f"block from stacks/Pulumi.{stage.name}.yaml deletes {record.new_environment}, the one "
+        "now running the pipelines; keep the block (both environments stay, the old one's "
+        "pipelines paused) until the platform can make the new environment the stage's own",
     ]
