@@ -23,7 +23,7 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
@@ -41,6 +41,7 @@ from botocore.exceptions import (
     TokenRetrievalError,
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.loaders import Loader
 from botocore.parsers import ResponseParserError  # a plain Exception, not a BotoCoreError
 
 from mwaa_elt.errors import ConfigError, ExternalError
@@ -170,6 +171,27 @@ class AwsCallError(ExternalError):
         self.kind = kind
 
 
+_LOADER: Loader | None = None
+
+
+def _botocore_session(service: str, profile: str | None) -> botocore.session.Session:
+    """A new botocore session for `profile` (its own credentials and configuration, read from
+    the environment as boto3's are) that shares one data loader with every other: the service
+    models and endpoint rules are parsed once per process, not once per client.
+
+    S3 timestamps are left as the text S3 sends: mwaa-elt reads none of them, and parsing
+    one per listed key is a large part of listing a prefix.
+    """
+    global _LOADER
+    session = botocore.session.Session(profile=profile)
+    if _LOADER is None:
+        _LOADER = session.get_component("data_loader")
+    session.register_component("data_loader", _LOADER)
+    if service == "s3":
+        session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=str)
+    return session
+
+
 def client(
     service: str,
     region: str,
@@ -178,11 +200,11 @@ def client(
     policy: RetryPolicy | None = None,
     max_pool_connections: int = 16,
 ) -> Any:
-    """A boto3 client for `service` with `policy`'s retries and timeouts, from `profile` or the
-    default credential chain; honours `AWS_ENDPOINT_URL` like any boto3 client."""
+    """A client for `service` with `policy`'s retries and timeouts, from `profile` or the
+    default credential chain; honours `AWS_ENDPOINT_URL`. A botocore client: boto3's client
+    is the same object plus helpers this tool does not use."""
     try:
-        session = boto3.session.Session(profile_name=profile)
-        return session.client(
+        return _botocore_session(service, profile).create_client(
             service,
             region_name=region,
             config=(policy or POLICY).config(max_pool_connections=max_pool_connections),

@@ -41,7 +41,9 @@ def test_first_promotion_writes_everything_scripts_then_dags_then_manifest(
     manifest, etag = store.load_manifest()
     assert etag is not None
     record = manifest.pipelines["a"]
-    assert record.dag_version_id == result.version_ids["a"] is not None
+    assert record.dag_version_id == result.written["a"].version_id is not None
+    head = store.client.head_object(Bucket=store.bucket, Key="dags/a.py")
+    assert record.dag_etag == result.written["a"].etag == head["ETag"]
     assert record.promoted_from == "working-tree" and record.git_commit == "abc123"
     assert record.templates_hash == _pipelines(dev)[0].templates.source_hash
     head = store.client.head_object(Bucket=store.bucket, Key="dags/a.py")

@@ -432,16 +432,38 @@ def test_rollback_on_error_restores_the_previous_dag(project, stages, monkeypatc
     stubber.assert_no_pending_responses()
 
 
-def test_a_raced_write_of_the_same_bytes_is_recorded_by_one_rerun_and_status_is_clean(
+def test_a_raced_write_of_the_same_bytes_is_in_sync_because_drift_is_decided_by_content(
     project, stages
 ):
     """The recorded bytes live under another S3 version (a fenced run's late write of the same
-    file): `status` says unfinished; the same command records the live version, writing no DAG."""
+    file): the object still has the recorded ETag, so `status` and `promote` both see the
+    recorded content live, and nothing is written."""
     promote_json("--to", "dev")
     s3 = make_client("s3", stages["dev"].region)
     bucket, key = stages["dev"].source_bucket, "dags/scifi_quality.py"
     live = s3.get_object(Bucket=bucket, Key=key)
     s3.put_object(Bucket=bucket, Key=key, Body=live["Body"].read(), Metadata=live["Metadata"])
+    code, status = mwaa_json("status", "--stage", "dev")
+    assert code == 0 and status["drifted"] == []
+    before = versions(stages["dev"])
+    assert promote_json("--to", "dev")["uploaded"] == 0
+    assert versions(stages["dev"]) == before
+
+
+def test_a_live_dag_with_another_etag_but_our_bytes_is_recorded_by_one_rerun(project, stages):
+    """A DAG object written by mwaa-elt whose ETag is not the recorded one (a late write under
+    SSE-KMS, where each upload gets its own ETag): `status` says unfinished; the same command
+    records the live version and ETag, writing no DAG, and status is clean."""
+    promote_json("--to", "dev")
+    store = StageStore(stages["dev"], make_client("s3", stages["dev"].region))
+    manifest, etag = store.load_manifest()
+    manifest = store.load_histories(manifest, manifest.pipelines)
+    record = manifest.pipelines["scifi_quality"]
+    stale = record.model_copy(update={"dag_etag": '"0123456789abcdef0123456789abcdef"'})
+    store.write_manifest(
+        manifest.model_copy(update={"pipelines": {**manifest.pipelines, "scifi_quality": stale}}),
+        etag,
+    )
     code, status = mwaa_json("status", "--stage", "dev")
     drift = {p["pipeline"]: p["drift"] for p in status["pipelines"]}
     assert drift["scifi_quality"] == "unfinished promotion"
@@ -457,6 +479,8 @@ def test_a_raced_write_of_the_same_bytes_is_recorded_by_one_rerun_and_status_is_
     }  # no DAG written
     code, status = mwaa_json("status", "--stage", "dev")
     assert status["drifted"] == [] and status["lock"] is None
+    head = store.client.head_object(Bucket=store.bucket, Key="dags/scifi_quality.py")
+    assert store.load_manifest()[0].pipelines["scifi_quality"].dag_etag == head["ETag"]
     assert promote_json("--to", "dev")["uploaded"] == 0  # and it stays converged
 
 

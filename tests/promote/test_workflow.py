@@ -9,7 +9,7 @@ from mwaa_elt.promote.apply import ApplyResult
 from mwaa_elt.promote.builds import Prepared
 from mwaa_elt.promote.execute import Outcome
 from mwaa_elt.promote.explain import plan_json, plan_rows, plan_summary, up_to_date_json
-from mwaa_elt.promote.manifest import Manifest, PipelineRecord
+from mwaa_elt.promote.manifest import Manifest, PipelineRecord, Written
 from mwaa_elt.promote.plan import DeleteDag, PipelineChange, Plan, WriteDag, WriteManifest
 from mwaa_elt.promote.workflow import (
     AvailableGate,
@@ -125,19 +125,20 @@ def test_an_up_to_date_promotion_reports_what_an_empty_apply_would(stages) -> No
     assert up_to_date_json(plan, plan_only=True)["plan_only"] is True
 
 
-def test_the_manifest_step_is_final_but_for_the_version_ids_s3_assigns(stages) -> None:
+def test_the_manifest_step_is_final_but_for_the_version_ids_and_etags_s3_assigns(stages) -> None:
     plan = _plan(stages["dev"], "working-tree", updated=("sales",))
     step = plan.steps[-1]
     assert isinstance(step, WriteManifest)
-    written = step.written({"sales": "v2"})
+    written = step.written({"sales": Written("v2", '"e2"')})
     assert written.pipelines["sales"].dag_version_id == "v2"
-    assert step.manifest.pipelines["sales"].dag_version_id is None  # the plan is not changed
+    assert written.pipelines["sales"].dag_etag == '"e2"'
+    planned = step.manifest.pipelines["sales"]
+    assert planned.dag_version_id is None and planned.dag_etag is None  # the plan is not changed
+    unassigned = {"dag_version_id": None, "dag_etag": None}
     assert (
         written.model_copy(
             update={
-                "pipelines": {
-                    "sales": written.pipelines["sales"].model_copy(update={"dag_version_id": None})
-                }
+                "pipelines": {"sales": written.pipelines["sales"].model_copy(update=unassigned)}
             }
         )
         == step.manifest

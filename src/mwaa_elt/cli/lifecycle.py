@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -15,7 +15,9 @@ from rich.markup import escape
 from mwaa_elt.cli.upgrade import upgrade_app
 from mwaa_elt.errors import EXIT_INVALID, ConfigError
 from mwaa_elt.project import Project, find_project
-from mwaa_elt.stage import Stage, load_all_stages
+
+if TYPE_CHECKING:  # the stage model brings pydantic: loaded when a command runs
+    from mwaa_elt.stage import Stage
 
 out = Console(highlight=False, soft_wrap=True, emoji=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
@@ -46,6 +48,8 @@ def register(app: typer.Typer) -> None:
 
 
 def _stage(project_dir: Path | None, name: str) -> tuple[Project, dict[str, Stage], Stage]:
+    from mwaa_elt.stage import load_all_stages
+
     project = find_project(project_dir)
     stages = load_all_stages(project.stacks_dir)
     if name not in stages:

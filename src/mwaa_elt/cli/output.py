@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from mwaa_elt.diagnostics import display_path
 from mwaa_elt.project import Project, find_project
-from mwaa_elt.stage import Stage, load_stage
+
+if TYPE_CHECKING:  # the stage model brings pydantic: imported by the commands that load one
+    from mwaa_elt.stage import Stage
 
 # No emoji codes: a message quoting ':smile:' from a spec must print it as written.
 out = Console(highlight=False, soft_wrap=True, emoji=False)
@@ -32,6 +33,8 @@ def project_at(project_dir: Path | None) -> Project:
 
 def stage_at(project_dir: Path | None, name: str) -> Stage:
     """One stage of the project, validated."""
+    from mwaa_elt.stage import load_stage
+
     return load_stage(project_at(project_dir).stacks_dir, name)
 
 
@@ -47,6 +50,8 @@ def print_json(data: object) -> None:
 
 def relative(path: Path) -> str:
     """A path as messages show it: relative to the working directory when under it."""
+    from mwaa_elt.diagnostics import display_path
+
     return display_path(path)
 
 

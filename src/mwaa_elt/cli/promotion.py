@@ -142,7 +142,7 @@ def promote(
                     promotion, yes=yes, json_=json_, diffs=show_diffs, force_unlock=force_unlock
                 )
             )
-    leftovers = None if plan_only else _green_leftovers(promotions[0].target)
+    leftovers = None if plan_only else _green_leftovers(promotions[0])
     if leftovers is not None and not json_:
         err.print(f"[yellow]note:[/yellow] {escape(leftovers.advice())}")
     if json_:
@@ -195,13 +195,12 @@ def _where(stage: Stage) -> str:
     return stage.name
 
 
-def _green_leftovers(stage: Stage) -> GreenLeftovers | None:
+def _green_leftovers(promotion: Promotion) -> GreenLeftovers | None:
     """What a removed cutover left in the stage's bucket, or None."""
     from mwaa_elt.promote.cutover import green_leftovers
-    from mwaa_elt.promote.store import make_client
 
     try:  # a note only: reading it never fails a promotion that succeeded
-        return green_leftovers(stage, make_client("s3", stage.region))
+        return green_leftovers(promotion.target, promotion.store.client)
     except MwaaEltError:
         return None
 

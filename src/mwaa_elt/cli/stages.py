@@ -10,7 +10,6 @@ from rich.table import Table
 
 from mwaa_elt.cli.output import JsonFlag, ProjectDir, out, print_json, project_at, stage_at
 from mwaa_elt.cli.stage_import import stage_import
-from mwaa_elt.stage import load_all_stages
 
 stage_app = typer.Typer(help="What a stage is: its names, ARNs and settings.", no_args_is_help=True)
 
@@ -41,6 +40,8 @@ stage_app.command("import")(stage_import)
 @stage_app.command("list")
 def stage_list(json_: JsonFlag = False, project_dir: ProjectDir = None) -> None:
     """The project's stages in promotion order, validated."""
+    from mwaa_elt.stage import load_all_stages
+
     stages = load_all_stages(project_at(project_dir).stacks_dir)
     rows = [
         {

@@ -23,7 +23,6 @@ from typing import Any
 
 import yaml
 
-from mwaa_elt import aws
 from mwaa_elt.errors import ConfigError
 from mwaa_elt.lifecycle.adopt import AdoptConfig
 from mwaa_elt.stage import (
@@ -606,6 +605,8 @@ def read_environment(
     name: str, region: str, *, profile: str | None = None
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """GetEnvironment's `Environment`, and the VPC of each of its subnets (EC2 DescribeSubnets)."""
+    from mwaa_elt import aws  # boto3: loaded when an environment is read
+
     mwaa = aws.client("mwaa", region, profile=profile)
     try:
         environment = aws.call(

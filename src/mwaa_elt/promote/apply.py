@@ -9,6 +9,7 @@ from typing import Any
 
 from mwaa_elt.errors import ConfigError, MwaaEltError
 from mwaa_elt.promote import phases
+from mwaa_elt.promote.manifest import Written
 from mwaa_elt.promote.plan import (
     DeleteDag,
     Plan,
@@ -33,7 +34,7 @@ class ApplyResult:
     uploaded: int = 0  # DAG files and scripts written (not bundles, not the manifest)
     deleted: int = 0
     skipped: int = 0  # content-addressed objects already present
-    version_ids: dict[str, str | None] = field(default_factory=dict)
+    written: dict[str, Written] = field(default_factory=dict)  # each DAG file S3 wrote
     manifest_etag: str | None = None
 
     @property
@@ -88,7 +89,7 @@ def apply_plan(
     def run(step: Step) -> Effect:
         if guard is not None:
             guard()
-        return _run(store, step, result.version_ids)
+        return _run(store, step, result.written)
 
     with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="mwaa-elt-apply") as pool:
         for phase in sorted({_phase(step) for step in plan.steps}):
@@ -165,7 +166,7 @@ def _keys(keys: list[str], shown: int = 5) -> str:
     return ", ".join(keys[:shown]) + more
 
 
-def _run(store: StageStore, step: Step, version_ids: dict[str, str | None]) -> Effect:
+def _run(store: StageStore, step: Step, written: dict[str, Written]) -> Effect:
     match step:
         case UploadScript(key=key, body=body):
             written = store.put_if_absent(key, body)
@@ -173,7 +174,7 @@ def _run(store: StageStore, step: Step, version_ids: dict[str, str | None]) -> E
         case UploadBundle(key=key, body=body) | UploadTemplates(key=key, body=body):
             return Effect(skipped=int(not store.put_if_absent(key, body)))
         case WriteDag(pipeline=pipeline, key=key, body=body, rendered_hash=rendered_hash):
-            version_ids[pipeline] = store.put(
+            written[pipeline] = store.write(
                 key,
                 body,
                 metadata={RENDERED_HASH_METADATA: rendered_hash},
@@ -185,4 +186,4 @@ def _run(store: StageStore, step: Step, version_ids: dict[str, str | None]) -> E
             store.delete(key)
             return Effect(deleted=1)
         case WriteManifest(expected_etag=etag):
-            return Effect(manifest_etag=store.write_manifest(step.written(version_ids), etag))
+            return Effect(manifest_etag=store.write_manifest(step.written(written), etag))

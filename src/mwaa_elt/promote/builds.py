@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mwaa_elt.errors import ConfigError
 from mwaa_elt.project import Project
@@ -22,12 +22,13 @@ from mwaa_elt.promote.inputs import Selection, folder_hash, inputs_hash
 from mwaa_elt.promote.manifest import WORKING_TREE, Inputs, Manifest
 from mwaa_elt.promote.plan import PipelineBuild
 from mwaa_elt.promote.store import StageStore
-from mwaa_elt.render import RenderResult
-from mwaa_elt.render.generate import DAGS_DIR, SCRIPTS_DIR
-from mwaa_elt.spec import discover_specs
-from mwaa_elt.spec.analysis import unchecked_sql
+from mwaa_elt.render.result import DAGS_DIR, SCRIPTS_DIR, RenderResult
+from mwaa_elt.spec.folder import discover_specs
 from mwaa_elt.spec.summary import IncrementalValidation, SpecSummary
 from mwaa_elt.stage import Stage
+
+if TYPE_CHECKING:
+    from mwaa_elt.spec.model import Pipeline
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ def from_working_tree(
     # The bundle ships the spec and the files it names; the inputs digest covers the whole
     # folder, as validation does (`promote.inputs.select_working_tree` compares the same).
     bundles = {name: pipeline_bundle(pipeline) for name, pipeline in pipelines.items()}
-    unchecked = {name: unchecked_sql(pipeline) for name, pipeline in pipelines.items()}
+    unchecked = _unchecked_sql(pipelines)
     inputs = {}
     for name, folder in folders.items():
         spec, summary = selection.summaries[name]
@@ -184,7 +185,7 @@ def from_stage(
                     produces=summary.produces,
                     after=summary.after,
                 )
-    unchecked = {name: unchecked_sql(report.pipelines[name]) for name in to_render}
+    unchecked = _unchecked_sql({name: report.pipelines[name] for name in to_render})
     builds = _builds(target, render, chosen, by_name, commits, unchecked, inputs)
     unchanged = tuple(name for name in selected if name in trusted)
     return Prepared(source, target, render, builds, complete=names is None, unchanged=unchanged)
@@ -209,6 +210,16 @@ def _render(
     from mwaa_elt.render import render_pipelines
 
     return render_pipelines(dict(pipelines), target, templates_dir, project_root=root)
+
+
+def _unchecked_sql(pipelines: Mapping[str, Pipeline]) -> dict[str, tuple[str, ...]]:
+    """`spec.analysis.unchecked_sql` of each pipeline; the SQL parser is imported only when
+    there is a pipeline to render."""
+    if not pipelines:
+        return {}
+    from mwaa_elt.spec.analysis import unchecked_sql
+
+    return {name: unchecked_sql(pipeline) for name, pipeline in pipelines.items()}
 
 
 def _select(manifest: Manifest, names: Sequence[str] | None, source: str) -> list[str]:

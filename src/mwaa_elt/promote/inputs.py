@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mwaa_elt.errors import ConfigError
-from mwaa_elt.promote.bundle import content_hash, folder_files
+from mwaa_elt.promote.bundle import folder_content_hash
 from mwaa_elt.promote.manifest import Manifest
 from mwaa_elt.render.cache import shared_inputs
 from mwaa_elt.spec.problems import ValidationReport
@@ -47,7 +47,12 @@ def inputs_hash(environment: str, source_hash: str, templates_hash: str) -> str:
 
 def folder_hash(folder: Path) -> str:
     """The content hash the folder's source bundle would get (`bundle.build_bundle`)."""
-    return content_hash(folder_files(folder))
+    return folder_content_hash(folder)
+
+
+def folder_hashes(specs: Sequence[Path]) -> dict[Path, str]:
+    """`folder_hash` of each spec's folder."""
+    return {folder: folder_hash(folder) for folder in {spec.parent for spec in specs}}
 
 
 @dataclass(frozen=True)
@@ -75,10 +80,12 @@ def select_working_tree(
     names: Sequence[str] | None = None,
     *,
     force: Collection[str] = (),
+    hashed: Mapping[Path, str] | None = None,
 ) -> Selection:
     """Hash each spec's folder, trust the specs whose inputs the manifest records unchanged, and
     validate the others together with the summaries of the trusted ones. Pipelines in `force`
-    (e.g. whose DAG object is not the recorded one) are never trusted.
+    (e.g. whose DAG object is not the recorded one) are never trusted. `hashed`: folder
+    hashes already computed (`folder_hashes`).
 
     ConfigError for `names` that name no pipeline.
     """
@@ -87,7 +94,7 @@ def select_working_tree(
         for name, record in manifest.pipelines.items()
         if record.inputs is not None and name not in force
     }
-    folders: dict[Path, str] = {}
+    folders: dict[Path, str] = dict(hashed or {})
     trusted: dict[Path, SpecSummary] = {}
     relative_of: dict[Path, str] = {}
     for spec in specs:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -25,6 +26,15 @@ WORKING_TREE = "working-tree"
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class Written:
+    """One version of an object as S3 reports it: its version id ("null" or None when the bucket
+    is not versioned) and its ETag."""
+
+    version_id: str | None
+    etag: str | None
 
 
 class Inputs(_Model):
@@ -51,6 +61,8 @@ class Release(_Model):
     templates_key: str
     dag_key: str
     dag_version_id: str | None = None  # None when the bucket is not versioned
+    # The ETag S3 gave the DAG object; None: recorded by an mwaa-elt that did not record it.
+    dag_etag: str | None = None
     scripts: tuple[str, ...] = ()
     promoted_from: str  # a stage name, or "working-tree"
     promoted_at: str  # UTC, ISO 8601

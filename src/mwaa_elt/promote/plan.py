@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal
 
 from mwaa_elt.errors import ConfigError
 from mwaa_elt.promote.bundle import Bundle, content_hash
-from mwaa_elt.promote.manifest import Inputs, Manifest, PipelineRecord, Release
+from mwaa_elt.promote.manifest import Inputs, Manifest, PipelineRecord, Release, Written
 from mwaa_elt.stage import Stage
 
 if TYPE_CHECKING:
@@ -107,13 +107,15 @@ class WriteManifest:
     # Pipelines whose DAG object version id is only known once their WriteDag has run.
     pending_versions: tuple[str, ...] = ()
 
-    def written(self, version_ids: Mapping[str, str | None]) -> Manifest:
-        """The manifest to write: the planned one with the S3 version ids S3 gave the DAG files
-        of `pending_versions` (the only part a plan cannot know); the step is not changed."""
+    def written(self, dags: Mapping[str, Written]) -> Manifest:
+        """The manifest to write: the planned one with the version ids and ETags S3 gave the
+        DAG files of `pending_versions` (the only part a plan cannot know); the step is not
+        changed."""
         records = dict(self.manifest.pipelines)
         for name in self.pending_versions:
+            dag = dags.get(name, Written(None, None))
             records[name] = records[name].model_copy(
-                update={"dag_version_id": version_ids.get(name)}
+                update={"dag_version_id": dag.version_id, "dag_etag": dag.etag}
             )
         return self.manifest.model_copy(update={"pipelines": records})
 
@@ -276,7 +278,9 @@ def build_plan(
                 continue
             live = off_record[build.name]
             if live is not None and live.rendered_hash == record.rendered_hash:
-                records[build.name] = record.model_copy(update={"dag_version_id": live.version_id})
+                records[build.name] = record.model_copy(
+                    update={"dag_version_id": live.version_id, "dag_etag": live.etag}
+                )
                 recorded.append(build.name)
                 changes.append(_change(build, "unchanged", record))
                 continue
@@ -313,6 +317,7 @@ def build_plan(
             templates_key=templates_key,
             dag_key=build.dag_key,
             dag_version_id=None if dag_changed or record is None else record.dag_version_id,
+            dag_etag=None if dag_changed or record is None else record.dag_etag,
             scripts=tuple(sorted(build.scripts)),
             promoted_from=source,
             promoted_at=identity.promoted_at,
@@ -428,6 +433,7 @@ def build_rollback_plan(
         restored = release.model_copy(
             update={
                 "dag_version_id": None,
+                "dag_etag": None,
                 "promoted_from": "rollback",
                 "promoted_at": identity.promoted_at,
                 "promoted_by": identity.promoted_by,

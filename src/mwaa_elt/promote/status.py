@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -77,33 +77,69 @@ class LiveDag:
 
     version_id: str | None
     rendered_hash: str | None  # the hash mwaa-elt wrote with it; None: not written by mwaa-elt
+    etag: str | None = None
+
+
+@dataclass(frozen=True)
+class LiveListing:
+    """The current objects under a stage's DAG prefix, and how a record is told to be live."""
+
+    keys: Collection[str]
+    as_recorded: Callable[[PipelineRecord], bool]
+
+
+def list_live(store: StageStore, records: Mapping[str, PipelineRecord]) -> LiveListing:
+    """List the DAG prefix the cheapest way that decides every record of `records`.
+
+    When every record has the ETag its DAG object got, one listing of the current objects
+    decides by content (an object with the recorded ETag holds the recorded bytes), so the
+    cost does not grow with the bucket's history. Records from an mwaa-elt that did not record
+    ETags are decided by S3 version id, from the versions listing.
+    """
+    prefix = store.stage.dags_prefix
+    if all(record.dag_etag is not None for record in records.values()):
+        etags = store.current_etags(prefix)
+        return LiveListing(etags, lambda record: etags[record.dag_key] == record.dag_etag)
+    versions = store.latest_versions(prefix)
+    return LiveListing(
+        versions,
+        lambda record: (
+            record.dag_version_id is not None and versions[record.dag_key] == record.dag_version_id
+        ),
+    )
 
 
 def off_record(
     store: StageStore,
     records: Mapping[str, PipelineRecord],
-    live: Mapping[str, str | None] | None = None,
+    live: LiveListing | None = None,
 ) -> dict[str, LiveDag | None]:
-    """The pipelines among `records` whose DAG object is not the recorded version, with what is
-    there instead (None: nothing). `live` is the DAG prefix's current versions, when listed."""
-    if live is None:
-        live = store.latest_versions(store.stage.dags_prefix) if records else {}
+    """The pipelines among `records` whose DAG object is not the recorded one, with what is
+    there instead (None: nothing). `live` is the DAG prefix's listing, when already read."""
+    if not records:
+        return {}
+    return _off_record(store, records, live or list_live(store, records))
+
+
+def _off_record(
+    store: StageStore, records: Mapping[str, PipelineRecord], live: LiveListing
+) -> dict[str, LiveDag | None]:
     found: dict[str, LiveDag | None] = {}
     for name, record in records.items():
-        if record.dag_key not in live:
+        if record.dag_key not in live.keys:
             found[name] = None
             continue
-        if record.dag_version_id is not None and live[record.dag_key] == record.dag_version_id:
+        if live.as_recorded(record):
             continue
         head = store.head_version(record.dag_key)
         if head is None:
             found[name] = None
             continue
-        version, metadata = head
+        current, metadata = head
         written_hash = metadata.get(RENDERED_HASH_METADATA)
         if record.dag_version_id is None and written_hash == record.rendered_hash:
             continue  # an unversioned bucket: the tool's own hash is all there is
-        found[name] = LiveDag(version, written_hash)
+        found[name] = LiveDag(current.version_id, written_hash, current.etag)
     return found
 
 
@@ -111,13 +147,13 @@ def stage_status(store: StageStore) -> StageStatus:
     """Read the manifest, list the DAG prefix's current versions and compare them."""
     manifest, _ = store.load_manifest()
     manifest = store.load_histories(manifest, manifest.pipelines)
-    live = store.latest_versions(store.stage.dags_prefix)
+    live = list_live(store, manifest.pipelines)
     off = off_record(store, manifest.pipelines, live)
     pipelines = []
     for name, record in sorted(manifest.pipelines.items()):
         pipelines.append(PipelineStatus(name, record, _drift(name, off)))
     recorded = {record.dag_key for record in manifest.pipelines.values()}
-    others = sorted(key for key in live if key.endswith(".py") and key not in recorded)
+    others = sorted(key for key in live.keys if key.endswith(".py") and key not in recorded)
     ours = [key for key in others if RENDERED_HASH_METADATA in (store.head_metadata(key) or {})]
     return StageStatus(
         stage=store.stage.name,

@@ -17,6 +17,7 @@ from mwaa_elt.aws import MISSING, NOTHING_CHANGED, PRECONDITION
 from mwaa_elt.errors import ConfigError
 from mwaa_elt.promote.manifest import (
     Manifest,
+    Written,
     empty_manifest,
     history_bytes,
     history_key,
@@ -108,12 +109,12 @@ class StageStore:
         found = self._head(key)
         return None if found is None else dict(found.get("Metadata") or {})
 
-    def head_version(self, key: str) -> tuple[str | None, dict[str, str]] | None:
-        """The current version id and user metadata of `key`, or None when it does not exist."""
+    def head_version(self, key: str) -> tuple[Written, dict[str, str]] | None:
+        """The current version and user metadata of `key`, or None when it does not exist."""
         found = self._head(key)
         if found is None:
             return None
-        return found.get("VersionId"), dict(found.get("Metadata") or {})
+        return Written(found.get("VersionId"), found.get("ETag")), dict(found.get("Metadata") or {})
 
     def exists(self, key: str) -> bool:
         """Whether `key` exists (HEAD)."""
@@ -142,6 +143,20 @@ class StageStore:
         state: str = _RERUN,
     ) -> str | None:
         """Write `key` with one PutObject (atomic for readers); returns its version id."""
+        return self.write(
+            key, body, metadata=metadata, content_type=content_type, state=state
+        ).version_id
+
+    def write(
+        self,
+        key: str,
+        body: bytes,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        content_type: str = "application/octet-stream",
+        state: str = _RERUN,
+    ) -> Written:
+        """Write `key` with one PutObject (atomic for readers); the version S3 made of it."""
         response = self._call(
             "PutObject",
             key,
@@ -154,7 +169,7 @@ class StageStore:
             ),
             state=state,
         )
-        return response.get("VersionId")
+        return Written(response.get("VersionId"), response.get("ETag"))
 
     def put_conditional(
         self,
@@ -319,6 +334,22 @@ class StageStore:
             return current
 
         return self._call("ListObjectVersions", prefix, listing)
+
+    def current_etags(self, prefix: str) -> dict[str, str]:
+        """Every key under `prefix` with its current ETag: one listing of current objects only,
+        whatever the history under it (ListObjectsV2)."""
+
+        def listing() -> dict[str, str]:
+            current: dict[str, str] = {}
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix
+            )
+            for page in pages:
+                for found in page.get("Contents", []):
+                    current[found["Key"]] = str(found["ETag"])
+            return current
+
+        return self._call("ListObjectsV2", prefix, listing)
 
     def read_dags(self, keys: list[str]) -> dict[str, bytes]:
         """The current bodies of the DAG files among `keys` that exist (for plan diffs)."""

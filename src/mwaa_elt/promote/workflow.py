@@ -9,7 +9,8 @@ and its gates are data (`Promotion`), printed by `promote.explain`; `run_gate` r
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -178,14 +179,28 @@ def _prepare_into(
     request: PromoteRequest,
     notify: Notify | None,
 ) -> Promotion:
+    from mwaa_elt.promote.inputs import folder_hashes
+    from mwaa_elt.spec.targets import spec_targets
+
     store = StageStore(target, make_client("s3", target.region))
     identity = identity_now(caller_arn(target))
     manifest, etag = store.load_manifest()
-    # DAG objects that are not the recorded version are converged by content, so their
-    # pipelines are rendered even when their inputs are unchanged.
-    drifted = off_record(store, manifest.pipelines)
+    specs = spec_targets(project, None)[0] if request.source is None else []
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # DAG objects that are not the recorded version are converged by content, so their
+        # pipelines are rendered even when their inputs are unchanged. The bucket is listed
+        # while the working tree is hashed.
+        listing = pool.submit(off_record, store, manifest.pipelines)
+        hashed = folder_hashes(specs)
+        drifted = listing.result()
     prepared = _prepare(
-        project, stages, target, request, manifest, set(drifted), notify or (lambda _: None)
+        project,
+        stages,
+        target,
+        request,
+        manifest,
+        _Inputs(specs, hashed, set(drifted)),
+        notify or (lambda _: None),
     )
     # Only the pipelines rendered anew can get a new release: only their histories are read.
     manifest = store.load_histories(manifest, [build.name for build in prepared.builds])
@@ -353,28 +368,36 @@ def _verify_after(target: Stage, skip: bool, rollback_on_error: bool) -> VerifyA
     )
 
 
+@dataclass(frozen=True)
+class _Inputs:
+    """The working tree's specs and folder hashes, and the pipelines never to trust."""
+
+    specs: Sequence[Path]
+    hashed: Mapping[Path, str]
+    force: set[str]
+
+
 def _prepare(
     project: Project,
     stages: dict[str, Stage],
     target: Stage,
     request: PromoteRequest,
     manifest: Manifest,
-    force: set[str],
+    inputs: _Inputs,
     notify: Notify,
 ) -> Prepared:
     """What the promotion moves: the working tree's pipelines, or the source stage's; only
     those whose inputs differ from what the target's manifest records are rendered."""
     from mwaa_elt.promote.bundle import build_bundle
     from mwaa_elt.promote.inputs import environment_digest, select_working_tree
-    from mwaa_elt.spec.targets import spec_targets
 
     names: Sequence[str] | None = list(request.names) or None
     environment = environment_digest(target, project.stacks_dir, project.root)
+    force = inputs.force
     if request.source is None:
-        everything, _ = spec_targets(project, None)
         templates = build_bundle(project.templates_dir)
         selection = select_working_tree(
-            everything,
+            list(inputs.specs),
             project.pipelines_dir,
             stages,
             manifest,
@@ -382,6 +405,7 @@ def _prepare(
             templates.source_hash,
             names,
             force=force,
+            hashed=inputs.hashed,
         )
         if not selection.report.ok:
             raise not_rendered(selection.report)

@@ -10,13 +10,13 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from mwaa_elt.spec.folder import discover_specs
     from mwaa_elt.spec.model import TASK_KINDS, Pipeline, Task
     from mwaa_elt.spec.problems import FileReport, Problem, ValidationReport
     from mwaa_elt.spec.resolve import StageCluster, StagePipeline, StageTask, resolve_pipeline
     from mwaa_elt.spec.schema import pipeline_json_schema, pipeline_json_schema_text
     from mwaa_elt.spec.stage_vars import resolve_stage_vars
     from mwaa_elt.spec.validate import (
-        discover_specs,
         load_pipelines,
         validate_file,
         validate_paths,
@@ -36,7 +36,7 @@ _LAZY = {
     "pipeline_json_schema": "mwaa_elt.spec.schema",
     "pipeline_json_schema_text": "mwaa_elt.spec.schema",
     "resolve_stage_vars": "mwaa_elt.spec.stage_vars",
-    "discover_specs": "mwaa_elt.spec.validate",
+    "discover_specs": "mwaa_elt.spec.folder",
     "load_pipelines": "mwaa_elt.spec.validate",
     "validate_file": "mwaa_elt.spec.validate",
     "validate_paths": "mwaa_elt.spec.validate",

@@ -28,6 +28,13 @@ _FIX_LINK = (
 )
 
 
+def discover_specs(root: Path) -> list[Path]:
+    """Spec files under `root`: `<root>/<name>/<name>.yaml` and `<root>/<name>.yaml`."""
+    found = [p for p in root.glob("*/*.yaml") if p.stem == p.parent.name]
+    found += list(root.glob("*.yaml"))
+    return sorted(found)
+
+
 def own_folder(spec: Path) -> bool:
     """True when the spec lives in a folder of its own (`<name>/<name>.yaml`)."""
     return spec.parent.name == spec.stem

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from mwaa_elt.errors import ConfigError
 from mwaa_elt.project import Project
+from mwaa_elt.spec.folder import discover_specs
 from mwaa_elt.spec.problems import FileReport
-from mwaa_elt.spec.validate import discover_specs, validate_paths
 from mwaa_elt.stage import load_all_stages
 
 
@@ -51,6 +51,8 @@ class TargetValidation:
 def validate_targets(project: Project, paths: list[Path] | None) -> TargetValidation:
     """Validate every spec of the project plus `paths` against every stage; report `paths`'
     specs (all of them when none are named)."""
+    from mwaa_elt.spec.validate import validate_paths
+
     stages = load_all_stages(project.stacks_dir)
     everything, targets = spec_targets(project, paths)
     report = validate_paths(everything, stages)

@@ -32,7 +32,8 @@ __all__ = [
 def collect(project: Project, names: list[str] | None = None) -> TestPlan:
     """Every test of the named pipelines (all when None), prepared; ConfigError for an unknown
     pipeline name or unreadable stacks."""
-    from mwaa_elt.spec.validate import discover_specs, validate_paths
+    from mwaa_elt.spec.folder import discover_specs
+    from mwaa_elt.spec.validate import validate_paths
     from mwaa_elt.stage import load_all_stages
 
     stages = load_all_stages(project.stacks_dir)
