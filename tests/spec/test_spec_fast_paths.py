@@ -100,7 +100,7 @@ def _candidates_unfiltered(text: str) -> list[int]:
     """Every detector's pattern run over the whole text: the reference for the shortcut."""
     _, keywords, patterns = secrets._configured()
     lines = {text.count("\n", 0, m.start()) + 1 for m in keywords.finditer(text.lower())}
-    for _, pattern in patterns:
+    for _, _, pattern in patterns:
         lines |= {text.count("\n", 0, m.start()) + 1 for m in pattern.finditer(text)}
     for match in secrets._LONG_RUN.finditer(text):
         if secrets._entropy(match.group()) >= secrets._ENTROPY_FLOOR:
@@ -113,7 +113,7 @@ secret_pieces = st.sampled_from(
     ["AKIA", "A3T", "ABCDEFGHIJKLMNOP", "0123456789", "abcdefghijklmnopqrstuvwxyz012345",
      "-us1", "xoxb-", "123-", "eyJ", "hbGciOi", ".", "_", ":", "-", "SG.", "sk_live_",
      "ghp_", "glpat-", "AC", "SK", "-----BEGIN RSA PRIVATE KEY-----", "//r/:_authToken=",
-     "https://u:p@h", "AccountKey=", "password = ", "'", '"', " ", "\n", "select 1", "\u017f", "\u212a"]
+     "https://u:p@h", "AccountKey=", "password = ", "aWs_", "XOXP-", "Https://Hooks.Slack.com/services/T0/B1/", "'", '"', " ", "\n", "select 1", "\u017f", "\u212a"]
 )  # fmt: skip
 secret_texts = st.lists(secret_pieces, max_size=40).map("".join)
 
@@ -135,4 +135,12 @@ def test_required_literal_is_what_every_match_contains() -> None:
     assert secrets.required_literal(re.compile(r"(?i)xox-[a-z]")) == ""
     assert secrets.required_literal(re.compile(r"a*bc")) == "bc"
     _, _, patterns = secrets._configured()
-    assert sum(1 for literal, _ in patterns if literal) >= len(patterns) // 2
+    assert sum(1 for literal, caseless, _ in patterns if literal or caseless) >= len(patterns) - 1
+
+
+def test_caseless_literal_is_what_every_match_in_ascii_text_contains_lower_cased() -> None:
+    assert secrets.caseless_literal(re.compile(r"xox-[a-z]", re.IGNORECASE)) == "xox-"
+    assert secrets.caseless_literal(re.compile(r"AWS.{0,20}?key", re.IGNORECASE)) == "aws"
+    assert secrets.caseless_literal(re.compile(r"xox-[a-z]")) == ""  # case-sensitive: none
+    assert secrets.caseless_literal(re.compile(r"(?i)xox-[a-z]")) == ""  # inline: no shortcut
+    assert secrets.caseless_literal(re.compile("\u017fecret", re.IGNORECASE)) == ""  # not ASCII

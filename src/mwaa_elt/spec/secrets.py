@@ -14,6 +14,7 @@ import functools
 import importlib
 import math
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +80,7 @@ def _configured() -> tuple[Any, ...]:
     for plugin in plugins:
         for pattern in getattr(plugin, "denylist", ()):
             compiled = re.compile(pattern.pattern, pattern.flags | re.MULTILINE)
-            patterns.append((required_literal(compiled), compiled))
+            patterns.append((required_literal(compiled), caseless_literal(compiled), compiled))
     return plugins, keywords, tuple(patterns)
 
 
@@ -105,14 +106,27 @@ def required_literal(pattern: re.Pattern[str]) -> str:
     return max(best, run, key=len)
 
 
+def caseless_literal(pattern: re.Pattern[str]) -> str:
+    """For a case-insensitive `pattern`, the lower-cased text every match contains in an ASCII
+    text, lower-cased ('' when none is certain, or `pattern` is case-sensitive): its longest
+    run of ASCII literal characters at the top level. In ASCII text a case-insensitive match
+    of an ASCII letter is exactly a match of its lower case (the Unicode folds, such as the
+    long s or the Kelvin sign, need non-ASCII text)."""
+    if not pattern.flags & re.IGNORECASE:
+        return ""
+    literal = required_literal(re.compile(pattern.pattern, pattern.flags & ~re.IGNORECASE))
+    return literal.lower() if literal.isascii() else ""
+
+
 def _candidates(
-    text: str, keywords: re.Pattern[str], patterns: tuple[tuple[str, re.Pattern[str]], ...]
+    text: str, keywords: re.Pattern[str], patterns: tuple[tuple[str, str, re.Pattern[str]], ...]
 ) -> list[int]:
     """1-based numbers of the lines some pattern matches."""
     starts = [0] + [m.end() for m in re.finditer("\n", text)]
-    found = {bisect.bisect_right(starts, m.start()) for m in keywords.finditer(text.lower())}
-    for literal, pattern in patterns:
-        if literal not in text:
+    lowered, ascii_text = text.lower(), text.isascii()
+    found = {bisect.bisect_right(starts, m.start()) for m in keywords.finditer(lowered)}
+    for literal, caseless, pattern in patterns:
+        if literal not in text or (ascii_text and caseless not in lowered):
             continue
         for match in pattern.finditer(text):
             found.add(bisect.bisect_right(starts, match.start()))
@@ -125,7 +139,7 @@ def _candidates(
 def _entropy(data: str) -> float:
     """Shannon entropy in bits per character, as detect-secrets' entropy detectors measure."""
     size = len(data)
-    return -sum((n / size) * math.log2(n / size) for n in (data.count(c) for c in set(data)))
+    return -sum((n / size) * math.log2(n / size) for n in Counter(data).values())
 
 
 def _scan(path: Path, text: str) -> tuple[tuple[int, str], ...]:
