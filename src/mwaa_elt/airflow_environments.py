@@ -155,6 +155,9 @@ def lock(env: AirflowEnvironment, uv: Path) -> None:
     )  # fmt: skip
 
 
+SYNC_OPTIONS = ("--require-hashes", "--compile-bytecode")
+
+
 def is_current(env: AirflowEnvironment) -> bool:
     """True when the environment was built from the lock file as it is now."""
     return env.stamp.is_file() and env.stamp.read_text().strip() == _lock_digest(env)
@@ -172,7 +175,9 @@ def build(env: AirflowEnvironment, uv: Path) -> bool:
     _run([str(uv), "venv", "--quiet", "--python", str(python), str(env.path)], what)
     pip = [str(uv), "pip"]
     target = ["--python", str(env.python)]
-    _run([*pip, "sync", "--quiet", *target, "--require-hashes", str(env.lock_file)], what)
+    # Byte-compiled at install: every DagBag probe starts a fresh interpreter that must not
+    # write bytecode beside the DAG files it loads, so Airflow's own modules are read compiled.
+    _run([*pip, "sync", "--quiet", *target, *SYNC_OPTIONS, str(env.lock_file)], what)
     _run([*pip, "check", "--quiet", *target], what)
     env.stamp.write_text(_lock_digest(env) + "\n")
     return True
@@ -242,7 +247,9 @@ def _reports_minor(python: Path, minor: str) -> bool:
 
 
 def _lock_digest(env: AirflowEnvironment) -> str:
-    return hashlib.sha256(env.lock_file.read_bytes()).hexdigest()
+    """The lock file and how it is installed: an environment built otherwise is rebuilt."""
+    recipe = " ".join(SYNC_OPTIONS).encode()
+    return hashlib.sha256(env.lock_file.read_bytes() + b"\0" + recipe).hexdigest()
 
 
 def _run(command: list[str], what: str, cwd: Path | None = None) -> None:
