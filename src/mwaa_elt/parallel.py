@@ -46,6 +46,15 @@ def worker_count(items: int) -> int:
     return max(1, min(wanted, items))
 
 
+def process_count(items: int) -> int:
+    """How many child processes (not forks: any thread may start them) share `items` items:
+    every core for a batch worth splitting, `MWAA_ELT_WORKERS` when set."""
+    configured = os.environ.get(WORKERS_VARIABLE, "").strip()
+    if configured.isdigit() and int(configured) >= 1:
+        return max(1, min(int(configured), items))
+    return max(1, min(_cores(), items)) if items >= MIN_ITEMS else 1
+
+
 def _run_chunk(start: int, stop: int) -> list[Any]:
     assert _job is not None, "a worker runs only inside map_chunks"
     function, shared, items = _job

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from mwaa_elt.check import CheckReport, FileReport, Finding
 from mwaa_elt.errors import ConfigError
+from mwaa_elt.promote import gates
 from mwaa_elt.promote.gates import required_distributions, requirements_gate
 from mwaa_elt.render import RenderedPipeline, RenderResult
 from mwaa_elt.stage import Stage
@@ -79,3 +81,47 @@ def test_only_the_named_pipelines_are_checked(stages: dict[str, Stage]) -> None:
         requirements_gate(_render(stages["staging"], dag), stages["staging"], REQUIREMENTS, [])
         == {}
     )
+
+
+def _many(stage: Stage, count: int) -> RenderResult:
+    files, pipelines = {}, {}
+    for index in range(count):
+        name, dag_path = f"p{index:03d}", f"dags/p{index:03d}.py"
+        files[dag_path] = f"# {name}\n".encode()
+        pipelines[name] = RenderedPipeline(name, f"pipelines/{name}/{name}.yaml", dag_path, (), "0")
+    return RenderResult(stage.name, stage.airflow.version, files, pipelines)
+
+
+def _loaded(folder: Path, version: str, *, project_root: Path) -> CheckReport:
+    """What run_dagbag reports for `folder`: every file, one failing when it says so."""
+    reports = []
+    for path in sorted(folder.iterdir()):
+        broken = path.name == "p007.py"
+        finding = Finding("imports", not broken, "boom" if broken else "ok")
+        reports.append(FileReport(path, (path.stem,), 0.01, (finding,)))
+    return CheckReport(version, folder, 1.0, 2.0, tuple(reports))
+
+
+@pytest.mark.parametrize("workers", ["1", "2", "3"])
+def test_the_dagbag_gate_loads_each_dag_once_in_however_many_airflow_processes(
+    stages: dict[str, Stage], monkeypatch, workers: str
+) -> None:
+    monkeypatch.setenv("MWAA_ELT_WORKERS", workers)
+    folders: list[Path] = []
+
+    def loaded(folder: Path, version: str, *, project_root: Path) -> CheckReport:
+        folders.append(folder)
+        return _loaded(folder, version, project_root=project_root)
+
+    monkeypatch.setattr(gates, "run_dagbag", loaded)
+    stage = stages["dev"]
+    names = [f"p{index:03d}" for index in range(10) if index != 7]
+    report = gates.dagbag_gate(_many(stage, 10), stage, ROOT, names)
+    assert len(folders) == int(workers)  # one Airflow process per share
+    assert sorted(f.path.name for f in report.files) == sorted(f"{n}.py" for n in names)
+    assert report.airflow_version == stage.airflow.version and report.ok
+
+    with pytest.raises(ConfigError) as raised:  # a failure in any share refuses the promotion
+        gates.dagbag_gate(_many(stage, 10), stage, ROOT, [f"p{i:03d}" for i in range(10)])
+    assert raised.value.messages[0] == "p007.py: imports: boom"
+    assert "integrity gate failed" in raised.value.messages[-1]

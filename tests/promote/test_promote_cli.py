@@ -292,8 +292,9 @@ def test_a_held_lock_refuses_a_second_promoter_and_force_unlock_breaks_it(projec
 
 
 def test_the_integrity_gate_loads_every_dag_under_the_target_airflow(
-    project, stages, real_dagbag_gate
+    project, stages, real_dagbag_gate, monkeypatch
 ):
+    monkeypatch.setenv("MWAA_ELT_WORKERS", "2")  # the DAGs shared by two Airflow processes
     promote_json("--to", "dev")
     result = promote_json("--from", "dev", "--to", "staging")  # Airflow 3.0.6 → 2.11.0
     assert result["uploaded"] == 5

@@ -6,6 +6,7 @@ import ast
 import sys
 import tempfile
 from collections.abc import Collection
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
 from packaging.utils import canonicalize_name
@@ -14,6 +15,7 @@ from mwaa_elt.airflow_versions import MWAA_PREINSTALLED_PROVIDERS
 from mwaa_elt.check import PARSE_TIME, CheckReport, run_dagbag
 from mwaa_elt.errors import ConfigError
 from mwaa_elt.infra.documents.environment_files import build_requirements, package_names
+from mwaa_elt.parallel import process_count
 from mwaa_elt.render import RenderResult
 from mwaa_elt.stage import Stage
 
@@ -30,13 +32,29 @@ def dagbag_gate(
     render: RenderResult, stage: Stage, project_root: Path, pipelines: Collection[str]
 ) -> CheckReport:
     """Load the DAG files of `pipelines` (those a promotion writes) with the DagBag of the
-    stage's Airflow; ConfigError on failure. DAG ids are unique by validation already."""
+    stage's Airflow; ConfigError on failure. DAG ids are unique by validation already, so a
+    large batch is split over one Airflow process per core (`parallel.process_count`)."""
+    names = sorted(pipelines)
+    share = process_count(len(names))
     with tempfile.TemporaryDirectory(prefix="mwaa-elt-gate-") as scratch:
-        folder = Path(scratch)
-        for name in sorted(pipelines):
+        folders = [Path(scratch) / f"part-{index}" for index in range(share)]
+        for folder in folders:
+            folder.mkdir()
+        for index, name in enumerate(names):
             dag_path = PurePosixPath(render.pipelines[name].dag_path)
-            (folder / dag_path.name).write_bytes(render.files[dag_path.as_posix()])
-        report = run_dagbag(folder, stage.airflow.version, project_root=project_root)
+            (folders[index % share] / dag_path.name).write_bytes(render.files[dag_path.as_posix()])
+        version = stage.airflow.version
+        with ThreadPoolExecutor(max_workers=share) as pool:
+            parts = list(
+                pool.map(lambda f: run_dagbag(f, version, project_root=project_root), folders)
+            )
+    report = CheckReport(
+        airflow_version=parts[0].airflow_version,
+        dags_folder=Path(scratch),
+        budget_seconds=parts[0].budget_seconds,
+        probe_seconds=max(part.probe_seconds for part in parts),
+        files=tuple(file for part in parts for file in part.files),
+    )
     failures = [
         f"{file.path.name}: {finding.rule}: {finding.message}"
         for file in report.files
