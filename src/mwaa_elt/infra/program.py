@@ -77,7 +77,10 @@ def provision(stage: Stage, environment_dir: Path | None = None) -> dict[str, pu
             provider=with_provider,
         )
 
-    airflow, monitoring = environment_of(stage, "")
+    # The stage's own environment. Once blue is retired (`servingEnvironment: green`) it is the
+    # former green one under the same logical names, so Pulumi keeps it as it is and deletes
+    # only what blue had (its environment, files, log groups and alarms).
+    airflow, monitoring = environment_of(stage, stage.environment_suffix)
     # A cutover's green environment (`mwaa_elt.stage.green`): the same network, role, bucket and
     # key; its own files (its version's constraints), log groups, alarms and dashboard.
     green = stage.green

@@ -32,6 +32,27 @@ class StagePaths:
     athena_results: str = "athena-results/"
     emr_logs: str = "emr-logs/"
     tool_state: str = ".mwaa-elt/"
+    # The stage's own records, whichever environment serves it: metadata backups and the
+    # cutover record (`tool_state` is the environment's: its manifest, lock and histories).
+    stage_state: str = ".mwaa-elt/"
+
+
+# A cutover's second environment keeps these names for its whole life: while it runs beside
+# the stage's own ("blue") and, once blue is retired (`servingEnvironment: green`), as the
+# stage's own. See `mwaa_elt.stage.green`.
+GREEN = "green"
+GREEN_PATHS = StagePaths(
+    dags=f"{GREEN}/dags/",
+    plugins=f"{GREEN}/plugins.zip",
+    requirements=f"{GREEN}/requirements.txt",
+    startup_script=f"{GREEN}/startup.sh",
+    tool_state=f".mwaa-elt/{GREEN}/",
+)
+
+
+def serving_paths(config: StageConfig) -> StagePaths:
+    """The key prefixes of the environment `config` names as the stage's own."""
+    return GREEN_PATHS if config.serving_environment == GREEN else StagePaths()
 
 
 @dataclass(frozen=True)
@@ -95,8 +116,14 @@ class Stage:
 
     # -- MWAA -------------------------------------------------------------------------------
     @property
+    def environment_suffix(self) -> str:
+        """ "" for the stage's first ("blue") environment, "-green" once green serves the stage:
+        the suffix of the environment's name and of its resources' Pulumi logical names."""
+        return f"-{GREEN}" if self.config.serving_environment == GREEN else ""
+
+    @property
     def environment_name(self) -> str:
-        return self.resource_prefix
+        return f"{self.resource_prefix}{self.environment_suffix}"
 
     @property
     def environment_arn(self) -> str:

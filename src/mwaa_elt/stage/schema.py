@@ -333,6 +333,9 @@ class StageConfig(_Strict):
     delivery: DeliveryConfig | None = None
     # Existing resources `pulumi up` imports instead of creating (`mwaa-elt stage import`).
     adopt: AdoptConfig | None = None
+    # Which environment is the stage's own: "blue" (`<prefix>-<stage>`) or, once a cutover's
+    # old environment is retired, "green" (`<prefix>-<stage>-green`, its names and state kept).
+    serving_environment: Literal["blue", "green"] = "blue"
     # Last: its check compares it with the settings above (`mwaa_elt.stage.cutover_config`).
     cutover: Annotated[CutoverConfig | None, AfterValidator(check_cutover)] = None
 

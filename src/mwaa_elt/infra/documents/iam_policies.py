@@ -125,7 +125,7 @@ def _mwaa_baseline(stage: Stage) -> Document:
             "Sid": "DenyMetadataBackups",
             "Effect": "Deny",
             "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"],
-            "Resource": f"{bucket}/{stage.paths.tool_state}backups/*",
+            "Resource": f"{bucket}/{stage.paths.stage_state}backups/*",
         },
         _allow("AccountPublicAccessBlock", ["s3:GetAccountPublicAccessBlock"], "*"),  # no ARN
         _allow(
