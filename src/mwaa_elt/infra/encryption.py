@@ -82,7 +82,9 @@ class Encryption(pulumi.ComponentResource):
             raise ValueError(f"stage {stage.name} does not use a customer-managed key")
         self.key = aws.kms.Key(
             f"{name}-key",
-            description=f"MWAA environment {stage.environment_name}: S3, Athena, Airflow logs",
+            # The first environment's name, whichever serves the stage: a description changed
+            # by retiring blue would update (a security group: replace) this shared resource.
+            description=f"MWAA environment {stage.resource_prefix}: S3, Athena, Airflow logs",
             enable_key_rotation=True,
             deletion_window_in_days=stage.config.encryption.key_deletion_window_days,
             policy=json.dumps(key_policy(stage), sort_keys=True),
