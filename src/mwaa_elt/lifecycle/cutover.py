@@ -72,7 +72,7 @@ def green_environment(stage: Stage) -> GreenEnvironment:
 
 def record_key(stage: Stage) -> str:
     """Where the switch is recorded in the stage's bucket."""
-    return f"{stage.paths.stage_state}cutover.json"
+    return stage.cutover_record_key
 
 
 class SwitchRecord(BaseModel):

@@ -14,6 +14,7 @@ from typing import Any
 from mwaa_elt.airflow_versions import AirflowRelease, airflow_release
 from mwaa_elt.stage.schema import (
     AIRFLOW_API_ROLE,
+    AIRFLOW_OPERATOR_ROLE,
     GITHUB_OIDC_HOST,
     MWAA_LOG_TYPES,
     StageConfig,
@@ -158,6 +159,16 @@ class Stage:
         return f"{self.paths.tool_state}bundles/"
 
     @property
+    def backups_prefix(self) -> str:
+        """The stage's metadata backups (`mwaa-elt backup`), whichever environment serves it."""
+        return f"{self.paths.stage_state}backups/"
+
+    @property
+    def cutover_record_key(self) -> str:
+        """Where `mwaa-elt cutover switch` records the switch."""
+        return f"{self.paths.stage_state}cutover.json"
+
+    @property
     def templates_prefix(self) -> str:
         return f"{self.paths.tool_state}templates/"
 
@@ -242,6 +253,16 @@ class Stage:
     def release_build_role_name(self) -> str:
         """The role the release pipeline's CodeBuild projects run as (in the hosting stage)."""
         return f"{self.config.name_prefix}-release-build"
+
+    @property
+    def operator_role_name(self) -> str:
+        """The role platform engineers assume for backup, restore, upgrade apply and cutover."""
+        return f"{self.resource_prefix}-operator"
+
+    @property
+    def airflow_operator_role_arn(self) -> str:
+        """The Airflow role the operator role may invoke the REST API as: Op."""
+        return self._arn("airflow", f"role/{self.environment_name}/{AIRFLOW_OPERATOR_ROLE}")
 
     @property
     def airflow_rbac_role_arn(self) -> str:
