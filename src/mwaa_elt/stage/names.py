@@ -388,12 +388,16 @@ class Stage:
             "environment_name": self.environment_name,
             "environment_arn": self.environment_arn,
             "environment_class": self.config.environment_class,
+            "serving_environment": self.config.serving_environment,
             "source_bucket": self.source_bucket,
             "dags_prefix": self.dags_prefix,
             "scripts_prefix": self.scripts_prefix,
             "manifest_key": self.manifest_key,
             "execution_role_name": self.execution_role_name,
             "execution_role_arn": self.execution_role_arn,
+            "operator_role_arn": (
+                self.role_arn(self.operator_role_name) if self.config.operator else None
+            ),
             "athena_workgroup": self.athena_workgroup,
             "athena_results_uri": self.athena_results_uri,
             "glue_database_prefix": self.glue_database_prefix,
