@@ -23,6 +23,7 @@ from mwaa_elt.lifecycle.stage_import import (
     StageImport,
     plan_import,
     read_environment,
+    read_key,
     write_stack,
 )
 from mwaa_elt.project import find_project
@@ -94,7 +95,9 @@ def stage_import(
     )
     with err.status(f"reading MWAA environment {environment} in {region}"):
         found, subnet_vpcs = read_environment(environment, region, profile=profile)
-    result = plan_import(found, subnet_vpcs, request, stacks_dir)
+        # A customer-managed key: what KMS says of it decides whether it can be adopted.
+        key = read_key(found["KmsKey"], region, profile=profile) if found.get("KmsKey") else None
+    result = plan_import(found, subnet_vpcs, request, stacks_dir, key)
 
     if json_:
         report = result.as_dict()
