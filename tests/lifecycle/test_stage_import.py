@@ -7,6 +7,7 @@ model); the subnets' VPC is looked up in moto's EC2 on loopback.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -643,6 +644,12 @@ def test_a_prod_environment_with_a_customer_managed_key_is_adopted_with_its_key(
     assert "its policy becomes the platform's" in changes["KmsKey"]
     assert changes["KmsKey aliases"] == "alias/legacy-airflow stay, unmanaged by the stack"
     assert "KmsKey alias" not in changes  # the stage's alias exists: imported, not created
+    _answer(mwaa, found)
+    key_answers(kms, KEY_ARN, aliases=("alias/mwaa-elt-prod",), tags={"stage": "prod"})
+    code, output, _ = _import(*words, "--dry-run")
+    assert code == 0, output
+    assert re.search(rf"│ KMS key +│ {KEY_ID} +│", output)
+    assert re.search(r"│ KMS alias +│ alias/mwaa-elt-prod +│", output)
 
 
 def test_the_pulumi_program_adopts_the_key_the_environment_names(
