@@ -198,6 +198,9 @@ def test_finish_refuses_before_the_switch_then_prints_the_change_then_says_done(
     )
     with pytest.raises(ConfigError, match=r"deletes mwaa-elt-staging-green, the one running"):
         finish_cutover(load_stage(stacks, "staging"), record, path.read_text(), shown)
+    # Switching again once green serves the stage is refused by name.
+    with pytest.raises(ConfigError, match=r"servingEnvironment: stage staging already runs in"):
+        green_environment(retired)
 
 
 def test_finish_on_a_production_stage_says_blue_is_protected(

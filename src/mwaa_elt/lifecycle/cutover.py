@@ -56,6 +56,13 @@ def green_environment(stage: Stage) -> GreenEnvironment:
     from mwaa_elt.stage.green import green_stage
 
     green = green_stage(stage)
+    if green is None and stage.config.serving_environment == "green":
+        raise ConfigError(
+            f"stacks/Pulumi.{stage.name}.yaml: {NAMESPACE}:servingEnvironment: stage "
+            f"{stage.name} already runs in its former green environment {stage.environment_name} "
+            "(blue was retired); a further cutover from it is not supported — upgrade it in "
+            "place (mwaa-elt upgrade plan) instead"
+        )
     if green is None:
         raise ConfigError(
             f"stacks/Pulumi.{stage.name}.yaml: mwaa-elt:cutover: stage {stage.name} has no "
