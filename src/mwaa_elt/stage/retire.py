@@ -20,7 +20,9 @@ import yaml
 from pydantic import ValidationError
 from pydantic.alias_generators import to_camel
 
+from mwaa_elt.diagnostics.located_yaml import load_yaml_text
 from mwaa_elt.errors import ConfigError
+from mwaa_elt.stage.loader import STACK_FILE
 from mwaa_elt.stage.names import GREEN, Stage
 from mwaa_elt.stage.schema import NAMESPACE, StageConfig
 
@@ -80,6 +82,9 @@ def retire_blue_change(stage: Stage, text: str, path: str) -> RetireChange:
         else:
             start, end = _span(lines, key, path)
             lines[start:end] = _dump(key, green[field], _indent(lines[start]))
+    if _find(lines, SERVING_KEY) is not None:  # an explicit `servingEnvironment: blue`
+        start, end = _span(lines, SERVING_KEY, path)
+        del lines[start:end]
     start, end = _span(lines, "cutover", path)
     indent = _indent(lines[start])
     lines[start:end] = [
@@ -138,15 +143,18 @@ def _dump(key: str, value: Any, indent: str) -> list[str]:
 def _check(after: str, green: dict[str, Any], path: str) -> None:
     """The edited file must describe green as the stage's own, with the settings it runs."""
     problem = f"{path}: the edit that retires blue did not give the expected stack file"
+    doc, problems = load_yaml_text(after, STACK_FILE)  # the loader's reading: no duplicate keys
+    if doc is None or not isinstance(doc.data, dict):
+        raise ConfigError(f"{problem} ({'; '.join(p.message for p in problems)}); edit it by hand")
     try:
-        raw = yaml.safe_load(after)
+        raw = doc.data
         values = {
             str(key).partition(":")[2]: value
             for key, value in raw["config"].items()
             if str(key).startswith(f"{NAMESPACE}:")
         }
         config = StageConfig.model_validate(values)
-    except (yaml.YAMLError, KeyError, TypeError, ValidationError) as exc:
+    except (KeyError, TypeError, AttributeError, ValidationError) as exc:
         raise ConfigError(f"{problem} ({exc}); edit it by hand") from None
     settled = {field: getattr(config, field) for field in MOVED}
     if config.cutover is not None or config.serving_environment != GREEN or settled != green:
