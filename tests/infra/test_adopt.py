@@ -134,9 +134,47 @@ def test_an_unknown_adopt_key_is_refused_by_the_loader(scratch_project: Path) ->
             "environment": "mwaa-elt-dev",
             "bucket": "airflow-mwaa-elt-dev-111111111111",
             "executionRole": "mwaa-elt-dev-mwaa-execution",
+            "securityGroup": "sg-0a1b2c3d4e5f60718",
             "kmsKey": "alias/legacy",
         },
     )
     with pytest.raises(ConfigError) as refused:
         load_stage(stacks, "dev")
-    assert any("mwaa-elt:adopt.kmsKey: unknown key" in m for m in refused.value.messages)
+    messages = refused.value.messages
+    assert any("mwaa-elt:adopt.securityGroup: unknown key" in m for m in messages)
+    # A key is adopted by its ARN (the form the environment must name it in), not by alias.
+    assert any(m.split(": ", 1)[1].startswith("mwaa-elt:adopt.kmsKey: ") for m in messages)
+
+
+def test_an_adopted_key_needs_the_stage_to_declare_one_in_its_own_account(
+    scratch_project: Path,
+) -> None:
+    key = "arn:aws:kms:eu-west-1:111111111111:key/0a1b2c3d-4e5f-6789-abcd-ef0123456789"
+    adopt = {
+        "environment": "mwaa-elt-dev",
+        "bucket": "airflow-mwaa-elt-dev-111111111111",
+        "executionRole": "mwaa-elt-dev-mwaa-execution",
+        "kmsKey": key,
+    }
+    stacks = _adopting(scratch_project, "dev", adopt)
+    with pytest.raises(ConfigError) as refused:
+        preview_stage(load_stage(stacks, "dev"), FILES)  # dev has no customer-managed key
+    assert refused.value.messages == [
+        "Pulumi.dev.yaml: mwaa-elt:adopt.kmsKey: set, but encryption.customerManagedKey is "
+        "false, so the program declares no key to adopt it as; set "
+        "encryption.customerManagedKey: true"
+    ]
+    path = stacks / "Pulumi.dev.yaml"
+    raw = yaml.safe_load(path.read_text())
+    raw["config"]["mwaa-elt:encryption"] = {"customerManagedKey": True}
+    raw["config"]["mwaa-elt:adopt"]["kmsKey"] = key.replace("111111111111", "999999999999")
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    with pytest.raises(ConfigError, match=r"is in eu-west-1 of account 999999999999; the stage's"):
+        preview_stage(load_stage(stacks, "dev"), FILES)
+    raw["config"]["mwaa-elt:adopt"]["kmsKey"] = key
+    raw["config"]["mwaa-elt:adopt"]["kmsKeyAlias"] = True
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    resources = _by_name(preview_stage(load_stage(stacks, "dev"), FILES))
+    assert resources["encryption-key"].import_id == "0a1b2c3d-4e5f-6789-abcd-ef0123456789"
+    assert resources["encryption-alias"].import_id == "alias/mwaa-elt-dev"
+    assert resources["airflow-environment"].settings["kmsKey"] == key

@@ -161,8 +161,17 @@ class StubbedMwaa:
         return self.client.invoke_rest_api(**params)
 
     def get_environment(self, **params: Any) -> Any:
-        fake = self.environments[params["Name"]]
         self.calls.append((params["Name"], "GetEnvironment", ""))
+        if params["Name"] not in self.environments:  # deleted, or never created
+            self.stubber.add_client_error(
+                "get_environment",
+                service_error_code="ResourceNotFoundException",
+                service_message=f"Environment {params['Name']} not found",
+                http_status_code=404,
+                expected_params=params,
+            )
+            return self.client.get_environment(**params)
+        fake = self.environments[params["Name"]]
         environment = {
             "Name": params["Name"],
             "Status": fake.status,

@@ -88,3 +88,56 @@ def test_cutover_finish_refuses_before_a_switch(airflow: FakeAirflow) -> None:
     assert code == 1 and "the cutover switch has not happened" in output
     code, output = _run("cutover", "switch", "--stage", "staging", "--yes")
     assert code == 1 and "mwaa-elt:cutover" in output and not airflow.writes
+
+
+def test_cutover_finish_prints_the_stack_change_then_done_once_blue_is_gone(
+    airflow: FakeAirflow, scratch_project: Path, endpoint: str, stages: dict[str, Stage]
+) -> None:
+    """After a recorded switch, `finish` prints the diff that retires blue; with the change
+    applied it asks for `pulumi up` while blue exists, and says done once MWAA no longer has it."""
+    import json
+
+    from mwaa_elt.lifecycle.cutover import SwitchRecord
+
+    path = scratch_project / "stacks" / "Pulumi.staging.yaml"
+    path.write_text(
+        path.read_text()
+        + "  mwaa-elt:cutover:\n    airflowVersion: 3.0.6\n    environmentClass: mw1.medium\n"
+    )
+    record = SwitchRecord(
+        stage="staging",
+        old_environment="mwaa-elt-staging",
+        new_environment="mwaa-elt-staging-green",
+        new_airflow_version="3.0.6",
+        backup_id="b1",
+        pipelines=("movielens_scifi",),
+        unpaused=("movielens_scifi",),
+        switched_at="2026-12-02T01:00:00+00:00",
+    )
+    s3 = boto3.client("s3", region_name="eu-west-1", endpoint_url=endpoint)
+    s3.put_object(
+        Bucket=stages["staging"].source_bucket,
+        Key=".mwaa-elt/cutover.json",
+        Body=record.model_dump_json().encode(),
+    )
+    code, output = _run("cutover", "finish", "--stage", "staging")
+    assert code == 0, output
+    assert "+++ b/stacks/Pulumi.staging.yaml" in output
+    assert "-  mwaa-elt:airflowVersion: 2.11.0\n+  mwaa-elt:airflowVersion: 3.0.6" in output
+    assert "+  mwaa-elt:servingEnvironment: green" in output
+    code, output = _run("cutover", "finish", "--stage", "staging", "--json")
+    report = json.loads(output)
+    assert report["state"] == "retire" and "servingEnvironment: green" in report["diff"]
+
+    # Apply exactly the printed change (patch semantics: the file as the diff leaves it).
+    from mwaa_elt.lifecycle.cutover import finish_cutover
+    from mwaa_elt.stage import load_stage
+
+    stage = load_stage(scratch_project / "stacks", "staging")
+    path.write_text(finish_cutover(stage, record, path.read_text(), "x").change.after)  # type: ignore[union-attr]
+    code, output = _run("cutover", "finish", "--stage", "staging")
+    assert code == 0 and "which still exists (AVAILABLE): run `pulumi up --stack staging`" in output
+    mwaa, _ = cli_lifecycle._clients(stage)  # the StubbedMwaa of the fixture
+    mwaa.environments.clear()  # type: ignore[attr-defined]  # `pulumi up` deleted blue
+    code, output = _run("cutover", "finish", "--stage", "staging")
+    assert code == 0 and "done: mwaa-elt-staging is retired" in output, output

@@ -7,6 +7,7 @@ model); the subnets' VPC is looked up in moto's EC2 on loopback.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -191,6 +192,79 @@ def mwaa(monkeypatch: pytest.MonkeyPatch, network: Network) -> Stubber:
     stubber.deactivate()
 
 
+KEY_ID = "0a1b2c3d-4e5f-6789-abcd-ef0123456789"
+KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{KEY_ID}"
+
+
+@pytest.fixture
+def kms(monkeypatch: pytest.MonkeyPatch, mwaa: Stubber) -> Stubber:
+    """A Stubber on the KMS client `aws.client` hands out (MWAA's stays stubbed too)."""
+    client = aws.client("kms", REGION)
+    stubber = Stubber(client)
+    real = aws.client
+
+    def handing_out(service: str, region: str, **kwargs: Any) -> Any:
+        return client if service == "kms" else real(service, region, **kwargs)
+
+    monkeypatch.setattr(aws, "client", handing_out)
+    stubber.activate()
+    yield stubber
+    stubber.deactivate()
+
+
+def key_answers(
+    stubber: Stubber,
+    named: str,
+    *,
+    aliases: tuple[str, ...] = (),
+    tags: dict[str, str] | None = None,
+    **metadata: Any,
+) -> None:
+    """DescribeKey, ListAliases and ListResourceTags as KMS answers them (shapes checked by the
+    Stubber against KMS's service model) for a customer-managed symmetric key."""
+    key = {
+        "AWSAccountId": ACCOUNT,
+        "KeyId": KEY_ID,
+        "Arn": KEY_ARN,
+        "CreationDate": datetime(2024, 5, 6, 7, 8, tzinfo=UTC),
+        "Enabled": True,
+        "Description": "legacy MWAA data",
+        "KeyUsage": "ENCRYPT_DECRYPT",
+        "KeyState": "Enabled",
+        "Origin": "AWS_KMS",
+        "KeyManager": "CUSTOMER",
+        "CustomerMasterKeySpec": "SYMMETRIC_DEFAULT",
+        "KeySpec": "SYMMETRIC_DEFAULT",
+        "EncryptionAlgorithms": ["SYMMETRIC_DEFAULT"],
+        "MultiRegion": False,
+        **metadata,
+    }
+    stubber.add_response("describe_key", {"KeyMetadata": key}, {"KeyId": named})
+    stubber.add_response(
+        "list_aliases",
+        {
+            "Aliases": [
+                {
+                    "AliasName": alias,
+                    "AliasArn": f"arn:aws:kms:{REGION}:{ACCOUNT}:{alias}",
+                    "TargetKeyId": KEY_ID,
+                }
+                for alias in aliases
+            ],
+            "Truncated": False,
+        },
+        {"KeyId": KEY_ID},
+    )
+    stubber.add_response(
+        "list_resource_tags",
+        {
+            "Tags": [{"TagKey": k, "TagValue": v} for k, v in (tags or {}).items()],
+            "Truncated": False,
+        },
+        {"KeyId": KEY_ID},
+    )
+
+
 def _answer(stubber: Stubber, found: dict[str, Any]) -> None:
     stubber.add_response("get_environment", {"Environment": found}, {"Name": found["Name"]})
 
@@ -261,6 +335,8 @@ def test_an_imported_environment_loads_and_round_trips(
         "bucket": f"airflow-{name}-{ACCOUNT}",
         "executionRole": f"{name}-mwaa-execution",
         "logGroups": ["DAGProcessing", "Scheduler", "Task", "WebServer", "Worker"],
+        "kmsKey": None,  # no customer-managed key
+        "kmsKeyAlias": None,
     }
     assert set(loaded.log_groups.values()) == {
         module["CloudWatchLogGroupArn"].rsplit(":", 1)[-1]
@@ -337,15 +413,17 @@ def test_without_yes_and_no_terminal_nothing_is_written(
 
 
 def test_settings_the_platform_cannot_express_are_refused_by_name(
-    project: Path, network: Network, mwaa: Stubber
+    project: Path, network: Network, mwaa: Stubber, kms: Stubber
 ) -> None:
     name = "mwaa-elt-legacy"
+    # The key named by an alias: MWAA keeps that name, the program would pass the key's ARN.
+    alias = f"arn:aws:kms:{REGION}:{ACCOUNT}:alias/legacy-airflow"
     found = environment(
         network,
         name=name,
         version="2.11.0",
         access="PUBLIC_AND_PRIVATE",
-        KmsKey=f"arn:aws:kms:{REGION}:{ACCOUNT}:key/0a1b2c3d-4e5f-6789-abcd-ef0123456789",
+        KmsKey=alias,
         EndpointManagement="CUSTOMER",
         MinWebservers=3,
         MaxWebservers=5,
@@ -370,6 +448,7 @@ def test_settings_the_platform_cannot_express_are_refused_by_name(
     )
     assert set(found) == model_members()  # every member of the model, all at once
     _answer(mwaa, found)
+    key_answers(kms, alias, tags={"stage": "legacy"})
     code, output, _ = _import("-e", name, "--region", REGION, "--as", "legacy", "--json", "--yes")
     assert code == 1
     report = json.loads(output)
@@ -390,9 +469,12 @@ def test_settings_the_platform_cannot_express_are_refused_by_name(
     }
     for refusal in report["refusals"]:
         assert refusal["reason"], refusal
+    (key,) = [r for r in report["refusals"] if r["setting"] == "KmsKey"]
+    assert f"MWAA names the key as {alias}, not by its ARN {KEY_ARN}" in key["reason"]
     assert not (project / "stacks/Pulumi.legacy.yaml").exists()
 
     _answer(mwaa, found)
+    key_answers(kms, alias, tags={"stage": "legacy"})
     code, output, error = _import("-e", name, "--region", REGION, "--as", "legacy", "--yes")
     assert code == 1
     assert isinstance(error, ConfigError)
@@ -537,3 +619,91 @@ def test_the_pulumi_program_adopts_what_the_import_wrote(project: Path, network:
     assert settings["networkConfiguration"]["subnetIds"] == list(network.subnets)
     assert resources["storage-source-bucket"].import_id == f"airflow-mwaa-elt-green-{ACCOUNT}"
     assert resources["execution-role-role"].import_id == "mwaa-elt-green-mwaa-execution"
+
+
+def test_a_prod_environment_with_a_customer_managed_key_is_adopted_with_its_key(
+    project: Path, network: Network, mwaa: Stubber, kms: Stubber
+) -> None:
+    """A production-like environment: private, its data under a customer-managed key. The stack
+    expresses the key (encryption.customerManagedKey) and adopts it — and its alias, which has
+    the stage's name — so a production stage can be imported."""
+    name = "mwaa-elt-prod"
+    found = environment(network, name=name, version="2.11.0", access="PRIVATE_ONLY", KmsKey=KEY_ARN)
+    _answer(mwaa, found)
+    key_answers(kms, KEY_ARN, aliases=("alias/legacy-airflow", "alias/mwaa-elt-prod"), tags={"stage": "prod"})  # fmt: skip
+    words = ("-e", name, "--region", REGION, "--as", "prod", "--promotes-from", "staging")
+    code, output, _ = _import(*words, "--json", "--dry-run")
+    assert code == 0, output
+    report = json.loads(output)
+    assert report["ok"] and report["verified"], report["refusals"]
+    assert report["adopt"]["kmsKey"] == KEY_ARN and report["adopt"]["kmsKeyAlias"] is True
+    config = report["stack"]["config"]
+    assert config["mwaa-elt:encryption"] == {"customerManagedKey": True}
+    assert config["mwaa-elt:adopt"]["kmsKey"] == KEY_ARN
+    changes = {c["setting"]: c["detail"] for c in report["changes"]}
+    assert "its policy becomes the platform's" in changes["KmsKey"]
+    assert changes["KmsKey aliases"] == "alias/legacy-airflow stay, unmanaged by the stack"
+    assert "KmsKey alias" not in changes  # the stage's alias exists: imported, not created
+    _answer(mwaa, found)
+    key_answers(kms, KEY_ARN, aliases=("alias/mwaa-elt-prod",), tags={"stage": "prod"})
+    code, output, _ = _import(*words, "--dry-run")
+    assert code == 0, output
+    assert re.search(rf"│ KMS key +│ {KEY_ID} +│", output)
+    assert re.search(r"│ KMS alias +│ alias/mwaa-elt-prod +│", output)
+
+
+def test_the_pulumi_program_adopts_the_key_the_environment_names(
+    project: Path, network: Network
+) -> None:
+    """Under Pulumi's mocks: the key is imported by its id and the environment is given exactly
+    the ARN MWAA names (so Pulumi neither recreates the key nor replaces the environment); a
+    key without the stage's alias gets it created."""
+    from mwaa_elt.infra.preview import preview_stage
+    from mwaa_elt.lifecycle.adopt import KEY_IGNORED, LOG_GROUP_IGNORED
+    from mwaa_elt.lifecycle.stage_import import KmsKeyFacts
+
+    found = environment(network, name="mwaa-elt-vault", version="2.11.0", access="PRIVATE_ONLY", KmsKey=KEY_ARN)  # fmt: skip
+    key = KmsKeyFacts(KEY_ARN, "CUSTOMER", "SYMMETRIC_DEFAULT", "Enabled", False, (), {"stage": "vault"})  # fmt: skip
+    result = plan_import(found, _vpcs(network), _request("vault"), project / "stacks", key)
+    assert result.ok and result.verified, result.refusals
+    assert result.adopt is not None and result.adopt.kms_key == KEY_ARN
+    assert "KmsKey alias" in {c.setting for c in result.changes}
+    stage = load_stage(_written(result, project), "vault")
+    resources = {r.name: r for r in preview_stage(stage, ROOT / "infra" / "environment")}
+    declared = resources["encryption-key"]
+    assert declared.import_id == KEY_ID and declared.retain_on_delete
+    assert set(declared.ignore_changes) == set(KEY_IGNORED)
+    assert resources["encryption-alias"].import_id is None  # created for the adopted key
+    assert resources["encryption-alias"].settings["name"] == "alias/mwaa-elt-vault"
+    assert resources["airflow-environment"].settings["kmsKey"] == KEY_ARN
+    assert resources["airflow-environment"].import_id == "mwaa-elt-vault"
+    assert "kmsKey" not in resources["airflow-environment"].ignore_changes
+    assert set(resources["monitoring-logs-task"].ignore_changes) == set(LOG_GROUP_IGNORED)
+
+
+@pytest.mark.parametrize(
+    ("metadata", "tags", "said"),
+    [
+        ({"MultiRegion": True}, {"stage": "vault"}, "a multi-Region SYMMETRIC_DEFAULT key"),
+        ({"KeyState": "PendingDeletion"}, {"stage": "vault"}, "the key is PendingDeletion"),
+        ({}, {}, f"aws kms tag-resource --key-id {KEY_ARN} --tags TagKey=stage,TagValue=vault"),
+        (
+            {"Arn": KEY_ARN.replace(ACCOUNT, "999999999999")},
+            {"stage": "vault"},
+            "the key is in eu-west-1 of account 999999999999",
+        ),
+    ],
+)
+def test_a_key_the_program_cannot_declare_as_it_is_is_refused_by_name(
+    network: Network, kms: Stubber, metadata: dict[str, Any], tags: dict[str, str], said: str
+) -> None:
+    from mwaa_elt.lifecycle.stage_import import read_key
+
+    arn = metadata.get("Arn", KEY_ARN)
+    found = environment(network, name="mwaa-elt-vault", version="2.11.0", access="PRIVATE_ONLY", KmsKey=arn)  # fmt: skip
+    key_answers(kms, arn, tags=tags, **metadata)
+    result = translate(found, _vpcs(network), _request("vault"), read_key(arn, REGION))
+    (refusal,) = [r for r in result.refusals if r.setting == "KmsKey"]
+    assert said in refusal.reason
+    assert result.adopt is not None and result.adopt.kms_key is None
+    assert result.document["config"]["mwaa-elt:encryption"] == {"customerManagedKey": False}

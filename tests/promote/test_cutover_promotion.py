@@ -236,3 +236,64 @@ def test_the_integrity_gate_loads_green_dags_under_the_green_airflow_before_any_
     assert "integrity gate failed under Airflow 2.11.0" in output
     assert "broken on the 2.x line" in output
     assert versions(stages["dev"]) == before  # neither environment was written
+
+
+def retire_blue(root: Path, name: str) -> Stage:
+    """Apply the stack change `mwaa-elt cutover finish` prints, as the user would."""
+    from mwaa_elt.stage import load_stage
+    from mwaa_elt.stage.retire import retire_blue_change
+
+    path = root / "stacks" / f"Pulumi.{name}.yaml"
+    stage = load_stage(root / "stacks", name)
+    path.write_text(retire_blue_change(stage, path.read_text(), path.name).after)
+    return load_stage(root / "stacks", name)
+
+
+def test_once_blue_is_retired_promotion_status_and_rollback_use_green_alone(
+    cutover, stages, gate_versions
+):
+    """After `servingEnvironment: green`, green's manifest (written during the cutover) is the
+    stage's: status reads it in sync, promotion and rollback write green's folder and state
+    only, gated under green's Airflow; blue's folder and manifest are never written again."""
+    promote("--to", "dev")
+    promote("--from", "dev", "--to", "staging")
+    retired = retire_blue(cutover, "staging")
+    assert retired.environment_name == "mwaa-elt-staging-green"
+    code, status = mwaa_json("status", "--stage", "staging")
+    assert code == 0, status
+    assert "cutover" not in status
+    assert {p["dag_key"] for p in status["pipelines"]} == {
+        f"green/dags/{name}.py" for name in PIPELINES
+    }
+    assert {p["drift"] for p in status["pipelines"]} == {"in sync"}
+
+    before = versions(retired)
+    edit_sql(cutover, "after blue was retired")
+    promote("--to", "dev")
+    gate_versions.clear()
+    result = promote("--from", "dev", "--to", "staging")
+    assert "cutover" not in result and "cutover_leftovers" not in result
+    # The first promotion after the change rewrites every green DAG file once: it is rendered
+    # as the stage's own now (not paused on creation), gated under green's Airflow alone.
+    assert {p["pipeline"]: p["action"] for p in result["pipelines"]} == dict.fromkeys(
+        PIPELINES, "updated"
+    )
+    assert gate_versions == [("mwaa-elt-staging-green", GREEN_VERSION, list(PIPELINES))]
+    after = versions(retired)
+    changed = {k for k in after if after[k] != before.get(k)}
+    assert "green/dags/movielens_scifi.py" in changed
+    assert all(k.startswith(("green/dags/", ".mwaa-elt/green/")) for k in changed), changed
+    promoted = read(retired, "green/dags/movielens_scifi.py")
+    assert "-- after blue was retired" in promoted
+    # Green is the stage's own now: a DAG it sees for the first time is not paused.
+    assert dag_call(promoted)["is_paused_upon_creation"] is False
+
+    code, output = mwaa(
+        "rollback", "movielens_scifi", "--stage", "staging", "--yes", "--skip-mwaa-checks"
+    )
+    assert code == 0, output
+    rolled = versions(retired)
+    assert {k for k in rolled if rolled[k] != after.get(k)} <= {
+        k for k in rolled if k.startswith(("green/dags/", ".mwaa-elt/green/"))
+    }
+    assert "-- after blue was retired" not in read(retired, "green/dags/movielens_scifi.py")

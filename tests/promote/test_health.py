@@ -386,3 +386,32 @@ def test_one_unreachable_service_is_a_line_and_two_are_offline(stages, endpoint)
     )
     assert report.offline is None and report.live is not None
     assert report.health.unavailable[0].startswith("MWAA and CloudWatch: AWS is unreachable")
+
+
+def test_once_blue_is_retired_health_reads_green_and_its_alarms_alone(stages, endpoint) -> None:
+    """With `servingEnvironment: green` the stage's environment is green: GetEnvironment names
+    it (the Stubber refuses any other name) and only green's alarms count."""
+    from dataclasses import replace
+
+    from mwaa_elt.stage.names import serving_paths
+
+    staging = stages["staging"]
+    config = staging.config.model_copy(
+        update={"serving_environment": "green", "airflow_version": "3.0.6"}
+    )
+    retired = replace(staging, config=config, paths=serving_paths(config))
+    assert retired.environment_name == "mwaa-elt-staging-green"
+    cloudwatch = make_client("cloudwatch", retired.region)
+    _alarm(cloudwatch, "mwaa-elt-staging-green-scheduler-heartbeat", "ALARM")
+    _alarm(cloudwatch, "mwaa-elt-staging-scheduler-heartbeat", "ALARM")  # blue's, left over
+    mwaa = _mwaa()
+    with Stubber(mwaa) as stubber:
+        stubber.add_response(
+            "get_environment", _environment(retired), {"Name": "mwaa-elt-staging-green"}
+        )
+        _rest(stubber, retired, "/importErrors", {"import_errors": [], "total_entries": 0}, PAGE)
+        health = stage_health(retired, [], mwaa, cloudwatch)
+        stubber.assert_no_pending_responses()
+    assert health.environment is not None
+    assert health.environment.name == "mwaa-elt-staging-green"
+    assert [alarm.name for alarm in health.alarms] == ["mwaa-elt-staging-green-scheduler-heartbeat"]

@@ -34,7 +34,7 @@ PlanFlag = Annotated[bool, typer.Option("--plan", help="Print the plan and chang
 cutover_app = typer.Typer(
     help=(
         "Switch a stage's pipelines to its second environment; "
-        "`finish` says what retiring the old one takes."
+        "`finish` prints the stack change that retires the old one."
     ),
     no_args_is_help=True,
 )
@@ -297,15 +297,26 @@ def cutover_switch(
 def cutover_finish(
     stage: StageOption, json_: JsonFlag = False, project_dir: ProjectDir = None
 ) -> None:
-    """Say which stack config change removes the old environment (after `switch`)."""
-    from mwaa_elt.lifecycle.cutover import finish_instructions, load_switch
+    """Print the stack config change that retires the old environment (after `switch`); say
+    "done" once the stack serves from the new one and the old one is gone."""
+    from mwaa_elt.diagnostics import display_path, read_text
+    from mwaa_elt.lifecycle.airflow_api import environment_status
+    from mwaa_elt.lifecycle.cutover import finish_cutover, load_switch
     from mwaa_elt.lifecycle.metadata import BackupBucket
 
     _, _, target = _stage(project_dir, stage)
-    _, s3 = _clients(target)
+    mwaa, s3 = _clients(target)
     record = load_switch(BackupBucket(target, s3))
-    lines = finish_instructions(target, record)
+    shown = display_path(target.source_file)
+    status = (
+        environment_status(mwaa, record.old_environment, target.region)
+        if record is not None and target.config.cutover is None
+        else None
+    )
+    report = finish_cutover(target, record, read_text(target.source_file, shown), shown, status)
     if json_:
-        _print_json({"stage": target.name, "switched": True, "instructions": lines})
-    else:
-        _lines(lines)
+        _print_json(report.to_dict())
+        return
+    _lines(list(report.lines))
+    if report.change is not None:
+        out.print(escape(report.change.diff), end="")

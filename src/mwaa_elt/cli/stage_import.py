@@ -17,12 +17,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from mwaa_elt.errors import EXIT_INVALID, ConfigError
+from mwaa_elt.lifecycle.adopt import kms_key_id
 from mwaa_elt.lifecycle.stage_import import (
     DEFAULT_GLUE_DATABASES,
     ImportRequest,
     StageImport,
     plan_import,
     read_environment,
+    read_key,
     write_stack,
 )
 from mwaa_elt.project import find_project
@@ -94,7 +96,9 @@ def stage_import(
     )
     with err.status(f"reading MWAA environment {environment} in {region}"):
         found, subnet_vpcs = read_environment(environment, region, profile=profile)
-    result = plan_import(found, subnet_vpcs, request, stacks_dir)
+        # A customer-managed key: what KMS says of it decides whether it can be adopted.
+        key = read_key(found["KmsKey"], region, profile=profile) if found.get("KmsKey") else None
+    result = plan_import(found, subnet_vpcs, request, stacks_dir, key)
 
     if json_:
         report = result.as_dict()
@@ -160,6 +164,11 @@ def _print_summary(result: StageImport, target: Path, console: Console) -> None:
         adopted.add_row("execution role", escape(result.adopt.execution_role))
         for log_type in result.adopt.log_groups:
             adopted.add_row("log group", escape(f"airflow-{result.adopt.environment}-{log_type}"))
+        if result.adopt.kms_key is not None:
+            adopted.add_row("KMS key", escape(kms_key_id(result.adopt.kms_key)))
+            if result.adopt.kms_key_alias:
+                alias = f"alias/{result.adopt.environment}"  # <namePrefix>-<stage>
+                adopted.add_row("KMS alias", escape(alias))
         console.print(adopted)
     if result.changes:
         changes = Table(

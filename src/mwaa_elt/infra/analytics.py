@@ -39,7 +39,9 @@ class Analytics(pulumi.ComponentResource):
         self.workgroup = aws.athena.Workgroup(
             f"{name}-workgroup",
             name=stage.athena_workgroup,
-            description=f"Queries of MWAA environment {stage.environment_name}",
+            # The first environment's name, whichever serves the stage: a description changed
+            # by retiring blue would update (a security group: replace) this shared resource.
+            description=f"Queries of MWAA environment {stage.resource_prefix}",
             state="ENABLED",
             force_destroy=False,  # never drop saved queries and history with the stack
             configuration={

@@ -9,6 +9,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from mwaa_elt.lifecycle.adopt import KEY_IGNORED, kms_key_id
 from mwaa_elt.stage import Stage
 
 # What CloudWatch Logs needs to encrypt and read back a log group with a customer key.
@@ -80,19 +81,36 @@ class Encryption(pulumi.ComponentResource):
         stage = args.stage
         if stage.kms_key_alias is None:
             raise ValueError(f"stage {stage.name} does not use a customer-managed key")
+        # An adopted key (`mwaa-elt stage import`) is imported by its id; see
+        # mwaa_elt.lifecycle.adopt for what is ignored until `adopt:` is removed.
+        adopt = stage.config.adopt
+        adopted = adopt.kms_key if adopt is not None else None
         self.key = aws.kms.Key(
             f"{name}-key",
-            description=f"MWAA environment {stage.environment_name}: S3, Athena, Airflow logs",
+            # The first environment's name, whichever serves the stage: a description changed
+            # by retiring blue would update (a security group: replace) this shared resource.
+            description=f"MWAA environment {stage.resource_prefix}: S3, Athena, Airflow logs",
             enable_key_rotation=True,
             deletion_window_in_days=stage.config.encryption.key_deletion_window_days,
             policy=json.dumps(key_policy(stage), sort_keys=True),
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                protect=args.protect,
+                import_=kms_key_id(adopted) if adopted else None,
+                ignore_changes=list(KEY_IGNORED) if adopted else None,
+                retain_on_delete=True if adopted else None,
+            ),
         )
+        alias_adopted = adopted is not None and adopt is not None and adopt.kms_key_alias
         aws.kms.Alias(
             f"{name}-alias",
             name=stage.kms_key_alias,
             target_key_id=self.key.key_id,
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                import_=stage.kms_key_alias if alias_adopted else None,
+                retain_on_delete=True if alias_adopted else None,
+            ),
         )
         self.key_arn = self.key.arn
         self.register_outputs({"key_arn": self.key_arn})

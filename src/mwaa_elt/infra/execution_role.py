@@ -58,7 +58,9 @@ class ExecutionRole(pulumi.ComponentResource):
         self.role = aws.iam.Role(
             f"{name}-role",
             name=stage.execution_role_name,
-            description=f"Execution role of MWAA environment {stage.environment_name}",
+            # The first environment's name, whichever serves the stage: a description changed
+            # by retiring blue would update (a security group: replace) this shared resource.
+            description=f"Execution role of MWAA environment {stage.resource_prefix}",
             assume_role_policy=json.dumps(execution_role_trust_policy(stage), sort_keys=True),
             opts=pulumi.ResourceOptions(
                 parent=self,

@@ -47,7 +47,9 @@ class Network(pulumi.ComponentResource):
         group = aws.ec2.SecurityGroup(
             f"{name}-security-group",
             name=stage.security_group_name,
-            description=f"MWAA environment {stage.environment_name}: members reach each other",
+            # The first environment's name, whichever serves the stage: a description changed
+            # by retiring blue would update (a security group: replace) this shared resource.
+            description=f"MWAA environment {stage.resource_prefix}: members reach each other",
             vpc_id=vpc.vpc_id,
             # MWAA's workers, scheduler and webserver talk to each other and to the endpoints.
             ingress=[{"protocol": "-1", "from_port": 0, "to_port": 0, "self": True}],

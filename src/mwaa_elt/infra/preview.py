@@ -223,7 +223,8 @@ class _PlausibleMocks(Mocks):
             resource_id = name
             state["arn"] = f"arn:{p}:s3:::{name}"
         elif args.typ == "aws:kms/key:Key":
-            resource_id = str(uuid.UUID(hex=digest[:32]))
+            # An imported (adopted) key keeps its id, so its ARN is the one MWAA names.
+            resource_id = args.resource_id or str(uuid.UUID(hex=digest[:32]))
             state["keyId"] = resource_id
             state["arn"] = f"arn:{p}:kms:{region}:{account}:key/{resource_id}"
         elif args.typ in {"aws:iam/role:Role", "aws:iam/instanceProfile:InstanceProfile"}:

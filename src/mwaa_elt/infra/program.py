@@ -18,6 +18,7 @@ from mwaa_elt.infra.environment_files import EnvironmentFiles, EnvironmentFilesA
 from mwaa_elt.infra.execution_role import ExecutionRole, ExecutionRoleArgs
 from mwaa_elt.infra.monitoring import Monitoring, MonitoringArgs
 from mwaa_elt.infra.network import Network, NetworkArgs
+from mwaa_elt.infra.operator_role import OperatorRole, OperatorRoleArgs
 from mwaa_elt.infra.runtime import RuntimeSettings, RuntimeSettingsArgs
 from mwaa_elt.infra.storage import Storage, StorageArgs
 from mwaa_elt.lifecycle.adopt import adoption_problems
@@ -77,11 +78,20 @@ def provision(stage: Stage, environment_dir: Path | None = None) -> dict[str, pu
             provider=with_provider,
         )
 
-    airflow, monitoring = environment_of(stage, "")
+    # The stage's own environment. Once blue is retired (`servingEnvironment: green`) it is the
+    # former green one under the same logical names, so Pulumi keeps it as it is and deletes
+    # only what blue had (its environment, files, log groups and alarms).
+    airflow, monitoring = environment_of(stage, stage.environment_suffix)
     # A cutover's green environment (`mwaa_elt.stage.green`): the same network, role, bucket and
     # key; its own files (its version's constraints), log groups, alarms and dashboard.
     green = stage.green
     green_airflow = environment_of(green, "-green") if green is not None else None
+
+    operator = (
+        OperatorRole("operator", OperatorRoleArgs(stage), with_provider)
+        if stage.config.operator is not None
+        else None
+    )
 
     delivery = (
         Delivery(
@@ -130,6 +140,8 @@ def provision(stage: Stage, environment_dir: Path | None = None) -> dict[str, pu
         outputs["cutover_alarms"] = pulumi.Output.from_input(
             {key: alarm.name for key, alarm in green_monitoring.alarms.items()}
         )
+    if operator is not None:
+        outputs["operator_role_arn"] = operator.arn
     if delivery is not None:
         outputs["ci_roles"] = pulumi.Output.from_input(
             {role: resource.arn for role, resource in delivery.roles.items()}

@@ -13,6 +13,9 @@ While a resource is adopted the program also sets, on that resource only:
   from the resource, and ignoring them lets the import succeed without touching the environment.
   Removing `adopt:` after the first `pulumi up` then applies them as an ordinary in-place update,
   shown by `pulumi preview` first.
+- for an adopted customer-managed KMS key (`kmsKey`), the same for its description, policy,
+  rotation and deletion window; its alias is imported when it already has the stage's
+  (`kmsKeyAlias`), and created otherwise. Adopted log groups keep their encryption until then.
 - `retain_on_delete`: an adopted resource predates the stack, so removing it from the stack (or
   `pulumi destroy`) leaves it in the account instead of deleting a running environment. Once
   `adopt:` is removed the stack owns the resources like those it created.
@@ -33,6 +36,13 @@ if TYPE_CHECKING:
 ENVIRONMENT_NAME = r"^[a-zA-Z][0-9a-zA-Z_-]{0,79}$"
 BUCKET_NAME = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 ROLE_NAME = r"^[\w+=,.@-]{1,64}$"
+# A customer-managed key is imported by its id, taken from its ARN (the form MWAA must name it
+# in: the program passes the key's ARN to the environment, whose key MWAA cannot change); its
+# alias by the alias name.
+KMS_KEY_ARN = (
+    r"^arn:aws(-cn|-us-gov)?:kms:[a-z]{2}(-gov)?-[a-z]+-\d:\d{12}:key/"
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+)
 LogType = Literal["DAGProcessing", "Scheduler", "Task", "WebServer", "Worker"]
 
 # What the platform sets differently from an environment made by hand, per adopted resource
@@ -52,7 +62,15 @@ ENVIRONMENT_IGNORED = (
 )
 BUCKET_IGNORED = ("forceDestroy", "tags", "tagsAll")
 ROLE_IGNORED = ("assumeRolePolicy", "description", "maxSessionDuration", "tags", "tagsAll")
-LOG_GROUP_IGNORED = ("retentionInDays", "tags", "tagsAll")
+LOG_GROUP_IGNORED = ("retentionInDays", "kmsKeyId", "tags", "tagsAll")
+KEY_IGNORED = (
+    "description",
+    "policy",
+    "enableKeyRotation",
+    "deletionWindowInDays",
+    "tags",
+    "tagsAll",
+)
 
 
 class AdoptConfig(BaseModel):
@@ -67,6 +85,10 @@ class AdoptConfig(BaseModel):
     execution_role: Annotated[str, Field(pattern=ROLE_NAME)]
     # The log types whose group `airflow-<environment>-<type>` MWAA has already created.
     log_groups: list[LogType] = Field(default_factory=list)
+    # The environment's customer-managed key (its ARN), and whether the key already has the
+    # stage's alias (`alias/<namePrefix>-<stage>`), imported then.
+    kms_key: Annotated[str, Field(pattern=KMS_KEY_ARN)] | None = None
+    kms_key_alias: bool | None = None
 
 
 def adoption_problems(stage: Stage) -> list[str]:
@@ -91,4 +113,23 @@ def adoption_problems(stage: Stage) -> list[str]:
     ]
     if len(set(adopt.log_groups)) != len(adopt.log_groups):
         problems.append("mwaa-elt:adopt.logGroups: lists a log type twice")
+    if adopt.kms_key is not None:
+        region, account = adopt.kms_key.split(":")[3:5]
+        if not stage.config.encryption.customer_managed_key:
+            problems.append(
+                "mwaa-elt:adopt.kmsKey: set, but encryption.customerManagedKey is false, so the "
+                "program declares no key to adopt it as; set encryption.customerManagedKey: true"
+            )
+        elif (region, account) != (stage.region, stage.account_id):
+            problems.append(
+                f"mwaa-elt:adopt.kmsKey: '{adopt.kms_key}' is in {region} of account {account}; "
+                f"the stage's key lives in {stage.region} of account {stage.account_id}"
+            )
+    elif adopt.kms_key_alias:
+        problems.append("mwaa-elt:adopt.kmsKeyAlias: true without adopt.kmsKey; remove it")
     return problems
+
+
+def kms_key_id(arn: str) -> str:
+    """The key id (Pulumi's import id for a KMS key) in a key ARN."""
+    return arn.rsplit("/", 1)[-1]

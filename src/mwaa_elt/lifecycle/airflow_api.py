@@ -123,11 +123,14 @@ class EnvironmentState:
     last_update_error: str | None
 
 
-def read_environment(client: Any, name: str, region: str) -> EnvironmentState:
-    """GetEnvironment of `name` through `aws.call`."""
+def read_environment(
+    client: Any, name: str, region: str, *, expected: tuple[str, ...] = ()
+) -> EnvironmentState:
+    """GetEnvironment of `name` through `aws.call` (ClientErrors coded `expected` re-raised)."""
     found = aws.call(
         f"airflow:GetEnvironment {name} ({region})",
         lambda: client.get_environment(Name=name)["Environment"],
+        expected=expected,
     )
     update = found.get("LastUpdate") or {}
     return EnvironmentState(
@@ -136,6 +139,17 @@ def read_environment(client: Any, name: str, region: str) -> EnvironmentState:
         last_update_status=update.get("Status"),
         last_update_error=(update.get("Error") or {}).get("ErrorMessage"),
     )
+
+
+def environment_status(client: Any, name: str, region: str) -> str | None:
+    """MWAA's status of the environment `name`, None when it does not exist (any more)."""
+    try:
+        found = read_environment(client, name, region, expected=("ResourceNotFoundException",))
+        return found.status
+    except ClientError as error:
+        if aws.error_code(error) == "ResourceNotFoundException":
+            return None
+        raise
 
 
 def live_target(name: str, region: str, client: Any) -> tuple[AirflowTarget, str]:

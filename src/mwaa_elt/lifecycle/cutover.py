@@ -1,11 +1,13 @@
 """Blue/green cutover of a stage: switch the pipelines from the old environment to the new one,
-then tell the user how to retire the old one.
+then tell the user the stack change that retires the old one.
 
 A stage gets a second ("green") environment from its stack config (branch cutover's `cutover:`
 setting); promotion writes every pipeline to both, paused in the new one. `switch` pauses the
 pipelines' DAGs in the old environment, backs up its metadata and restores it into the new one,
 unpauses there the DAGs that ran in the old one, verifies, and records the switch in the
-stage's bucket (`.mwaa-elt/cutover.json`); `finish` refuses until that record exists.
+stage's bucket (`.mwaa-elt/cutover.json`); `finish` refuses until that record exists, then
+prints the stack file change that retires the old environment (`mwaa_elt.stage.retire`), and
+says "done" once the stack serves from green and the old environment is gone.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -31,7 +33,8 @@ from mwaa_elt.lifecycle.metadata import (
     read_snapshot,
     set_paused,
 )
-from mwaa_elt.stage import Stage
+from mwaa_elt.stage import NAMESPACE, Stage
+from mwaa_elt.stage.retire import RetireChange, retire_blue_change
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,13 @@ def green_environment(stage: Stage) -> GreenEnvironment:
     from mwaa_elt.stage.green import green_stage
 
     green = green_stage(stage)
+    if green is None and stage.config.serving_environment == "green":
+        raise ConfigError(
+            f"stacks/Pulumi.{stage.name}.yaml: {NAMESPACE}:servingEnvironment: stage "
+            f"{stage.name} already runs in its former green environment {stage.environment_name} "
+            "(blue was retired); a further cutover from it is not supported — upgrade it in "
+            "place (mwaa-elt upgrade plan) instead"
+        )
     if green is None:
         raise ConfigError(
             f"stacks/Pulumi.{stage.name}.yaml: mwaa-elt:cutover: stage {stage.name} has no "
@@ -69,7 +79,7 @@ def green_environment(stage: Stage) -> GreenEnvironment:
 
 def record_key(stage: Stage) -> str:
     """Where the switch is recorded in the stage's bucket."""
-    return f"{stage.paths.tool_state}cutover.json"
+    return stage.cutover_record_key
 
 
 class SwitchRecord(BaseModel):
@@ -387,22 +397,106 @@ def load_switch(bucket: BackupBucket) -> SwitchRecord | None:
         ) from None
 
 
-def finish_instructions(stage: Stage, record: SwitchRecord | None) -> list[str]:
-    """Where the stage stands after the switch and what retiring the old environment takes;
-    ConfigError before the switch."""
+@dataclass(frozen=True)
+class FinishReport:
+    """Where a switched stage stands: `retire` (the stack still has the cutover block; `change`
+    is the stack file edit that retires blue), `apply` (the stack retires blue, whose
+    environment still exists until `pulumi up`), or `done`."""
+
+    stage: str
+    state: Literal["retire", "apply", "done"]
+    lines: tuple[str, ...]
+    change: RetireChange | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """For `--json`."""
+        return {
+            "stage": self.stage,
+            "switched": True,
+            "state": self.state,
+            "instructions": list(self.lines),
+            "stack_file": None if self.change is None else self.change.path,
+            "diff": None if self.change is None else self.change.diff,
+        }
+
+
+def finish_cutover(
+    stage: Stage,
+    record: SwitchRecord | None,
+    stack_text: str,
+    stack_path: str,
+    old_environment_status: str | None = None,
+) -> FinishReport:
+    """What retiring the old environment takes now: the stack change, `pulumi up`, or nothing.
+
+    `old_environment_status` is MWAA's status of the recorded old environment (None: it no
+    longer exists), read once the stack retires it. ConfigError before the switch, and when the
+    stack contradicts the record."""
     if record is None:
         raise ConfigError(
             f"stage {stage.name}: the cutover switch has not happened (no "
             f"{record_key(stage)} in s3://{stage.source_bucket}); run `mwaa-elt cutover switch "
             f"--stage {stage.name}` first — the old environment still runs the pipelines"
         )
-    return [
+    where = (
         f"the pipelines of {stage.name} run in {record.new_environment} (Airflow "
         f"{record.new_airflow_version}) since {record.switched_at}; backup {record.backup_id} "
-        f"holds the metadata of {record.old_environment}",
-        f"{record.old_environment} cannot be retired by the stack config yet: the stage's own "
-        f"environment is always {record.old_environment}, and removing the `mwaa-elt:cutover` "
-        f"block from stacks/Pulumi.{stage.name}.yaml deletes {record.new_environment}, the one "
-        "now running the pipelines; keep the block (both environments stay, the old one's "
-        "pipelines paused) until the platform can make the new environment the stage's own",
-    ]
+        f"holds the metadata of {record.old_environment}"
+    )
+    if stage.config.cutover is not None:
+        change = retire_blue_change(stage, stack_text, stack_path)
+        return FinishReport(
+            stage.name,
+            "retire",
+            (
+                where,
+                f"to retire {record.old_environment}, change {stack_path} as below (the "
+                f"cutover block's settings become the stage's own, `servingEnvironment: green` "
+                f"makes {record.new_environment} the stage's environment under its present "
+                "names), then run `pulumi up`: it deletes the old environment, its files, log "
+                f"groups and alarms, and leaves {record.new_environment} as it is",
+                *_unprotect(stage, record),
+            ),
+            change,
+        )
+    if stage.environment_name != record.new_environment:
+        raise ConfigError(
+            f"{stack_path}: {record_key(stage)} records the switch of {stage.name} to "
+            f"{record.new_environment}, but the stack makes {stage.environment_name} the "
+            f"stage's own environment and declares no other, so `pulumi up` deletes "
+            f"{record.new_environment}, the one running the pipelines; restore the cutover "
+            f"block, or set `{NAMESPACE}:servingEnvironment: green` as `mwaa-elt cutover finish` "
+            "printed"
+        )
+    if old_environment_status is not None:
+        return FinishReport(
+            stage.name,
+            "apply",
+            (
+                where,
+                f"{stack_path} retires {record.old_environment}, which still exists "
+                f"({old_environment_status}): run `pulumi up --stack {stage.name}` to delete it",
+                *_unprotect(stage, record),
+            ),
+        )
+    return FinishReport(
+        stage.name,
+        "done",
+        (
+            where,
+            f"done: {record.old_environment} is retired; {record.new_environment} is the "
+            f"stage's own environment (`{NAMESPACE}:servingEnvironment: green`): promotion, "
+            "status, rollback and health use it alone",
+        ),
+    )
+
+
+def _unprotect(stage: Stage, record: SwitchRecord) -> tuple[str, ...]:
+    if not stage.production:
+        return ()
+    return (
+        f"{stage.name} is production: {record.old_environment}'s environment and log groups are "
+        "protected, so `pulumi up` refuses to delete them until you run `pulumi state "
+        f"unprotect --stack {stage.name} <urn>` for `airflow-environment` and each "
+        f"`monitoring-logs-*` (`pulumi stack --stack {stage.name} --show-urns` lists the URNs)",
+    )

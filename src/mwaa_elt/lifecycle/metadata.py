@@ -45,7 +45,7 @@ CONNECTION_FIELDS = ("conn_type", "description", "host", "login", "schema", "por
 
 def backups_prefix(stage: Stage) -> str:
     """Where the stage's metadata backups live in its bucket."""
-    return f"{stage.paths.tool_state}backups/"
+    return stage.backups_prefix
 
 
 def target_of(stage: Stage) -> AirflowTarget:

@@ -163,7 +163,9 @@ class StageImport:
             "stage": self.request.stage,
             "ok": self.ok,
             "verified": self.verified,
-            "adopt": self.adopt.model_dump(by_alias=True) if self.adopt else None,
+            "adopt": self.adopt.model_dump(by_alias=True, exclude_none=True)
+            if self.adopt
+            else None,
             "refusals": [asdict(refusal) for refusal in self.refusals],
             "changes": [asdict(change) for change in self.changes],
             "stack": self.document,
@@ -192,13 +194,94 @@ def _arn_parts(arn: str) -> list[str]:
     return arn.split(":", 5)
 
 
+@dataclass(frozen=True)
+class KmsKeyFacts:
+    """What KMS says of an environment's key: DescribeKey's KeyMetadata, the key's aliases
+    (ListAliases) and tags (ListResourceTags)."""
+
+    arn: str
+    key_manager: str
+    key_spec: str
+    key_state: str
+    multi_region: bool
+    aliases: tuple[str, ...] = ()
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+def _customer_key(
+    b: _Builder,
+    kms_key: str,
+    key: KmsKeyFacts | None,
+    environment_arn: list[str],
+    prefix: str | None,
+    stage: str,
+) -> KmsKeyFacts | None:
+    """The environment's key as the stage's customer-managed key, or None (refused by name).
+
+    The program declares one key per stage (`encryption.customerManagedKey`) and passes its
+    ARN to the environment; MWAA cannot change an environment's key, so only a key the program
+    can declare as it is, named by that ARN, is adopted rather than replaced."""
+    if key is None:
+        b.refuse("KmsKey", kms_key, "KMS could not be asked about the key (kms:DescribeKey)")
+        return None
+    problems = []
+    if kms_key != key.arn:
+        problems.append(
+            f"MWAA names the key as {kms_key}, not by its ARN {key.arn}; the program passes "
+            "the ARN and MWAA cannot change an environment's key, so Pulumi would replace the "
+            "environment — clone it into a new stage instead"
+        )
+    parts = _arn_parts(key.arn)
+    if len(environment_arn) == 6 and parts[3:5] != environment_arn[3:5]:
+        problems.append(
+            f"the key is in {parts[3]} of account {parts[4]}; the stage's key lives in the "
+            "environment's region and account"
+        )
+    if key.key_manager != "CUSTOMER":
+        problems.append(f"a key managed by {key.key_manager}; the stage's key is the customer's")
+    if key.key_spec != "SYMMETRIC_DEFAULT" or key.multi_region:
+        problems.append(
+            f"a {'multi-Region ' if key.multi_region else ''}{key.key_spec} key; the program "
+            "declares a single-Region SYMMETRIC_DEFAULT key, so Pulumi would replace it"
+        )
+    if key.key_state != "Enabled":
+        problems.append(f"the key is {key.key_state}; enable it first")
+    alias = f"alias/{prefix}-{stage}"
+    if key.tags.get("stage") != stage:
+        problems.append(
+            f"the key is not tagged stage={stage}, which the stage's roles' KMS grants require "
+            f"(aws:ResourceTag/stage); tag it first: aws kms tag-resource --key-id {key.arn} "
+            f"--tags TagKey=stage,TagValue={stage}"
+        )
+    if problems:
+        b.refuse("KmsKey", kms_key, "; ".join(problems))
+        return None
+    others = [a for a in key.aliases if a != alias]
+    b.change(
+        "KmsKey",
+        "adopted as the stage's key; once `adopt:` is removed its policy becomes the platform's "
+        "(the account's IAM policies, CloudWatch Logs for the stage's log groups, CloudWatch "
+        "alarms) — grants the present policy makes to other principals end — rotation is turned "
+        "on, and the adopted log groups are encrypted with it",
+    )
+    if alias not in key.aliases:
+        b.change("KmsKey alias", f"{alias} is created for the key")
+    if others:
+        b.change("KmsKey aliases", f"{', '.join(others)} stay, unmanaged by the stack")
+    return key
+
+
 def translate(
-    environment: Mapping[str, Any], subnet_vpcs: Mapping[str, str], request: ImportRequest
+    environment: Mapping[str, Any],
+    subnet_vpcs: Mapping[str, str],
+    request: ImportRequest,
+    key: KmsKeyFacts | None = None,
 ) -> StageImport:
     """The stack document reproducing `environment` as stage `request.stage`, without I/O.
 
     `environment` is GetEnvironment's `Environment`; `subnet_vpcs` maps each of its subnets to
-    its VPC (GetEnvironment does not say which VPC it runs in).
+    its VPC (GetEnvironment does not say which VPC it runs in); `key` is what KMS says of the
+    environment's customer-managed key (`KmsKey`), when it has one.
     """
     b = _Builder()
     stage, paths = request.stage, StagePaths()
@@ -245,14 +328,7 @@ def translate(
         )
 
     kms_key = environment.get("KmsKey")
-    if kms_key:
-        b.refuse(
-            "KmsKey",
-            kms_key,
-            "the platform encrypts a stage with the key it creates (encryption.customerManagedKey)"
-            " and cannot adopt an existing key; MWAA cannot change an environment's key, so "
-            "clone the environment into a new stage instead",
-        )
+    adopted_key = _customer_key(b, kms_key, key, arn, prefix, stage) if kms_key else None
 
     access_mode = environment.get("WebserverAccessMode")
     if access_mode not in ACCESS_MODES:
@@ -420,16 +496,23 @@ def translate(
     if options:
         put("airflowConfigurationOptions", options)
     put("network", {"existing": {"vpcId": vpc_id or "", "privateSubnetIds": subnets}})
-    put("encryption", {"customerManagedKey": False})
+    put("encryption", {"customerManagedKey": adopted_key is not None})
     put("glueDatabases", list(request.glue_databases))
     if tags:
         put("tags", tags)
     adopt = None
     if prefix:
         adopt = AdoptConfig(
-            environment=name, bucket=bucket, execution_role=role, log_groups=adopted_groups
+            environment=name,
+            bucket=bucket,
+            execution_role=role,
+            log_groups=adopted_groups,
+            kms_key=adopted_key.arn if adopted_key else None,
+            kms_key_alias=(
+                True if adopted_key and f"alias/{prefix}-{stage}" in adopted_key.aliases else None
+            ),
         )
-        put("adopt", adopt.model_dump(by_alias=True))
+        put("adopt", adopt.model_dump(by_alias=True, exclude_none=True))
     return StageImport(
         request=request,
         document={"config": config},
@@ -566,6 +649,7 @@ def plan_import(
     subnet_vpcs: Mapping[str, str],
     request: ImportRequest,
     stacks_dir: Path,
+    key: KmsKeyFacts | None = None,
 ) -> StageImport:
     """`translate` then `verify`: the document, checked by the project's own stage loader."""
     if not STAGE_NAME.match(request.stage):
@@ -573,7 +657,7 @@ def plan_import(
             f"--as: stage name '{request.stage}' must be 2-12 lower-case letters and digits, "
             "starting with a letter"
         )
-    return verify(translate(environment, subnet_vpcs, request), environment, stacks_dir)
+    return verify(translate(environment, subnet_vpcs, request, key), environment, stacks_dir)
 
 
 def write_stack(result: StageImport, stacks_dir: Path, *, force: bool = False) -> Path:
@@ -629,3 +713,38 @@ def read_environment(
         )
         subnet_vpcs = {subnet["SubnetId"]: subnet["VpcId"] for subnet in found}
     return environment, subnet_vpcs
+
+
+def read_key(key: str, region: str, *, profile: str | None = None) -> KmsKeyFacts:
+    """KMS DescribeKey, ListAliases and ListResourceTags of the environment's key."""
+    kms = aws.client("kms", region, profile=profile)
+    metadata = aws.call(
+        f"kms:DescribeKey {key}", lambda: kms.describe_key(KeyId=key)["KeyMetadata"]
+    )
+    arn = str(metadata["Arn"])
+
+    def aliases() -> list[str]:
+        pages = kms.get_paginator("list_aliases").paginate(KeyId=metadata["KeyId"])
+        return [str(a["AliasName"]) for page in pages for a in page.get("Aliases", [])]
+
+    def tags() -> dict[str, str]:
+        found: dict[str, str] = {}
+        marker: str | None = None
+        while True:
+            page = kms.list_resource_tags(
+                KeyId=metadata["KeyId"], **({"Marker": marker} if marker else {})
+            )
+            found.update({str(t["TagKey"]): str(t["TagValue"]) for t in page.get("Tags", [])})
+            marker = page.get("NextMarker")
+            if not page.get("Truncated") or not marker:
+                return found
+
+    return KmsKeyFacts(
+        arn=arn,
+        key_manager=str(metadata.get("KeyManager", "")),
+        key_spec=str(metadata.get("KeySpec", metadata.get("CustomerMasterKeySpec", ""))),
+        key_state=str(metadata.get("KeyState", "")),
+        multi_region=bool(metadata.get("MultiRegion", False)),
+        aliases=tuple(sorted(aws.call(f"kms:ListAliases {arn}", aliases))),
+        tags=aws.call(f"kms:ListResourceTags {arn}", tags),
+    )

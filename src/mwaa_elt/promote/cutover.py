@@ -48,8 +48,9 @@ class Leftovers:
 
 
 def green_leftovers(stage: Stage, client: Any) -> Leftovers | None:
-    """What a former green environment of `stage` left, None when nothing (or a cutover is on)."""
-    if stage.config.cutover is not None:
+    """What a former green environment of `stage` left, None when nothing (or a cutover is on,
+    or green serves the stage: its DAG folder is then the stage's own)."""
+    if stage.config.cutover is not None or stage.config.serving_environment == "green":
         return None
     green = retired_green(stage)
     manifest, _ = StageStore(green, client).load_manifest()

@@ -17,6 +17,7 @@ from mwaa_elt.stage.names import (
 )
 from mwaa_elt.stage.schema import (
     AIRFLOW_API_ROLE,
+    AIRFLOW_OPERATOR_ROLE,
     ALARM_NAMES,
     ALARM_PERIODS,
     BUCKET_NAME,
@@ -47,12 +48,14 @@ from mwaa_elt.stage.schema import (
     LogLevels,
     MonitoringConfig,
     NetworkConfig,
+    OperatorConfig,
     ReleasePipelineConfig,
     StageConfig,
 )
 
 __all__ = [
     "AIRFLOW_API_ROLE",
+    "AIRFLOW_OPERATOR_ROLE",
     "ALARM_NAMES",
     "ALARM_PERIODS",
     "BUCKET_NAME",
@@ -83,6 +86,7 @@ __all__ = [
     "LogLevels",
     "MonitoringConfig",
     "NetworkConfig",
+    "OperatorConfig",
     "ReleasePipelineConfig",
     "Stage",
     "StageConfig",

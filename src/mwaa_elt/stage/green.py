@@ -18,23 +18,19 @@ environment's own is derived here:
   live in green is recorded beside green's DAG folder, and the stage's own manifest (what is
   live in blue, which the next stage promotes from) keeps its format and place.
 
-Removing `green/` and `.mwaa-elt/green/` after the cutover leaves blue exactly as it was.
+Removing `green/` and `.mwaa-elt/green/` after an abandoned cutover leaves blue exactly as it
+was. After a switch, blue is retired the other way round: `servingEnvironment: green` (with the
+block's settings moved to the stage's own keys and the block removed) makes green the stage's
+own environment under the same names, paths and Pulumi logical names, so the program stops
+declaring blue and green is left as it is (`mwaa-elt cutover finish` prints that change).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mwaa_elt.stage import Stage, StagePaths
-
-GREEN = "green"
-GREEN_PATHS = StagePaths(
-    dags=f"{GREEN}/dags/",
-    plugins=f"{GREEN}/plugins.zip",
-    requirements=f"{GREEN}/requirements.txt",
-    startup_script=f"{GREEN}/startup.sh",
-    tool_state=f".mwaa-elt/{GREEN}/",
-)
+from mwaa_elt.stage import Stage
+from mwaa_elt.stage.names import GREEN, GREEN_PATHS
 
 
 @dataclass(frozen=True)
@@ -56,7 +52,8 @@ class GreenStage(Stage):
 
 
 def green_stage(stage: Stage) -> GreenStage | None:
-    """`stage`'s green environment while its stack file has a `cutover` block, else None."""
+    """`stage`'s green environment while its stack file has a `cutover` block, else None (also
+    once green serves the stage: it is then the stage itself)."""
     if isinstance(stage, GreenStage):
         return None
     cutover = stage.config.cutover

@@ -14,7 +14,7 @@ from mwaa_elt.diagnostics import display_path, key_text, read_text
 from mwaa_elt.diagnostics.located_yaml import FileKind, YamlProblem, load_yaml_text
 from mwaa_elt.diagnostics.pydantic_errors import describe
 from mwaa_elt.errors import ConfigError
-from mwaa_elt.stage.names import Stage
+from mwaa_elt.stage.names import Stage, serving_paths
 from mwaa_elt.stage.schema import (
     ALARM_NAMES,
     NAMESPACE,
@@ -61,7 +61,9 @@ def load_stage(stacks_dir: Path, stage: str) -> Stage:
     if errors:
         raise ConfigError(errors)
     assert config is not None and region is not None
-    return Stage(name=stage, region=region, config=config, source_file=path)
+    return Stage(
+        name=stage, region=region, config=config, source_file=path, paths=serving_paths(config)
+    )
 
 
 def load_all_stages(stacks_dir: Path) -> dict[str, Stage]:
@@ -179,6 +181,14 @@ def _stage_rules(stage: str, config: StageConfig, stacks_dir: Path) -> list[str]
         errors.append(
             f"{NAMESPACE}:promotesFrom: missing; {stage} must name the stage it promotes from "
             f"(usually {expected})"
+        )
+    if config.serving_environment == "green" and config.cutover is not None:
+        errors.append(
+            f"{NAMESPACE}:servingEnvironment: green makes the cutover's green environment the "
+            f"stage's own, while {NAMESPACE}:cutover still declares it as the second one beside "
+            f"blue; retiring blue moves the block's settings to the stage's own keys and removes "
+            f"the block (`mwaa-elt cutover finish --stage {stage}` prints the change), so remove "
+            f"{NAMESPACE}:cutover or set servingEnvironment back to blue"
         )
     errors.extend(_delivery_rules(stage, config, stacks_dir))
     monitoring = config.monitoring

@@ -14,6 +14,7 @@ from typing import Any
 from mwaa_elt.airflow_versions import AirflowRelease, airflow_release
 from mwaa_elt.stage.schema import (
     AIRFLOW_API_ROLE,
+    AIRFLOW_OPERATOR_ROLE,
     GITHUB_OIDC_HOST,
     MWAA_LOG_TYPES,
     StageConfig,
@@ -32,6 +33,27 @@ class StagePaths:
     athena_results: str = "athena-results/"
     emr_logs: str = "emr-logs/"
     tool_state: str = ".mwaa-elt/"
+    # The stage's own records, whichever environment serves it: metadata backups and the
+    # cutover record (`tool_state` is the environment's: its manifest, lock and histories).
+    stage_state: str = ".mwaa-elt/"
+
+
+# A cutover's second environment keeps these names for its whole life: while it runs beside
+# the stage's own ("blue") and, once blue is retired (`servingEnvironment: green`), as the
+# stage's own. See `mwaa_elt.stage.green`.
+GREEN = "green"
+GREEN_PATHS = StagePaths(
+    dags=f"{GREEN}/dags/",
+    plugins=f"{GREEN}/plugins.zip",
+    requirements=f"{GREEN}/requirements.txt",
+    startup_script=f"{GREEN}/startup.sh",
+    tool_state=f".mwaa-elt/{GREEN}/",
+)
+
+
+def serving_paths(config: StageConfig) -> StagePaths:
+    """The key prefixes of the environment `config` names as the stage's own."""
+    return GREEN_PATHS if config.serving_environment == GREEN else StagePaths()
 
 
 @dataclass(frozen=True)
@@ -95,8 +117,14 @@ class Stage:
 
     # -- MWAA -------------------------------------------------------------------------------
     @property
+    def environment_suffix(self) -> str:
+        """ "" for the stage's first ("blue") environment, "-green" once green serves the stage:
+        the suffix of the environment's name and of its resources' Pulumi logical names."""
+        return f"-{GREEN}" if self.config.serving_environment == GREEN else ""
+
+    @property
     def environment_name(self) -> str:
-        return self.resource_prefix
+        return f"{self.resource_prefix}{self.environment_suffix}"
 
     @property
     def environment_arn(self) -> str:
@@ -129,6 +157,16 @@ class Stage:
     @property
     def bundles_prefix(self) -> str:
         return f"{self.paths.tool_state}bundles/"
+
+    @property
+    def backups_prefix(self) -> str:
+        """The stage's metadata backups (`mwaa-elt backup`), whichever environment serves it."""
+        return f"{self.paths.stage_state}backups/"
+
+    @property
+    def cutover_record_key(self) -> str:
+        """Where `mwaa-elt cutover switch` records the switch."""
+        return f"{self.paths.stage_state}cutover.json"
 
     @property
     def templates_prefix(self) -> str:
@@ -215,6 +253,16 @@ class Stage:
     def release_build_role_name(self) -> str:
         """The role the release pipeline's CodeBuild projects run as (in the hosting stage)."""
         return f"{self.config.name_prefix}-release-build"
+
+    @property
+    def operator_role_name(self) -> str:
+        """The role platform engineers assume for backup, restore, upgrade apply and cutover."""
+        return f"{self.resource_prefix}-operator"
+
+    @property
+    def airflow_operator_role_arn(self) -> str:
+        """The Airflow role the operator role may invoke the REST API as: Op."""
+        return self._arn("airflow", f"role/{self.environment_name}/{AIRFLOW_OPERATOR_ROLE}")
 
     @property
     def airflow_rbac_role_arn(self) -> str:
@@ -340,12 +388,16 @@ class Stage:
             "environment_name": self.environment_name,
             "environment_arn": self.environment_arn,
             "environment_class": self.config.environment_class,
+            "serving_environment": self.config.serving_environment,
             "source_bucket": self.source_bucket,
             "dags_prefix": self.dags_prefix,
             "scripts_prefix": self.scripts_prefix,
             "manifest_key": self.manifest_key,
             "execution_role_name": self.execution_role_name,
             "execution_role_arn": self.execution_role_arn,
+            "operator_role_arn": (
+                self.role_arn(self.operator_role_name) if self.config.operator else None
+            ),
             "athena_workgroup": self.athena_workgroup,
             "athena_results_uri": self.athena_results_uri,
             "glue_database_prefix": self.glue_database_prefix,

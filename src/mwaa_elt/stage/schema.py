@@ -64,6 +64,12 @@ S3_PREFIX = re.compile(r"^([a-z0-9][a-z0-9!_.*'()-]*/)+$")
 GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
 # Promotion only reads through Airflow's REST API (import errors, DAG sources, runs).
 AIRFLOW_API_ROLE = "Viewer"
+# Backup, restore, `upgrade apply` and `cutover switch` manage variables, connections, pools
+# and pauses: Airflow's Op role, granted only to the stage's operator role.
+AIRFLOW_OPERATOR_ROLE = "Op"
+IAM_PRINCIPAL = re.compile(
+    r"^arn:aws(-cn|-us-gov)?:iam::(?P<account>\d{12}):(role|user)/[\w+=,.@/-]{1,512}$"
+)
 GITHUB_REPOSITORY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$")
 BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 LogLevel = Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
@@ -182,6 +188,27 @@ class EmrConfig(_Strict):
     core_instance_type: str = "m5.xlarge"
     core_instance_count: Annotated[int, Field(ge=1, le=50)] = 2
     idle_timeout_minutes: Annotated[int, Field(ge=5, le=1440)] = 60
+
+
+class OperatorConfig(_Strict):
+    """The stage's operator role (`<prefix>-<stage>-operator`): who may assume it to run
+    `backup`, `restore`, `upgrade apply` and `cutover switch`, and whether with MFA only."""
+
+    principals: Annotated[list[str], Field(min_length=1)]
+    require_mfa: bool = True
+
+    @field_validator("principals")
+    @classmethod
+    def _principals(cls, value: list[str]) -> list[str]:
+        for principal in value:
+            if not IAM_PRINCIPAL.match(principal):
+                raise ValueError(
+                    f"'{principal}' is not an IAM role or user ARN; expected such as "
+                    "arn:aws:iam::123456789012:role/platform-engineers"
+                )
+        if len(set(value)) != len(value):
+            raise ValueError("lists a principal twice")
+        return value
 
 
 class GatesConfig(_Strict):
@@ -331,8 +358,13 @@ class StageConfig(_Strict):
     smtp_connection: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,250}$")] | None = None
     tags: dict[str, str] = Field(default_factory=dict)
     delivery: DeliveryConfig | None = None
+    # The operator role, provisioned when set (`mwaa_elt.infra.documents.iam_policies`).
+    operator: OperatorConfig | None = None
     # Existing resources `pulumi up` imports instead of creating (`mwaa-elt stage import`).
     adopt: AdoptConfig | None = None
+    # Which environment is the stage's own: "blue" (`<prefix>-<stage>`) or, once a cutover's
+    # old environment is retired, "green" (`<prefix>-<stage>-green`, its names and state kept).
+    serving_environment: Literal["blue", "green"] = "blue"
     # Last: its check compares it with the settings above (`mwaa_elt.stage.cutover_config`).
     cutover: Annotated[CutoverConfig | None, AfterValidator(check_cutover)] = None
 
@@ -345,6 +377,24 @@ class StageConfig(_Strict):
     @classmethod
     def _environment_class(cls, value: str) -> str:
         return known_environment_class(value)
+
+    @field_validator("operator")
+    @classmethod
+    def _operator_in_the_account(
+        cls, value: OperatorConfig | None, info: ValidationInfo
+    ) -> OperatorConfig | None:
+        account = info.data.get("account_id")
+        if value is None or account is None:
+            return value
+        for principal in value.principals:
+            found = IAM_PRINCIPAL.match(principal)
+            if found is not None and found["account"] != account:
+                raise ValueError(
+                    f"'{principal}' is in account {found['account']}, not the stage's "
+                    f"({account}); name a role or user of account {account}, the one the "
+                    "operator role lives in"
+                )
+        return value
 
     @field_validator("max_workers")
     @classmethod

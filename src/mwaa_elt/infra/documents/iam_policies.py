@@ -125,7 +125,7 @@ def _mwaa_baseline(stage: Stage) -> Document:
             "Sid": "DenyMetadataBackups",
             "Effect": "Deny",
             "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"],
-            "Resource": f"{bucket}/{stage.paths.tool_state}backups/*",
+            "Resource": f"{bucket}/{stage.backups_prefix}*",
         },
         _allow("AccountPublicAccessBlock", ["s3:GetAccountPublicAccessBlock"], "*"),  # no ARN
         _allow(
@@ -590,6 +590,16 @@ def ci_role_policies(stage: Stage, stages: Mapping[str, Stage]) -> list[NamedPol
         ),
     ]
     statements.append(
+        # The release state under .mwaa-elt/ is the CI role's, but not the metadata backups
+        # (variables, connection fields): those are the operator role's alone.
+        {
+            "Sid": "DenyMetadataBackups",
+            "Effect": "Deny",
+            "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"],
+            "Resource": f"{bucket}/{stage.backups_prefix}*",
+        }
+    )
+    statements.append(
         # status: the stage's metric alarms in ALARM (composite ones would need "*"); a green
         # environment's alarms (`<prefix>-<stage>-green-…`) share the prefix.
         _allow(
@@ -657,6 +667,88 @@ class RoleDocuments:
     name: str
     trust: Document
     policies: list[NamedPolicy]
+
+
+# -- the operator role: backup, restore, upgrade apply, cutover switch ------------------------
+#
+# What `mwaa-elt backup`, `restore`, `upgrade apply` and `cutover switch/finish` call
+# (src/mwaa_elt/lifecycle/): MWAA GetEnvironment and InvokeRestApi as Airflow's Op role
+# (variables, connections, pools, pauses) on each environment of the stage; S3 Get/PutObject on
+# the metadata backups and the cutover record (ListBucket of the backups, SSE-KMS with the
+# stage's key); `upgrade apply` re-promotes every live pipeline, so the promotion statements of
+# the CI role for the stage's own environments too (not the previous stage's release reader).
+# tests/iam/test_operator_role_evaluated.py proves it.
+
+
+def operator_role_trust_policy(stage: Stage) -> Document:
+    """The principals the stack names (in the stage's account), with MFA unless turned off."""
+    operator = stage.config.operator
+    assert operator is not None, f"stage {stage.name} has no operator block"
+    condition: Document = {"StringEquals": {"aws:PrincipalAccount": stage.account_id}}
+    if operator.require_mfa:
+        condition["Bool"] = {"aws:MultiFactorAuthPresent": "true"}
+    return _document(
+        {
+            "Sid": "PlatformEngineers",
+            "Effect": "Allow",
+            "Principal": {"AWS": _one_or_list(sorted(operator.principals))},
+            "Action": "sts:AssumeRole",
+            "Condition": condition,
+        }
+    )
+
+
+def operator_role_policies(stage: Stage) -> list[NamedPolicy]:
+    """Airflow's Op role and the metadata records of the stage's environments; promotion into
+    them for `upgrade apply`."""
+    bucket = stage.source_bucket_arn
+    backups = stage.backups_prefix
+    records = [f"{bucket}/{backups}*", f"{bucket}/{stage.cutover_record_key}"]
+    environments_of = environments(stage)
+    operate = [
+        _allow(
+            "AirflowOpRole",
+            ["airflow:CreateWebLoginToken", "airflow:InvokeRestApi"],
+            _one_or_list([e.airflow_operator_role_arn for e in environments_of]),
+        ),
+        _allow(
+            "ReadEnvironments",
+            ["airflow:GetEnvironment"],
+            _one_or_list([e.environment_arn for e in environments_of]),
+        ),
+        _allow(
+            "ListBackups",
+            ["s3:ListBucket"],
+            bucket,
+            # A GET of a missing record is checked against ListBucket without a prefix: IfExists.
+            Condition={"StringLikeIfExists": _prefix_condition([backups])["StringLike"]},
+        ),
+        _allow("MetadataBackupsAndCutoverRecord", ["s3:GetObject", "s3:PutObject"], records),
+    ]
+    if stage.kms_key_alias is not None:
+        actions = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"]
+        operate.append(_kms_statement(stage, services=["s3"], actions=actions))
+    promote = [
+        *_ci_statements(stage, bucket, stage.paths.tool_state),
+        *(
+            statement
+            for green in environments_of[1:]
+            for statement in _ci_statements(green, bucket, green.paths.tool_state, "Green")
+        ),
+    ]
+    return [
+        NamedPolicy("operate", _document(*operate)),
+        NamedPolicy("promote", _document(*promote)),
+    ]
+
+
+def operator_role(stage: Stage) -> RoleDocuments | None:
+    """The stage's operator role, when its stack has an `operator` block."""
+    if stage.config.operator is None:
+        return None
+    return RoleDocuments(
+        stage.operator_role_name, operator_role_trust_policy(stage), operator_role_policies(stage)
+    )
 
 
 def delivery_roles(stage: Stage, stages: Mapping[str, Stage]) -> list[RoleDocuments]:
@@ -787,7 +879,8 @@ def release_pipeline_policies(host: Stage) -> list[NamedPolicy]:
 
 def stage_roles(stage: Stage, stages: Mapping[str, Stage]) -> list[RoleDocuments]:
     """Every role the stage's program deploys with its trust and inline policies, in the order
-    `mwaa-elt infra policies` shows them: execution role, EMR instance role, delivery roles."""
+    `mwaa-elt infra policies` shows them: execution role, EMR instance role, delivery roles,
+    operator role, release pipeline roles."""
     roles = [
         RoleDocuments(
             stage.execution_role_name,
@@ -801,6 +894,9 @@ def stage_roles(stage: Stage, stages: Mapping[str, Stage]) -> list[RoleDocuments
         ),
         *delivery_roles(stage, stages),
     ]
+    operator = operator_role(stage)
+    if operator is not None:
+        roles.append(operator)
     delivery = stage.config.delivery
     if delivery is not None and delivery.pipeline is not None:
         from mwaa_elt.infra.documents.release_pipeline import pipeline_role_name
