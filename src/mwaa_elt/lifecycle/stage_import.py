@@ -717,6 +717,8 @@ def read_environment(
 
 def read_key(key: str, region: str, *, profile: str | None = None) -> KmsKeyFacts:
     """KMS DescribeKey, ListAliases and ListResourceTags of the environment's key."""
+    from mwaa_elt import aws  # boto3: loaded when a key is read
+
     kms = aws.client("kms", region, profile=profile)
     metadata = aws.call(
         f"kms:DescribeKey {key}", lambda: kms.describe_key(KeyId=key)["KeyMetadata"]
