@@ -8,6 +8,7 @@ how the work was split.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import sys
@@ -78,10 +79,16 @@ def map_chunks(
     chunks = min(len(items), workers * CHUNKS_PER_WORKER)
     bounds = [(len(items) * i // chunks, len(items) * (i + 1) // chunks) for i in range(chunks)]
     _job = (function, shared, items)
+    # The parent's objects (every imported module) are frozen out of the collector before the
+    # fork, so the workers' collections never scan them (nor copy their pages), as Python's
+    # `gc.freeze` documentation recommends for fork-based workers.
+    gc.collect()
+    gc.freeze()
     try:
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             parts = list(pool.map(_run_chunk, *zip(*bounds, strict=True)))
     finally:
+        gc.unfreeze()
         _job = None
     return [result for part in parts for result in part]
