@@ -32,6 +32,9 @@ class StagePaths:
     athena_results: str = "athena-results/"
     emr_logs: str = "emr-logs/"
     tool_state: str = ".mwaa-elt/"
+    # Where mwaa-dr's DAGs (Airflow 2 stages) write and read the tables of one backup or restore;
+    # `mwaa-elt backup` files each backup under its own id next to it (docs/upgrades.md).
+    mwaa_dr: str = ".mwaa-elt/backups/mwaa-dr/"
 
 
 @dataclass(frozen=True)
