@@ -43,13 +43,15 @@ from mwaa_elt.lifecycle.metadata import (
 from mwaa_elt.mwaa_images import TOOL_ROOT
 from mwaa_elt.render.format import format_python
 from mwaa_elt.render.generate import template_environment
+from mwaa_elt.spec.airflow_ids import PLATFORM_DAG_IDS
 from mwaa_elt.stage import Stage
 
 KIND = "mwaa-dr"
 MWAA_DR_VERSION = "2.2.0"  # infra/environment/requirements-airflow2.txt pins the same release
 TEMPLATE = "platform/mwaa_dr.py.j2"
-BACKUP_DAG_ID = "backup_metadata"  # mwaa-dr leaves these two ids out of the DAGs it unpauses
-RESTORE_DAG_ID = "restore_metadata"
+# mwaa-dr leaves these two ids out of the DAGs it unpauses; validation reserves them.
+BACKUP_DAG_ID, RESTORE_DAG_ID = PLATFORM_DAG_IDS
+
 DAG_FILES = {dag_id: f"{dag_id}.py" for dag_id in (BACKUP_DAG_ID, RESTORE_DAG_ID)}
 # The factories of mwaa-dr 2.2.0 whose tables are listed below (DRFactory_2_10 and its
 # subclass DRFactory_2_11 build the same ones; checked by tests/lifecycle/test_mwaa_dr.py).
