@@ -383,3 +383,13 @@ def test_a_run_that_does_not_end_in_time_is_reported_with_its_state(
     with pytest.raises(mwaa_dr.RunFailed, match="is still running after 300 s"):
         watcher.wait(mwaa_dr.WaitForRun("backup_metadata", "r1", 300.0))
     assert seen[0] == "run r1 of backup_metadata: running" and len(seen) == 6
+
+
+def test_a_2x_version_without_a_shipped_factory_backs_up_through_rest_and_says_why(
+    fake: FakeAirflow,
+) -> None:
+    fake.version = "2.9.2"  # mwaa-dr has a 2.9 factory; mwaa-elt ships the 2.10 and 2.11 ones
+    code, output = _run("backup", "--stage", "staging")
+    assert code == 0, output
+    assert "ships mwaa-dr's DAGs for Airflow 2.10.x, 2.11.x, not 2.9.2" in output
+    assert _posts(fake) == [] and "carried: variables, connections" in output

@@ -19,7 +19,7 @@ from mwaa_elt.project import Project, find_project
 from mwaa_elt.stage import Stage, load_all_stages
 
 if TYPE_CHECKING:
-    from mwaa_elt.lifecycle.metadata import BackupBucket
+    from mwaa_elt.lifecycle.metadata import BackupBucket, BackupManifest
 
 out = Console(highlight=False, soft_wrap=True, emoji=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
@@ -146,7 +146,13 @@ def backup(
     api = AirflowApi(api_target, mwaa)
     backup_id = new_backup_id()
     note = None
-    if api_target.major == 2 and not rest and mwaa_dr.factory_for(running) is not None:
+    if api_target.major == 2 and not rest and mwaa_dr.factory_for(running) is None:
+        shipped = ", ".join(f"{minor}.x" for minor in mwaa_dr.FACTORIES)
+        note = (
+            f"mwaa-elt ships mwaa-dr's DAGs for Airflow {shipped}, not {running}: "
+            "run history is not carried"
+        )
+    elif api_target.major == 2 and not rest:
         dags = mwaa_dr.read_dr_dags(api)
         if dags.live(mwaa_dr.BACKUP_DAG_ID):
             dr_plan = mwaa_dr.plan_backup(
@@ -214,8 +220,9 @@ def restore(
     _, _, target = _stage(project_dir, stage)
     mwaa, s3 = _clients(target)
     bucket = BackupBucket(target, s3)
-    if read_manifest(bucket, from_).kind == "mwaa-dr":
-        _restore_mwaa_dr(target, bucket, mwaa, from_, plan_only, yes, timeout, json_)
+    found = read_manifest(bucket, from_)
+    if found.kind == "mwaa-dr":
+        _restore_mwaa_dr(target, bucket, mwaa, found, plan_only, yes, timeout, json_)
         return
     manifest, snapshot = load_backup(bucket, from_)
     api_target, _ = live_target(target.environment_name, target.region, mwaa)
@@ -243,7 +250,7 @@ def _restore_mwaa_dr(
     target: Stage,
     bucket: BackupBucket,
     mwaa: object,
-    backup_id: str,
+    manifest: BackupManifest,
     plan_only: bool,
     yes: bool,
     timeout: float,
@@ -251,9 +258,9 @@ def _restore_mwaa_dr(
 ) -> None:
     from mwaa_elt.lifecycle import mwaa_dr
     from mwaa_elt.lifecycle.airflow_api import AirflowApi, live_target
-    from mwaa_elt.lifecycle.metadata import new_backup_id, read_manifest
+    from mwaa_elt.lifecycle.metadata import new_backup_id
 
-    manifest = read_manifest(bucket, backup_id)
+    backup_id = manifest.backup_id
     api_target, running = live_target(target.environment_name, target.region, mwaa)
     api = AirflowApi(api_target, mwaa)
     plan = mwaa_dr.plan_restore(
