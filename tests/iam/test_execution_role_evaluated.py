@@ -220,6 +220,8 @@ def test_mwaa_dr_dags_write_their_own_stages_work_area_and_no_backup(name: str) 
         s3("s3:GetObject", stage, backup),
         s3("s3:PutObject", stage, f"{stage.paths.tool_state}backups/20261201T220000Z-x/a.csv"),
         s3("s3:PutObject", stage, f"{stage.paths.tool_state}manifest.json"),
+        s3("s3:PutObject", stage, f"{stage.paths.tool_state}backups/mwaa-dr.csv"),
+        s3("s3:PutObject", stage, f"{stage.paths.tool_state}backups/other/variable.csv"),
     ]
     for other in (STAGES[o] for o in NAMES if o != name):
         refused.append(s3("s3:PutObject", other, f"{other.paths.mwaa_dr}task_instance.csv"))
