@@ -393,3 +393,18 @@ def test_a_2x_version_without_a_shipped_factory_backs_up_through_rest_and_says_w
     assert code == 0, output
     assert "ships mwaa-dr's DAGs for Airflow 2.10.x, 2.11.x, not 2.9.2" in output
     assert _posts(fake) == [] and "carried: variables, connections" in output
+
+
+def test_the_platform_template_does_not_feed_the_pipelines_inputs_hash(tmp_path: Path) -> None:
+    """Editing mwaa-dr's template must not make promotion see every pipeline as changed."""
+    import shutil
+
+    from mwaa_elt.render.result import templates_digest
+
+    templates = tmp_path / "dag_templates"
+    shutil.copytree(ROOT / "dag_templates", templates)
+    before = templates_digest(templates)
+    (templates / mwaa_dr.TEMPLATE).write_text("# edited\n", encoding="utf-8")
+    assert templates_digest(templates) == before
+    (templates / "dag.py.j2").write_text("# edited\n", encoding="utf-8")
+    assert templates_digest(templates) != before
