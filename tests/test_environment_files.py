@@ -56,6 +56,8 @@ def test_requirements_are_deterministic_and_ignore_comment_edits(stages, tmp_pat
         tmp_path / "requirements.txt",
         "# a new comment\n\n" + REQUIREMENTS.read_text().replace("\n", "  # note\n", 1) + "\n\n",
     )
+    line_file = ENVIRONMENT / "requirements-airflow2.txt"
+    write(tmp_path / line_file.name, "# edited\n" + line_file.read_text())
     assert build_requirements(stages["prod"], edited) == built
 
 
@@ -333,3 +335,28 @@ def test_crlf_and_missing_shebang_are_reported_together(tmp_path):
 def test_missing_startup_script_is_refused(tmp_path):
     with pytest.raises(ConfigError, match=r"startup\.sh: cannot read"):
         read_startup_script(tmp_path / "startup.sh")
+
+
+# -- requirements of one Airflow line -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("stage_name", "has_dr"), [("dev", False), ("staging", True), ("prod", True)]
+)
+def test_mwaa_dr_is_installed_only_on_airflow_2_stages(stages, stage_name, has_dr):
+    # dev runs Airflow 3 (mwaa-dr has no Airflow 3 factory); staging and prod run 2.11.0.
+    built = build_requirements(stages[stage_name], REQUIREMENTS)
+    assert ("mwaa-dr==2.2.0" in built.decode().splitlines()) is has_dr
+    assert ("mwaa-dr" in package_names(built)) is has_dr
+
+
+def test_line_requirements_follow_the_same_rules_and_name_their_file(stages, tmp_path):
+    source = write(tmp_path / "requirements.txt", "apache-airflow-providers-amazon\n")
+    write(tmp_path / "requirements-airflow2.txt", "mwaa-dr==2.2.0\napache-airflow==2.11.0\n")
+    with pytest.raises(ConfigError) as excinfo:
+        build_requirements(stages["prod"], source)
+    assert "requirements-airflow2.txt: line 2: 'apache-airflow==2.11.0' requires Airflow" in (
+        message_of(excinfo)
+    )
+    # A 3.x stage never reads the 2.x file, so its error cannot stop a 3.x build.
+    assert b"mwaa-dr" not in build_requirements(stages["dev"], source)

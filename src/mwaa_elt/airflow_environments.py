@@ -2,9 +2,10 @@
 
 `.venv-airflow-<version>` holds what MWAA's image installs for that version (its Airflow extras,
 `apache-airflow-providers-amazon[aiobotocore]`, the providers MWAA preinstalls) plus the stages'
-`infra/environment/requirements.txt`, resolved under MWAA's own constraints, on the image's
-Python, from a lock file with hashes (`requirements/mwaa/<version>/environment.lock`). DAG
-checks, local runs and upgrade rehearsals all use these environments.
+`infra/environment/requirements.txt` and `requirements-airflow<major>.txt` of its line, resolved
+under MWAA's own constraints, on the image's Python, from a lock file with hashes
+(`requirements/mwaa/<version>/environment.lock`). DAG checks, local runs and upgrade rehearsals
+all use these environments.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from mwaa_elt.airflow_versions import MWAA_PREINSTALLED_PROVIDERS
 from mwaa_elt.errors import ConfigError, ExternalError
+from mwaa_elt.infra.documents.environment_files import line_requirements_path
 from mwaa_elt.mwaa_images import TOOL_ROOT, MwaaImage, canonical, mwaa_image
 
 # What the image installs that a local environment leaves out, and why. Both serve only the
@@ -132,10 +134,14 @@ def _requirements(env: AirflowEnvironment) -> Iterable[str]:
             yield package
     major = int(env.version.split(".")[0])
     yield from sorted(MWAA_PREINSTALLED_PROVIDERS[major])
-    for line in ENVIRONMENT_REQUIREMENTS.read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line and not line.startswith("-"):
-            yield line
+    line_requirements = line_requirements_path(ENVIRONMENT_REQUIREMENTS, major)
+    for source in (ENVIRONMENT_REQUIREMENTS, line_requirements):
+        if source is line_requirements and not source.is_file():
+            continue
+        for line in source.read_text().splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line and not line.startswith("-"):
+                yield line
 
 
 def lock(env: AirflowEnvironment, uv: Path) -> None:

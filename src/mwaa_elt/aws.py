@@ -174,21 +174,15 @@ class AwsCallError(ExternalError):
 _LOADER: Loader | None = None
 
 
-def _botocore_session(service: str, profile: str | None) -> botocore.session.Session:
+def _botocore_session(profile: str | None) -> botocore.session.Session:
     """A new botocore session for `profile` (its own credentials and configuration, read from
     the environment as boto3's are) that shares one data loader with every other: the service
-    models and endpoint rules are parsed once per process, not once per client.
-
-    S3 timestamps are left as the text S3 sends: mwaa-elt reads none of them, and parsing
-    one per listed key is a large part of listing a prefix.
-    """
+    models and endpoint rules are parsed once per process, not once per client."""
     global _LOADER
     session = botocore.session.Session(profile=profile)
     if _LOADER is None:
         _LOADER = session.get_component("data_loader")
     session.register_component("data_loader", _LOADER)
-    if service == "s3":
-        session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=str)
     return session
 
 
@@ -204,7 +198,7 @@ def client(
     default credential chain; honours `AWS_ENDPOINT_URL`. A botocore client: boto3's client
     is the same object plus helpers this tool does not use."""
     try:
-        return _botocore_session(service, profile).create_client(
+        return _botocore_session(profile).create_client(
             service,
             region_name=region,
             config=(policy or POLICY).config(max_pool_connections=max_pool_connections),

@@ -19,6 +19,7 @@ from mwaa_elt.infra.documents.iam_policies import (
     execution_role_policies,
     execution_role_trust_policy,
 )
+from mwaa_elt.infra.storage import tls_only_policy
 from mwaa_elt.render import render_pipelines
 from mwaa_elt.spec import discover_specs, validate_paths
 from mwaa_elt.stage import Stage, load_all_stages
@@ -190,3 +191,43 @@ def test_only_this_stages_environment_may_assume_the_role(name: str) -> None:
     assert [d.allowed for d in decisions] == [True] + [False] * (len(requests) - 1), _report(
         decisions
     )
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_mwaa_dr_dags_write_their_own_stages_work_area_and_no_backup(name: str) -> None:
+    """On Airflow 2, mwaa-dr's DAGs stream tables to `.mwaa-elt/backups/mwaa-dr/` of the stage's
+    bucket and read them back; the backups `mwaa-elt backup` files under their ids, and every
+    other stage's bucket, stay out of reach. A 3.x stage (no mwaa-dr) may not write there."""
+    stage = STAGES[name]
+
+    def s3(action: str, owner: Stage, key: str) -> Request:
+        bucket = f"arn:{owner.partition}:s3:::{owner.source_bucket}"
+        return Request(
+            principal=stage.execution_role_arn,
+            action=action,
+            resource=f"{bucket}/{key}",
+            resource_account=owner.account_id,
+            context={"aws:SecureTransport": "true"},
+            resource_policy=tls_only_policy(bucket),
+            why=f"{action} {owner.name}:{key}",
+        )
+
+    work = f"{stage.paths.mwaa_dr}task_instance.csv"
+    backup = f"{stage.backups_prefix}20261201T220000Z/task_instance.csv"
+    own = [s3("s3:PutObject", stage, work), s3("s3:GetObject", stage, work)]
+    refused = [
+        s3("s3:PutObject", stage, backup),
+        s3("s3:GetObject", stage, backup),
+        s3("s3:PutObject", stage, f"{stage.backups_prefix}20261201T220000Z-x/a.csv"),
+        s3("s3:PutObject", stage, f"{stage.paths.tool_state}manifest.json"),
+        s3("s3:PutObject", stage, f"{stage.backups_prefix}mwaa-dr.csv"),
+        s3("s3:PutObject", stage, f"{stage.backups_prefix}other/variable.csv"),
+    ]
+    for other in (STAGES[o] for o in NAMES if o != name):
+        refused.append(s3("s3:PutObject", other, f"{other.paths.mwaa_dr}task_instance.csv"))
+    decisions = evaluate(_documents(stage), [*own, *refused])
+    # A 3.x stage neither writes nor reads it (what an earlier 2.x environment left is denied).
+    on_line_2 = stage.airflow.major == 2
+    assert [d.allowed for d in decisions[:2]] == [on_line_2, on_line_2], _report(decisions[:2])
+    wrongly = [d for d in decisions[2:] if d.allowed]
+    assert not wrongly, _report(wrongly)

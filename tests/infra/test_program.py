@@ -522,3 +522,17 @@ def test_runtime_settings_give_dags_their_alert_topics_and_emr_subnet(name: str)
     assert resources["runtime-emr-subnet-value"].settings["secretString"].startswith("subnet-")
     alerts = {p.name: p.document for p in execution_role_policies(stage)}["alerts"]
     assert alerts["Statement"][0]["Resource"] == [stage.sns_topic_arn("data-alerts")]
+
+
+@pytest.mark.parametrize("name", STAGES)
+def test_airflow_2_stages_name_their_bucket_to_mwaa_dr_through_secrets_manager(name: str) -> None:
+    stage = _stage(name)
+    resources = {r.name: r for r in _preview(name).resources}
+    if stage.airflow.major != 2:  # no mwaa-dr on Airflow 3: no variable for it
+        assert "runtime-dr-backup-bucket" not in resources
+        return
+    secret = resources["runtime-dr-backup-bucket"]
+    assert secret.settings["name"] == f"mwaa-elt/{name}/variables/DR_BACKUP_BUCKET"
+    assert ("kmsKeyId" in secret.settings) == (name == "prod")
+    value = resources["runtime-dr-backup-bucket-value"].settings["secretString"]
+    assert value == stage.source_bucket

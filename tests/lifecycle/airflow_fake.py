@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
@@ -47,6 +48,12 @@ class FakeAirflow:
     writes: list[tuple[str, str]] = field(default_factory=list)
     # The DAG file Airflow serves for a dag_id (what the scheduler parsed), or None.
     source_of: Callable[[str], str | None] = lambda _dag_id: None
+    # What a triggered DAG run does (mwaa-dr's DAGs): called with (dag_id, conf) when the run
+    # starts, it returns the state the run ends in and the task instances that failed.
+    on_run: Callable[[str, dict[str, Any]], tuple[str, list[str]]] | None = None
+    runs: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    run_start: Callable[[], datetime] = lambda: datetime.now(UTC)
+    run_polls: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def handle(self, method: str, path: str, query: dict[str, Any], body: Any) -> tuple[int, Any]:
         parts = [unquote(p) for p in path.strip("/").split("/")]
@@ -70,6 +77,8 @@ class FakeAirflow:
             "connections": (self.connections, "connection_id"),
             "pools": (self.pools, "name"),
         }
+        if collection == "dags" and len(parts) > 2:
+            return self._dag_runs(method, parts[1], parts[2:], body)
         if collection == "dags":
             return self._dags(method, name, body)
         items, key = store[collection]
@@ -105,6 +114,48 @@ class FakeAirflow:
         if method == "PATCH":
             self.dags[name] = bool(body["is_paused"])
         return 200, {"dag_id": name, "is_paused": self.dags[name]}
+
+    def _dag_runs(self, method: str, dag_id: str, rest: list[str], body: Any) -> tuple[int, Any]:
+        """`/api/v1` DAG runs: POST /dags/{id}/dagRuns answers a queued DAGRun; each GET of
+        /dags/{id}/dagRuns/{run_id} moves it on (running, then how `on_run` says it ends)."""
+        if dag_id not in self.dags:
+            return 404, {"title": "DAG not found", "status": 404, "detail": f"DAG {dag_id}"}
+        if method == "POST" and rest == ["dagRuns"]:
+            run_id = body["dag_run_id"]
+            if (dag_id, run_id) in self.runs:
+                return 409, {"title": "Conflict", "status": 409, "detail": f"{run_id} exists"}
+            self.runs[(dag_id, run_id)] = {
+                "dag_run_id": run_id,
+                "dag_id": dag_id,
+                "logical_date": "2026-12-01T22:00:00+00:00",
+                "execution_date": "2026-12-01T22:00:00+00:00",
+                "start_date": None,
+                "end_date": None,
+                "data_interval_start": "2026-12-01T22:00:00+00:00",
+                "data_interval_end": "2026-12-01T22:00:00+00:00",
+                "last_scheduling_decision": None,
+                "run_type": "manual",
+                "state": "queued",
+                "external_trigger": True,
+                "conf": body.get("conf") or {},
+                "note": None,
+            }
+            return 200, self.runs[(dag_id, run_id)]
+        run = self.runs.get((dag_id, rest[1])) if len(rest) > 1 else None
+        if method != "GET" or run is None:
+            return 404, {"title": "DAGRun not found", "status": 404}
+        if rest[2:] == ["taskInstances"]:
+            tasks = [{"task_id": t, "dag_id": dag_id, "dag_run_id": rest[1], "state": "failed"} for t in run.get("_failed", [])]  # fmt: skip
+            return 200, {"task_instances": tasks, "total_entries": len(tasks)}
+        key = (dag_id, rest[1])
+        self.run_polls[key] = self.run_polls.get(key, 0) + 1
+        if run["state"] == "queued":
+            run["state"], run["start_date"] = "running", self.run_start().isoformat()
+        elif run["state"] == "running":
+            assert self.on_run is not None, "a run was triggered but the test says nothing of it"
+            run["state"], run["_failed"] = self.on_run(dag_id, run["conf"])
+            run["end_date"] = "2026-12-01T22:05:00+00:00"
+        return 200, {k: v for k, v in run.items() if not k.startswith("_")}
 
     def _shown(self, collection: str, item: dict[str, Any], *, listing: bool) -> dict[str, Any]:
         shown = dict(item)

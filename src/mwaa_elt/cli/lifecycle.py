@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
 from mwaa_elt.cli.upgrade import upgrade_app
 from mwaa_elt.errors import EXIT_INVALID, ConfigError
@@ -18,6 +19,9 @@ from mwaa_elt.project import Project, find_project
 
 if TYPE_CHECKING:  # the stage model brings pydantic: loaded when a command runs
     from mwaa_elt.stage import Stage
+
+if TYPE_CHECKING:
+    from mwaa_elt.lifecycle.metadata import BackupBucket, BackupManifest
 
 out = Console(highlight=False, soft_wrap=True, emoji=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
@@ -38,6 +42,14 @@ cutover_app = typer.Typer(
     ),
     no_args_is_help=True,
 )
+dr_app = typer.Typer(
+    help="mwaa-dr's backup and restore DAGs on Airflow 2 stages (run history).",
+    no_args_is_help=True,
+)
+TimeoutOption = Annotated[
+    float,
+    typer.Option("--timeout", help="Seconds to wait for mwaa-dr's DAG run (default 1 h)."),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -45,6 +57,7 @@ def register(app: typer.Typer) -> None:
     app.command("backup")(backup)
     app.command("restore")(restore)
     app.add_typer(cutover_app, name="cutover")
+    app.add_typer(dr_app, name="dr")
 
 
 def _stage(project_dir: Path | None, name: str) -> tuple[Project, dict[str, Stage], Stage]:
@@ -93,10 +106,19 @@ def _clients(stage: Stage) -> tuple[object, object]:
 def backup(
     stage: StageOption,
     list_: Annotated[bool, typer.Option("--list", help="List the stage's backups.")] = False,
+    rest: Annotated[
+        bool,
+        typer.Option("--rest", help="On Airflow 2, use the REST API even when mwaa-dr is live."),
+    ] = False,
+    timeout: TimeoutOption = 3600.0,
     json_: JsonFlag = False,
     project_dir: ProjectDir = None,
 ) -> None:
-    """Back up the Airflow metadata of a stage's environment into its bucket."""
+    """Back up the Airflow metadata of a stage's environment into its bucket.
+
+    On Airflow 2 with mwaa-dr's DAGs live (`mwaa-elt dr install`), its backup DAG copies the
+    metadata database tables, run history included; otherwise Airflow's REST API is read."""
+    from mwaa_elt.lifecycle import mwaa_dr
     from mwaa_elt.lifecycle.airflow_api import AirflowApi, live_target
     from mwaa_elt.lifecycle.metadata import (
         BackupBucket,
@@ -111,21 +133,62 @@ def backup(
     mwaa, s3 = _clients(target)
     bucket = BackupBucket(target, s3)
     if list_:
-        ids = bucket.backup_ids()
+        manifests = bucket.listing()
         if json_:
-            _print_json({"stage": target.name, "backups": ids})
+            fields = ("backup_id", "kind", "environment", "airflow_version", "created_at")
+            listed = [{name: getattr(m, name) for name in fields} for m in manifests]
+            _print_json({"stage": target.name, "backups": listed})
+        elif not manifests:
+            out.print(f"no backup of {escape(target.name)} yet")
         else:
-            _lines(ids or [f"no backup of {target.name} yet"])
+            table = Table(box=None, show_header=False, pad_edge=False)
+            for m in manifests:
+                table.add_row(m.backup_id, m.kind, m.environment, m.airflow_version, m.created_at)
+            out.print(table)
         return
     api_target, running = live_target(target.environment_name, target.region, mwaa)
-    plan = plan_backup(target, new_backup_id(), target=api_target, airflow_version=running)
+    api = AirflowApi(api_target, mwaa)
+    backup_id = new_backup_id()
+    note = None
+    if api_target.major == 2 and not rest and mwaa_dr.factory_for(running) is None:
+        shipped = ", ".join(f"{minor}.x" for minor in mwaa_dr.FACTORIES)
+        note = (
+            f"mwaa-elt ships mwaa-dr's DAGs for Airflow {shipped}, not {running}: "
+            "run history is not carried"
+        )
+    elif api_target.major == 2 and not rest:
+        dags = mwaa_dr.read_dr_dags(api)
+        if dags.live(mwaa_dr.BACKUP_DAG_ID):
+            dr_plan = mwaa_dr.plan_backup(
+                target,
+                backup_id,
+                dags,
+                environment=api_target.environment,
+                airflow_version=running,
+                timeout_seconds=timeout,
+            )
+            if not json_:
+                _lines(mwaa_dr.explain_backup(dr_plan))
+            watcher = mwaa_dr.RunWatcher(api, progress=None if json_ else _run_progress)
+            record = mwaa_dr.execute_backup(dr_plan, watcher, bucket, created_by=caller_arn(target))
+            if json_:
+                _print_json(record.to_dict())
+                return
+            size = sum(record.manifest.sizes.values())
+            out.print(
+                f"[green]backed up[/green] {record.backup_id} (mwaa-dr): {escape(record.uri)} "
+                f"({len(record.manifest.parts)} tables, {size} bytes)"
+            )
+            return
+        note = mwaa_dr.not_live_note(target, api_target.environment, mwaa_dr.BACKUP_DAG_ID)
+    plan = plan_backup(target, backup_id, target=api_target, airflow_version=running)
     if not json_:
+        if note:
+            err.print(f"note: {escape(note)}; backing up through the REST API instead")
         _lines(explain_backup(plan))
-    record = execute_backup(
-        plan, AirflowApi(api_target, mwaa), bucket, created_by=caller_arn(target)
-    )
+    record = execute_backup(plan, api, bucket, created_by=caller_arn(target))
     if json_:
-        _print_json(record.to_dict())
+        _print_json({**record.to_dict(), **({"note": note} if note else {})})
         return
     counts = ", ".join(f"{n} {part}" for part, n in record.manifest.counts.items())
     out.print(f"[green]backed up[/green] {record.backup_id}: {escape(record.uri)} ({counts})")
@@ -133,11 +196,16 @@ def backup(
         out.print(f"not carried: {escape(line)}")
 
 
+def _run_progress(what: str) -> None:
+    err.print(f"  {escape(what)}")
+
+
 def restore(
     stage: StageOption,
     from_: Annotated[str, typer.Option("--from", help="The backup id (backup --list).")],
     plan_only: PlanFlag = False,
     yes: YesFlag = False,
+    timeout: TimeoutOption = 3600.0,
     json_: JsonFlag = False,
     project_dir: ProjectDir = None,
 ) -> None:
@@ -149,12 +217,18 @@ def restore(
         explain_restore,
         load_backup,
         plan_restore,
+        read_manifest,
         read_snapshot,
     )
 
     _, _, target = _stage(project_dir, stage)
     mwaa, s3 = _clients(target)
-    manifest, snapshot = load_backup(BackupBucket(target, s3), from_)
+    bucket = BackupBucket(target, s3)
+    found = read_manifest(bucket, from_)
+    if found.kind == "mwaa-dr":
+        _restore_mwaa_dr(target, bucket, mwaa, found, plan_only, yes, timeout, json_)
+        return
+    manifest, snapshot = load_backup(bucket, from_)
     api_target, _ = live_target(target.environment_name, target.region, mwaa)
     api = AirflowApi(api_target, mwaa)
     plan = plan_restore(target.name, api_target.environment, from_, snapshot, read_snapshot(api))
@@ -174,6 +248,85 @@ def restore(
 
 def _restore_progress(index: int, total: int, what: str) -> None:
     _progress(index + 1, total, what)
+
+
+def _restore_mwaa_dr(
+    target: Stage,
+    bucket: BackupBucket,
+    mwaa: object,
+    manifest: BackupManifest,
+    plan_only: bool,
+    yes: bool,
+    timeout: float,
+    json_: bool,
+) -> None:
+    from mwaa_elt.lifecycle import mwaa_dr
+    from mwaa_elt.lifecycle.airflow_api import AirflowApi, live_target
+    from mwaa_elt.lifecycle.metadata import new_backup_id
+
+    backup_id = manifest.backup_id
+    api_target, running = live_target(target.environment_name, target.region, mwaa)
+    api = AirflowApi(api_target, mwaa)
+    plan = mwaa_dr.plan_restore(
+        target,
+        manifest,
+        mwaa_dr.read_dr_dags(api),
+        environment=api_target.environment,
+        airflow_version=running,
+        run_id=new_backup_id(),
+        timeout_seconds=timeout,
+    )
+    if not json_ or plan_only:
+        _lines(mwaa_dr.explain_restore(plan))
+    if plan_only:
+        return
+    mwaa_dr.check_backup(bucket, manifest)
+    _confirm(f"Restore mwaa-dr backup {backup_id} into {api_target.environment}?", yes)
+    watcher = mwaa_dr.RunWatcher(api, progress=None if json_ else _run_progress)
+    result = mwaa_dr.execute_restore(plan, watcher, bucket)
+    if json_:
+        _print_json(result.to_dict())
+    else:
+        out.print(
+            f"[green]restored[/green] mwaa-dr backup {escape(backup_id)} into "
+            f"{escape(api_target.environment)} ({len(mwaa_dr.TABLES)} tables)"
+        )
+
+
+# -- dr install -------------------------------------------------------------------------------
+
+
+@dr_app.command("install")
+def dr_install(
+    stage: StageOption,
+    plan_only: PlanFlag = False,
+    yes: YesFlag = False,
+    json_: JsonFlag = False,
+    project_dir: ProjectDir = None,
+) -> None:
+    """Write mwaa-dr's backup and restore DAGs into a 2.x stage's DAG folder."""
+    from mwaa_elt.lifecycle import mwaa_dr
+    from mwaa_elt.lifecycle.metadata import BackupBucket
+
+    project, _, target = _stage(project_dir, stage)
+    files = mwaa_dr.render_dags(target, project.templates_dir)
+    _, s3 = _clients(target)
+    bucket = BackupBucket(target, s3)
+    plan = mwaa_dr.plan_install(target, files, mwaa_dr.live_dag_files(bucket, list(files)))
+    if not json_ or plan_only:
+        _lines(mwaa_dr.explain_install(plan))
+    if plan_only:
+        return
+    if plan.changes:
+        _confirm(f"Write {len(plan.changes)} DAG file(s) to s3://{target.source_bucket}/?", yes)
+    written = mwaa_dr.execute_install(plan, files, s3)
+    if json_:
+        _print_json({"stage": target.name, "written": written, "files": sorted(files)})
+    else:
+        out.print(
+            f"[green]installed[/green] {len(written)} file(s); MWAA parses them within its "
+            "DAG-folder refresh interval — `mwaa-elt backup` uses them from then on"
+        )
 
 
 # -- upgrade apply ------------------------------------------------------------------------------

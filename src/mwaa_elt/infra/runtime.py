@@ -9,6 +9,8 @@ import pulumi_aws as aws
 
 from mwaa_elt.stage import EMR_SUBNET_VARIABLE, Stage
 
+DR_BUCKET_VARIABLE = "DR_BACKUP_BUCKET"  # read by mwaa-dr's DAGs (mwaa_elt.lifecycle.mwaa_dr)
+
 
 @dataclass(frozen=True)
 class RuntimeSettingsArgs:
@@ -20,7 +22,8 @@ class RuntimeSettingsArgs:
 
 
 class RuntimeSettings(pulumi.ComponentResource):
-    """SNS topics for failure alerts and the `emr_subnet_id` Airflow variable in Secrets Manager."""
+    """SNS topics for failure alerts and the Airflow variables DAGs read, in Secrets Manager:
+    `emr_subnet_id`, and on Airflow 2 stages mwaa-dr's `DR_BACKUP_BUCKET`."""
 
     topics: dict[str, aws.sns.Topic]
 
@@ -59,4 +62,21 @@ class RuntimeSettings(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        if stage.airflow.major == 2:
+            # mwaa-dr's DAGs (Airflow 2) read their bucket from the run's conf, which
+            # `mwaa-elt backup` sets, else from this variable: a run started in the UI then
+            # writes to the stage's bucket too, under the work area its DAG file names.
+            bucket = aws.secretsmanager.Secret(
+                f"{name}-dr-backup-bucket",
+                name=stage.secrets_variable_name(DR_BUCKET_VARIABLE),
+                description=f"Airflow variable {DR_BUCKET_VARIABLE}: mwaa-dr's backup bucket",
+                kms_key_id=args.key_arn,
+                opts=child,
+            )
+            aws.secretsmanager.SecretVersion(
+                f"{name}-dr-backup-bucket-value",
+                secret_id=bucket.id,
+                secret_string=stage.source_bucket,
+                opts=child,
+            )
         self.register_outputs({name: topic.arn for name, topic in self.topics.items()})

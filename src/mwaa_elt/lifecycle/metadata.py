@@ -121,6 +121,9 @@ class BackupManifest(_Model):
     """The object written last: it makes a backup exist, and names each part's digest."""
 
     format: int = BACKUP_FORMAT
+    # "rest": parts read through Airflow's REST API (this module); "mwaa-dr": tables copied by
+    # mwaa-dr's backup DAG on Airflow 2 (mwaa_elt.lifecycle.mwaa_dr).
+    kind: Literal["rest", "mwaa-dr"] = "rest"
     backup_id: str
     stage: str
     environment: str
@@ -129,6 +132,7 @@ class BackupManifest(_Model):
     created_by: str | None = None
     parts: dict[str, str]  # part → sha256 of its object
     counts: dict[str, int]
+    sizes: dict[str, int] = {}  # part → bytes (mwaa-dr tables)
     not_carried: tuple[str, ...] = ()
 
 
@@ -347,6 +351,10 @@ class BackupBucket:
 
         return aws.call(f"s3:ListObjectsV2 {self.uri(prefix)}", listing)
 
+    def listing(self) -> list[BackupManifest]:
+        """The manifest of every backup that exists, newest first (one listing, both kinds)."""
+        return [read_manifest(self, backup_id) for backup_id in self.backup_ids()]
+
 
 def _json(data: Any) -> bytes:
     return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
@@ -392,8 +400,8 @@ def execute_backup(
     raise RuntimeError("a backup plan ends with its manifest")
 
 
-def load_backup(bucket: BackupBucket, backup_id: str) -> tuple[BackupManifest, Snapshot]:
-    """A stored backup, each part checked against the digest its manifest records."""
+def read_manifest(bucket: BackupBucket, backup_id: str) -> BackupManifest:
+    """The manifest of a stored backup of either kind; ConfigError naming the known ones."""
     prefix = f"{backups_prefix(bucket.stage)}{backup_id}/"
     where = bucket.uri(f"{prefix}manifest.json")
     body = bucket.get(f"{prefix}manifest.json")
@@ -409,6 +417,19 @@ def load_backup(bucket: BackupBucket, backup_id: str) -> tuple[BackupManifest, S
         manifest = BackupManifest.model_validate_json(body)
     except ValidationError as error:
         raise ConfigError(f"{where}: not an mwaa-elt backup manifest: {_first(error)}") from None
+    return manifest
+
+
+def load_backup(bucket: BackupBucket, backup_id: str) -> tuple[BackupManifest, Snapshot]:
+    """A stored REST backup, each part checked against the digest its manifest records."""
+    prefix = f"{backups_prefix(bucket.stage)}{backup_id}/"
+    manifest = read_manifest(bucket, backup_id)
+    if manifest.kind != "rest":
+        raise ConfigError(
+            f"{bucket.uri(prefix)}: backup {backup_id} is an {manifest.kind} backup (database "
+            "tables), not one of Airflow's REST API; restore it with `mwaa-elt restore` into a "
+            "2.x environment whose mwaa-dr DAGs are live"
+        )
     parts: dict[str, list[Any]] = {}
     for part in PARTS:
         key = f"{prefix}{part}.json"

@@ -34,10 +34,21 @@ class RenderResult:
     pipelines: Mapping[str, RenderedPipeline]
 
 
+# Templates of the platform's own DAGs (mwaa-dr's, `mwaa-elt dr install`), which no pipeline's
+# DAG file is rendered from: changing them must not change every pipeline's hash.
+PLATFORM_TEMPLATES = "platform"
+
+
 def templates_digest(templates_dir: Path) -> str:
-    """sha256 over every template's path and bytes: a template change changes every hash."""
+    """sha256 over every pipeline template's path and bytes: a template change changes every
+    hash (the platform's own templates under `platform/` are left out)."""
     hasher = hashlib.sha256()
-    for path in sorted(p for p in templates_dir.rglob("*") if p.is_file()):
+    files = (
+        p
+        for p in templates_dir.rglob("*")
+        if p.is_file() and p.relative_to(templates_dir).parts[0] != PLATFORM_TEMPLATES
+    )
+    for path in sorted(files):
         hasher.update(path.relative_to(templates_dir).as_posix().encode() + b"\0")
         hasher.update(path.read_bytes() + b"\0")
     return hasher.hexdigest()

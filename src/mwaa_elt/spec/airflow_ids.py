@@ -20,6 +20,13 @@ CLEAR_SUFFIX = "_clear"
 
 YamlPath = tuple[str | int, ...]
 
+# DAG ids the platform itself deploys (mwaa-dr's DAGs on Airflow 2 stages, `mwaa-elt dr install`;
+# mwaa-dr leaves exactly these ids out of the DAGs it unpauses): no pipeline may take them.
+PLATFORM_DAG_IDS = {
+    "backup_metadata": "mwaa-dr's backup DAG",
+    "restore_metadata": "mwaa-dr's restore DAG",
+}
+
 
 def _kind(item: dict[str, Any]) -> str | None:
     kinds = [k for k in TASK_KINDS if isinstance(item.get(k), dict)]
@@ -42,6 +49,18 @@ def _several_sinks(tasks: list[dict[str, Any]]) -> bool:
     }
     ids = [t["id"] for t in tasks if isinstance(t.get("id"), str)]
     return sum(1 for task_id in ids if task_id not in upstream) > 1
+
+
+def platform_dag_clash(data: Mapping[str, Any]) -> tuple[YamlPath, str] | None:
+    """(where, message) when the spec's DAG id is one the platform deploys itself."""
+    name = data.get("pipeline")
+    if not isinstance(name, str) or name not in PLATFORM_DAG_IDS:
+        return None
+    return (
+        ("pipeline",),
+        f"pipeline: '{name}' is the DAG id of {PLATFORM_DAG_IDS[name]}, which `mwaa-elt dr "
+        "install` writes to 2.x stages (docs/upgrades.md); rename the pipeline and its file",
+    )
 
 
 def id_clashes(data: Mapping[str, Any], stage_names: list[str]) -> list[tuple[YamlPath, str]]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from mwaa_elt.spec.airflow_ids import id_clashes
+from mwaa_elt.spec.airflow_ids import id_clashes, platform_dag_clash
 from mwaa_elt.spec.folder import folder_problems, path_problem, size_problem
 from mwaa_elt.spec.model import TASK_KINDS
 from mwaa_elt.spec.problems import Problem
@@ -123,7 +123,10 @@ def safety_problems(spec: Path, doc: YamlDocument, stages: Mapping[str, Stage]) 
     texts = {spec: doc.text} | {file: text for file in files if (text := _text(file)) is not None}
     problems += secret_problems(texts)
     problems += _script_problems(refs, stages)
-    for where, message in id_clashes(data, list(stages)):
+    clashes = id_clashes(data, list(stages))
+    if (platform := platform_dag_clash(data)) is not None:
+        clashes.insert(0, platform)
+    for where, message in clashes:
         mark = doc.mark(where)
         problems.append(Problem(spec, mark.line, mark.col, message))
     return problems

@@ -36,6 +36,9 @@ class StagePaths:
     # The stage's own records, whichever environment serves it: metadata backups and the
     # cutover record (`tool_state` is the environment's: its manifest, lock and histories).
     stage_state: str = ".mwaa-elt/"
+    # Where mwaa-dr's DAGs (Airflow 2 stages) write and read the tables of one backup or restore;
+    # `mwaa-elt backup` files each backup under its own id next to it (docs/upgrades.md).
+    mwaa_dr: str = ".mwaa-elt/backups/mwaa-dr/"
 
 
 # A cutover's second environment keeps these names for its whole life: while it runs beside

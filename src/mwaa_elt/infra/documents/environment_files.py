@@ -34,17 +34,42 @@ _CONSTRAINT = re.compile(r"^(?:-c|--constraint)(?:\s*=\s*|\s+)(?P<url>\S.*)$")
 _COMMENT = re.compile(r"(^|\s+)#.*$")
 
 
+def line_requirements_path(source: Path, major: int) -> Path:
+    """The file of requirements only stages on Airflow line `major` install, next to `source`."""
+    return source.with_name(f"{source.stem}-airflow{major}{source.suffix}")
+
+
 def build_requirements(stage: Stage, source: Path) -> bytes:
-    """The stage's requirements.txt: its own constraint line, then the source's requirements.
+    """The stage's requirements.txt: its own constraint line, the source's requirements, then
+    those of the stage's Airflow line (`requirements-airflow<major>.txt`, when it exists).
 
     Comments and blank lines are dropped so that editing them does not restart the environment.
     """
-    shown = display_path(source)
-    text = read_text(source, shown)
     expected = stage.airflow.constraints_url
     errors: list[str] = []
-    constraints: list[int] = []
     body: list[str] = []
+    line_source = line_requirements_path(source, stage.airflow.major)
+    for path in (source, line_source):
+        if path is line_source and not path.is_file():
+            continue
+        # Each file may carry the stage's own constraint line once.
+        _read_requirements(stage, path, expected, errors, [], body)
+    if errors:
+        raise ConfigError(errors)
+    lines = [f'--constraint "{expected}"', *body]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _read_requirements(
+    stage: Stage,
+    source: Path,
+    expected: str,
+    errors: list[str],
+    constraints: list[int],
+    body: list[str],
+) -> None:
+    shown = display_path(source)
+    text = read_text(source, shown)
     for number, line in _logical_lines(text):
         if match := _CONSTRAINT.match(line):
             constraints.append(number)
@@ -87,10 +112,6 @@ def build_requirements(stage: Stage, source: Path) -> bytes:
             f"{shown}: line {constraints[1]}: a second constraint line (the first is on line "
             f"{constraints[0]}); keep at most one"
         )
-    if errors:
-        raise ConfigError(errors)
-    lines = [f'--constraint "{expected}"', *body]
-    return ("\n".join(lines) + "\n").encode()
 
 
 def package_names(requirements: bytes) -> set[str]:

@@ -119,14 +119,7 @@ def _mwaa_baseline(stage: Stage) -> Document:
             ],
             [bucket, f"{bucket}/*"],
         ),
-        # Metadata backups (`mwaa-elt backup`) hold variables and connection fields: no DAG
-        # running under this role reads them (docs/upgrades.md).
-        {
-            "Sid": "DenyMetadataBackups",
-            "Effect": "Deny",
-            "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"],
-            "Resource": f"{bucket}/{stage.backups_prefix}*",
-        },
+        *_metadata_backups(stage),
         _allow("AccountPublicAccessBlock", ["s3:GetAccountPublicAccessBlock"], "*"),  # no ARN
         _allow(
             "EnvironmentLogs",
@@ -164,6 +157,40 @@ def _mwaa_baseline(stage: Stage) -> Document:
         _kms_statement(stage, services=["sqs", "s3"] if stage.kms_key_alias else ["sqs"]),
     ]
     return _document(*statements)
+
+
+def _metadata_backups(stage: Stage) -> list[Document]:
+    """Metadata backups (`mwaa-elt backup`) hold variables and connection fields: no DAG running
+    under this role reads or writes them (docs/upgrades.md). On Airflow 2, mwaa-dr's backup and
+    restore DAGs run under this role and need their work area, `<backups>/mwaa-dr/`: the deny
+    then names every backup id instead (each starts with its UTC year, a digit), and the role
+    may write the work area alone."""
+    bucket = stage.source_bucket_arn
+    backups = f"{bucket}/{stage.backups_prefix}"
+    actions = ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"]
+    if stage.airflow.major != 2:
+        return [
+            {
+                "Sid": "DenyMetadataBackups",
+                "Effect": "Deny",
+                "Action": actions,
+                "Resource": f"{backups}*",
+            }
+        ]
+    return [
+        {
+            "Sid": "DenyMetadataBackups",
+            "Effect": "Deny",
+            "Action": actions,
+            "Resource": [f"{backups}{digit}*" for digit in "0123456789"],
+        },
+        # mwaa-dr streams each table with smart_open: multipart uploads for large ones.
+        _allow(
+            "MwaaDrWorkArea",
+            ["s3:AbortMultipartUpload", "s3:PutObject"],
+            f"{bucket}/{stage.paths.mwaa_dr}*",
+        ),
+    ]
 
 
 _KMS_ACTIONS = [
