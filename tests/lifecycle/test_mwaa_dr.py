@@ -28,6 +28,8 @@ from mwaa_elt.errors import ConfigError, MwaaEltError
 from mwaa_elt.lifecycle import mwaa_dr
 from mwaa_elt.lifecycle.airflow_api import AirflowApi, AirflowTarget
 from mwaa_elt.lifecycle.metadata import BackupManifest
+from mwaa_elt.lifecycle.upgrade import BackupMetadata, LiveUpgrade
+from mwaa_elt.promote.plan import Identity
 from mwaa_elt.render.format import ruff_command
 from mwaa_elt.stage import Stage
 
@@ -217,6 +219,36 @@ def test_backup_on_a_2x_stage_runs_mwaa_drs_dag_and_files_each_table_under_its_i
     assert code == 0 and run_id in listed and "mwaa-dr" in listed, listed
     code, listed = _run("backup", "--stage", "staging", "--list", "--json")
     assert json.loads(listed)["backups"][0]["kind"] == "mwaa-dr"
+
+
+def test_upgrade_applys_backup_step_on_a_2x_stage_goes_through_mwaa_dr_like_backup(
+    fake: FakeAirflow, s3: Any, stages: dict[str, Stage], scratch_project: Path
+) -> None:
+    """`upgrade apply` backs up before the version changes: on 2.11 with the DR DAGs live that
+    is mwaa-dr's run (run history carried), filed like `mwaa-elt backup` files it."""
+    stage = stages["staging"]
+    upgrade = LiveUpgrade(
+        project_root=scratch_project,
+        stacks_dir=scratch_project / "stacks",
+        environment_dir=scratch_project / "infra" / "environment",
+        stages=stages,
+        stage=stage,
+        mwaa=fake.mwaa,  # type: ignore[attr-defined]
+        s3=s3,
+        identity=Identity("arn:aws:iam::222222222222:user/op", "2026-12-02T00:00:00Z", "0"),
+    )
+    said = upgrade.backup(BackupMetadata("20261202T000000Z"))
+    assert "(mwaa-dr, 11 tables)" in said
+    assert _posts(fake) == ["/dags/backup_metadata/dagRuns"]
+    assert upgrade.backup_record is not None
+    assert upgrade.backup_record.manifest.kind == "mwaa-dr"
+    prefix = ".mwaa-elt/backups/20261202T000000Z/"
+    assert f"{prefix}manifest.json" in _keys(s3, stage.source_bucket, prefix)
+
+    fake.dags.pop("backup_metadata")  # without the DR DAGs: the REST API, and why
+    said = upgrade.backup(BackupMetadata("20261202T000100Z"))
+    assert "mwaa-elt dr install --stage staging" in said
+    assert upgrade.backup_record.manifest.kind != "mwaa-dr"
 
 
 def test_restore_stages_the_backups_tables_then_runs_the_restore_dag(

@@ -149,38 +149,26 @@ def backup(
     api_target, running = live_target(target.environment_name, target.region, mwaa)
     api = AirflowApi(api_target, mwaa)
     backup_id = new_backup_id()
-    note = None
-    if api_target.major == 2 and not rest and mwaa_dr.factory_for(running) is None:
-        shipped = ", ".join(f"{minor}.x" for minor in mwaa_dr.FACTORIES)
-        note = (
-            f"mwaa-elt ships mwaa-dr's DAGs for Airflow {shipped}, not {running}: "
-            "run history is not carried"
+    route = mwaa_dr.backup_route(
+        target, api, backup_id, airflow_version=running, rest=rest, timeout_seconds=timeout
+    )
+    note = route.note
+    if route.dr_plan is not None:
+        if not json_:
+            _lines(mwaa_dr.explain_backup(route.dr_plan))
+        watcher = mwaa_dr.RunWatcher(api, progress=None if json_ else _run_progress)
+        record = mwaa_dr.execute_backup(
+            route.dr_plan, watcher, bucket, created_by=caller_arn(target)
         )
-    elif api_target.major == 2 and not rest:
-        dags = mwaa_dr.read_dr_dags(api)
-        if dags.live(mwaa_dr.BACKUP_DAG_ID):
-            dr_plan = mwaa_dr.plan_backup(
-                target,
-                backup_id,
-                dags,
-                environment=api_target.environment,
-                airflow_version=running,
-                timeout_seconds=timeout,
-            )
-            if not json_:
-                _lines(mwaa_dr.explain_backup(dr_plan))
-            watcher = mwaa_dr.RunWatcher(api, progress=None if json_ else _run_progress)
-            record = mwaa_dr.execute_backup(dr_plan, watcher, bucket, created_by=caller_arn(target))
-            if json_:
-                _print_json(record.to_dict())
-                return
-            size = sum(record.manifest.sizes.values())
-            out.print(
-                f"[green]backed up[/green] {record.backup_id} (mwaa-dr): {escape(record.uri)} "
-                f"({len(record.manifest.parts)} tables, {size} bytes)"
-            )
+        if json_:
+            _print_json(record.to_dict())
             return
-        note = mwaa_dr.not_live_note(target, api_target.environment, mwaa_dr.BACKUP_DAG_ID)
+        size = sum(record.manifest.sizes.values())
+        out.print(
+            f"[green]backed up[/green] {record.backup_id} (mwaa-dr): {escape(record.uri)} "
+            f"({len(record.manifest.parts)} tables, {size} bytes)"
+        )
+        return
     plan = plan_backup(target, backup_id, target=api_target, airflow_version=running)
     if not json_:
         if note:

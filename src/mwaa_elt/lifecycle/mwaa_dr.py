@@ -354,6 +354,50 @@ def plan_backup(
     )
 
 
+@dataclass(frozen=True)
+class BackupRoute:
+    """How a stage's metadata is backed up now: mwaa-dr's DAG run (`dr_plan`), or Airflow's
+    REST API (`dr_plan` None), with why when a 2.x stage cannot use mwaa-dr (`note`)."""
+
+    dr_plan: DrBackupPlan | None = None
+    note: str | None = None
+
+
+def backup_route(
+    stage: Stage,
+    api: AirflowApi,
+    backup_id: str,
+    *,
+    airflow_version: str,
+    rest: bool = False,
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+) -> BackupRoute:
+    """mwaa-dr on a 2.x environment whose backup DAG is live (run history carried), the REST
+    API otherwise: on 3.x, when asked (`rest`), or, with a note saying why, on a 2.x version
+    mwaa-elt ships no factory for or without the DR DAGs."""
+    environment = api.target.environment
+    if api.target.major != 2 or rest:
+        return BackupRoute()
+    if factory_for(airflow_version) is None:
+        shipped = ", ".join(f"{minor}.x" for minor in FACTORIES)
+        return BackupRoute(
+            note=f"mwaa-elt ships mwaa-dr's DAGs for Airflow {shipped}, not {airflow_version}: "
+            "run history is not carried"
+        )
+    dags = read_dr_dags(api)
+    if not dags.live(BACKUP_DAG_ID):
+        return BackupRoute(note=not_live_note(stage, environment, BACKUP_DAG_ID))
+    plan = plan_backup(
+        stage,
+        backup_id,
+        dags,
+        environment=environment,
+        airflow_version=airflow_version,
+        timeout_seconds=timeout_seconds,
+    )
+    return BackupRoute(dr_plan=plan)
+
+
 def explain_backup(plan: DrBackupPlan) -> list[str]:
     """The mwaa-dr backup plan, one line per step."""
     lines = [

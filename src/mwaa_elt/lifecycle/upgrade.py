@@ -286,20 +286,28 @@ class LiveUpgrade:
     backup_record: BackupRecord | None = None
 
     def backup(self, step: BackupMetadata) -> str:
+        """As `mwaa-elt backup` does it: mwaa-dr's DAG run on a 2.x environment with the DR
+        DAGs live (run history carried), Airflow's REST API otherwise."""
+        from mwaa_elt.lifecycle import mwaa_dr
         from mwaa_elt.lifecycle.airflow_api import AirflowApi, live_target
         from mwaa_elt.lifecycle.metadata import BackupBucket, execute_backup, plan_backup
 
         # Before `pulumi up` finished, the environment may still run the previous version.
         api_target, running = live_target(self.stage.environment_name, self.stage.region, self.mwaa)
+        api = AirflowApi(api_target, self.mwaa)
+        bucket = BackupBucket(self.stage, self.s3)
+        route = mwaa_dr.backup_route(self.stage, api, step.backup_id, airflow_version=running)
+        if route.dr_plan is not None:
+            self.backup_record = mwaa_dr.execute_backup(
+                route.dr_plan, mwaa_dr.RunWatcher(api), bucket, created_by=self.identity.promoted_by
+            )
+            tables = len(self.backup_record.manifest.parts)
+            return f"backup {step.backup_id} (mwaa-dr, {tables} tables) at {self.backup_record.uri}"
         plan = plan_backup(self.stage, step.backup_id, target=api_target, airflow_version=running)
-        self.backup_record = execute_backup(
-            plan,
-            AirflowApi(api_target, self.mwaa),
-            BackupBucket(self.stage, self.s3),
-            created_by=self.identity.promoted_by,
-        )
+        self.backup_record = execute_backup(plan, api, bucket, created_by=self.identity.promoted_by)
         counts = ", ".join(f"{n} {p}" for p, n in self.backup_record.manifest.counts.items())
-        return f"backup {step.backup_id} at {self.backup_record.uri} ({counts})"
+        why = f"; {route.note}" if route.note else ""
+        return f"backup {step.backup_id} at {self.backup_record.uri} ({counts}){why}"
 
     def wait(self, step: WaitForVersion) -> str:
         state = wait_for_version(
