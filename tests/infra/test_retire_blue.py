@@ -78,6 +78,12 @@ def previews(
     return out
 
 
+def cutover_line(preview: tuple[Stage, object, Stage, object]) -> tuple[int, int]:
+    """(blue's Airflow major, green's) of a stage's cutover."""
+    cutover, _, retired, _ = preview
+    return cutover.airflow.major, retired.airflow.major
+
+
 @pytest.mark.parametrize("name", STAGES)
 def test_retired_stack_declares_green_alone_under_its_own_urns(previews, name):
     _, before, retired, after = previews[name]
@@ -88,6 +94,10 @@ def test_retired_stack_declares_green_alone_under_its_own_urns(previews, name):
     new = {_key(r): r for r in after.resources}
     assert set(new) <= set(old)  # nothing new, so nothing is created (or recreated)
     gone = {key[1] for key in set(old) - set(new)}
+    # Leaving Airflow 2 (blue) for 3 (green) also ends mwaa-dr's DR_BACKUP_BUCKET variable.
+    dr = {n for n in gone if n.startswith("runtime-dr-backup-bucket")}
+    assert bool(dr) == (cutover_line(previews[name]) == (2, 3)), dr
+    gone -= dr
     assert gone and all(n.split("-")[0] in {"airflow", "environment", "monitoring"} for n in gone)
     assert all(not n.startswith(tuple(f"{b}-green" for b in BLUE_ONLY)) for n in gone)
     assert {n for n in gone if n in BLUE_ONLY} == set(BLUE_ONLY)
@@ -133,6 +143,15 @@ def test_the_execution_role_is_scoped_to_green_alone(previews, name):
     # What green could do during the cutover it can still do: each blue-and-green statement
     # of the cutover stage, with blue's resources taken out, is the retired stage's.
     (before,) = [p.document for p in execution_role_policies(cutover) if p.name == "mwaa-baseline"]
+    # mwaa-dr's work area is the 2.x line's: a stage that left 2.x for 3.x keeps none of it,
+    # and denies every backup again.
+    dr_sids = {"MwaaDrWorkArea", "DenyMetadataBackups"}
+    if cutover_line(previews[name]) == (2, 3):
+        assert "MwaaDrWorkArea" not in sids
+        backups = f"{retired.source_bucket_arn}/{retired.backups_prefix}*"
+        assert sids["DenyMetadataBackups"]["Resource"] == backups
+        before = {**before, "Statement": [s for s in before["Statement"] if s.get("Sid") not in dr_sids]}  # fmt: skip
+        baseline = {**baseline, "Statement": [s for s in baseline["Statement"] if s.get("Sid") not in dr_sids]}  # fmt: skip
     assert [s.get("Sid") for s in before["Statement"]] == [s.get("Sid") for s in baseline["Statement"]]  # fmt: skip
     for was, now in zip(before["Statement"], baseline["Statement"], strict=True):
         both = isinstance(was.get("Resource"), list) and len(was["Resource"]) == 2
