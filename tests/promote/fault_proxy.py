@@ -321,9 +321,13 @@ class _Handler(BaseHTTPRequestHandler):
                 record(action.describe())
                 return
         if isinstance(action, Respond):
+            # Recorded before it is sent: a client that gives up on this answer may exit, and
+            # its test count the exchanges, before this thread would run again.
+            query = b"Action=" in self.rfile.read(length)
+            record(action.describe())
             # STS and the other query-protocol services wrap the error in <ErrorResponse>.
-            self._answer(action, query=b"Action=" in self.rfile.read(length))
-            outcome = action.describe()
+            self._answer(action, query=query)
+            return
         elif isinstance(action, Drop):
             self._forward(length, drop_after=action.after_bytes)
             outcome = action.describe()
