@@ -174,7 +174,7 @@ def _run(store: StageStore, step: Step, written: dict[str, Written]) -> Effect:
         case UploadBundle(key=key, body=body) | UploadTemplates(key=key, body=body):
             return Effect(skipped=int(not store.put_if_absent(key, body)))
         case WriteDag(pipeline=pipeline, key=key, body=body, rendered_hash=rendered_hash):
-            written[pipeline] = store.write(
+            written[pipeline] = store.put(
                 key,
                 body,
                 metadata={RENDERED_HASH_METADATA: rendered_hash},

@@ -141,20 +141,6 @@ class StageStore:
         metadata: Mapping[str, str] | None = None,
         content_type: str = "application/octet-stream",
         state: str = _RERUN,
-    ) -> str | None:
-        """Write `key` with one PutObject (atomic for readers); returns its version id."""
-        return self.write(
-            key, body, metadata=metadata, content_type=content_type, state=state
-        ).version_id
-
-    def write(
-        self,
-        key: str,
-        body: bytes,
-        *,
-        metadata: Mapping[str, str] | None = None,
-        content_type: str = "application/octet-stream",
-        state: str = _RERUN,
     ) -> Written:
         """Write `key` with one PutObject (atomic for readers); the version S3 made of it."""
         response = self._call(
