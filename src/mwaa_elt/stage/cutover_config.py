@@ -63,7 +63,9 @@ def _either(value: Any, default: Any) -> Any:
     return default if value is None else value
 
 
-_COMPARED = (
+# The green environment's settings the cutover block may set, in the order the stage's file
+# lists them (`stage.retire` writes them in this order when the file lacks one).
+GREEN_SETTINGS = (
     "airflow_version",
     "environment_class",
     "min_workers",
@@ -79,7 +81,7 @@ def check_cutover(value: CutoverConfig | None, info: ValidationInfo) -> CutoverC
     Declared last in `StageConfig`, so `info.data` holds the stage's own (validated) settings.
     """
     data = info.data
-    if value is None or not all(key in data for key in _COMPARED):
+    if value is None or not all(key in data for key in GREEN_SETTINGS):
         return value  # the stage's own errors are reported; comparing would only add noise
     from mwaa_elt.stage import StageConfig
 
@@ -91,13 +93,13 @@ def check_cutover(value: CutoverConfig | None, info: ValidationInfo) -> CutoverC
     except ValidationError as exc:
         for error in exc.errors():
             field = str(error["loc"][0]) if error["loc"] else ""
-            if field in _COMPARED:
+            if field in GREEN_SETTINGS:
                 message = error["msg"].removeprefix("Value error, ")
                 problems.append(
                     f"the green environment's {to_camel(field)} ({green[field]!r}): {message}; "
                     f"set cutover.{to_camel(field)}"
                 )
-    if all(green[key] == data[key] for key in _COMPARED):
+    if all(green[key] == data[key] for key in GREEN_SETTINGS):
         problems.append(
             f"airflowVersion {value.airflow_version} and environmentClass "
             f"{value.environment_class} are the stage's own and nothing else differs, so the "

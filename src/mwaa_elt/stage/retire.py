@@ -22,20 +22,11 @@ from pydantic.alias_generators import to_camel
 
 from mwaa_elt.diagnostics.located_yaml import load_yaml_text
 from mwaa_elt.errors import ConfigError
+from mwaa_elt.stage.cutover_config import GREEN_SETTINGS
 from mwaa_elt.stage.loader import STACK_FILE
 from mwaa_elt.stage.names import GREEN, Stage
 from mwaa_elt.stage.schema import NAMESPACE, StageConfig
 
-# The green environment's settings the cutover block may set (`CutoverConfig.settings`), in
-# the order they are written when the stage's file lacks the key.
-MOVED = (
-    "airflow_version",
-    "environment_class",
-    "min_workers",
-    "max_workers",
-    "schedulers",
-    "airflow_configuration_options",
-)
 SERVING_KEY = "servingEnvironment"
 
 
@@ -70,7 +61,7 @@ def retire_blue_change(stage: Stage, text: str, path: str) -> RetireChange:
         )
     green = cutover.settings(stage.config)
     lines = text.splitlines(keepends=True)
-    for field in MOVED:
+    for field in GREEN_SETTINGS:
         if green[field] == getattr(stage.config, field):
             continue
         key = to_camel(field)
@@ -156,6 +147,6 @@ def _check(after: str, green: dict[str, Any], path: str) -> None:
         config = StageConfig.model_validate(values)
     except (KeyError, TypeError, AttributeError, ValidationError) as exc:
         raise ConfigError(f"{problem} ({exc}); edit it by hand") from None
-    settled = {field: getattr(config, field) for field in MOVED}
+    settled = {field: getattr(config, field) for field in GREEN_SETTINGS}
     if config.cutover is not None or config.serving_environment != GREEN or settled != green:
         raise ConfigError(f"{problem}; edit it by hand")
