@@ -36,15 +36,11 @@ def _cores() -> int:
 
 
 def worker_count(items: int) -> int:
-    """How many processes `map_chunks` uses for `items` items here and now."""
-    configured = os.environ.get(WORKERS_VARIABLE, "").strip()
-    if configured.isdigit() and int(configured) >= 1:
-        wanted = int(configured)
-    else:
-        wanted = _cores() if items >= MIN_ITEMS else 1
+    """How many forked processes `map_chunks` uses for `items` items here and now: as many as
+    `process_count` says, but only from a single-threaded parent on Linux."""
     if not sys.platform.startswith("linux") or threading.active_count() > 1:
         return 1
-    return max(1, min(wanted, items))
+    return process_count(items)
 
 
 def process_count(items: int) -> int:
