@@ -91,7 +91,8 @@ def from_working_tree(
     inputs = {}
     for name, folder in folders.items():
         spec, summary = selection.summaries[name]
-        digest = inputs_hash(environment, folder_hash(folder), templates.source_hash)
+        source = selection.hashes.get(folder) or folder_hash(folder)
+        digest = inputs_hash(environment, source, templates.source_hash)
         inputs[name] = Inputs(
             hash=digest, spec=spec, produces=summary.produces, after=summary.after
         )

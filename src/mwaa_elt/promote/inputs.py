@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -68,6 +68,7 @@ class Selection:
     summaries: Mapping[str, tuple[str, SpecSummary]]  # name -> (spec relative path, summary)
     unchanged: tuple[str, ...]  # selected pipelines whose inputs match the manifest
     known: tuple[str, ...]  # every pipeline of the working tree
+    hashes: Mapping[Path, str] = field(default_factory=dict)  # folder -> `folder_hash`, as computed
 
 
 def select_working_tree(
@@ -134,4 +135,4 @@ def select_working_tree(
     }
     changed = {name: fresh[name] for name in sorted(selected) if name in fresh}
     unchanged = tuple(sorted(name for name in selected if name not in fresh))
-    return Selection(report, changed, by_name, unchanged, tuple(known))
+    return Selection(report, changed, by_name, unchanged, tuple(known), folders)
