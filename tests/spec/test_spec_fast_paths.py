@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 
-from hypothesis import given, settings
+import pytest
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from mwaa_elt.diagnostics import located_yaml
@@ -96,13 +97,15 @@ def test_jinja_shortcut_leaves_broken_tags_to_the_full_parse() -> None:
     assert stage_vars._simple_and_valid("select {{ db.x }}.t where ds = {{ ds }}\n")
 
 
-def _candidates_unfiltered(text: str) -> list[int]:
+def _candidates_unfiltered(text: str, yaml_file: bool) -> list[int]:
     """Every detector's pattern run over the whole text: the reference for the shortcut."""
     _, keywords, patterns = secrets._configured()
-    lines = {text.count("\n", 0, m.start()) + 1 for m in keywords.finditer(text.lower())}
+    words = re.compile("|".join(word.pattern for _, word in keywords))
+    lines = {text.count("\n", 0, m.start()) + 1 for m in words.finditer(text.lower())}
     for _, _, pattern in patterns:
         lines |= {text.count("\n", 0, m.start()) + 1 for m in pattern.finditer(text)}
-    for match in secrets._LONG_RUN.finditer(text):
+    runs = secrets._QUOTED_OR_PLAIN_RUN if yaml_file else secrets._QUOTED_RUN
+    for match in runs.finditer(text):
         if secrets._entropy(match.group()) >= secrets._ENTROPY_FLOOR:
             lines.add(text.count("\n", 0, match.start()) + 1)
     return sorted(lines)
@@ -113,16 +116,32 @@ secret_pieces = st.sampled_from(
     ["AKIA", "A3T", "ABCDEFGHIJKLMNOP", "0123456789", "abcdefghijklmnopqrstuvwxyz012345",
      "-us1", "xoxb-", "123-", "eyJ", "hbGciOi", ".", "_", ":", "-", "SG.", "sk_live_",
      "ghp_", "glpat-", "AC", "SK", "-----BEGIN RSA PRIVATE KEY-----", "//r/:_authToken=",
-     "https://u:p@h", "AccountKey=", "password = ", "aWs_", "XOXP-", "Https://Hooks.Slack.com/services/T0/B1/", "'", '"', " ", "\n", "select 1", "\u017f", "\u212a"]
+     "https://u:p@h", "AccountKey=", "password = ", "aWs_", "XOXP-", "Https://Hooks.Slack.com/services/T0/B1/", "'", '"', " ", "\n", "select 1", "\u017f", "\u212a",
+     "key: ", "- ", "\\", "{{ x }}", "# c", "wJalrXUtnFEMI", "K7MDENG/bPxRfiCY", "\t", "api_key", "Contraseña"]
 )  # fmt: skip
 secret_texts = st.lists(secret_pieces, max_size=40).map("".join)
 
 
 @SETTINGS
-@given(secret_texts)
-def test_secret_candidates_skip_only_patterns_that_cannot_match(text: str) -> None:
+@given(secret_texts, st.booleans())
+def test_secret_candidates_skip_only_patterns_that_cannot_match(text: str, yaml_file: bool) -> None:
     _, keywords, patterns = secrets._configured()
-    assert secrets._candidates(text, keywords, patterns) == _candidates_unfiltered(text)
+    found = secrets._candidates(text, keywords, patterns, yaml_file)
+    assert found == _candidates_unfiltered(text, yaml_file)
+
+
+@SETTINGS
+@given(secret_texts, st.sampled_from([".yaml", ".sql", ".py", ".hql"]))
+@example("conf:\n  token: wJalrXUtnFEMIK7MDENG/bPxRfiCY\n", ".yaml")  # a plain YAML value
+@example("SELECT 'wJalrXUtnFEMI\\K7MDENG\\bPxRfiCY' AS k\n", ".sql")  # backslashes in a run
+def test_secret_candidates_never_hide_a_finding(text: str, suffix: str) -> None:
+    """The scan of the candidate lines finds what detect-secrets finds scanning every line."""
+    scan = secrets._scan_text.__wrapped__
+    expected = scan(suffix, text)
+    with pytest.MonkeyPatch.context() as patch:
+        every_line = lambda text, *_: list(range(1, len(text.splitlines()) + 1))  # noqa: E731
+        patch.setattr(secrets, "_candidates", every_line)
+        assert scan(suffix, text) == expected
 
 
 def test_required_literal_is_what_every_match_contains() -> None:

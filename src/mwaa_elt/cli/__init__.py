@@ -8,6 +8,8 @@ point. A new command group is a Typer app registered with one `app.add_typer(...
 
 from __future__ import annotations
 
+import gc
+
 import typer
 from rich.markup import escape
 
@@ -62,3 +64,8 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted")
         raise SystemExit(EXIT_INVALID) from None
+    finally:
+        # What is alive now lives until the process exits: frozen, it is no longer scanned by
+        # the collections the interpreter runs while it shuts down (0.2 s after validating
+        # 1,000 specs; the memory goes back to the system either way).
+        gc.freeze()

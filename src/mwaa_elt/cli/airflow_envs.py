@@ -8,10 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mwaa_elt import airflow_environments
-from mwaa_elt.airflow_environments import uv_binary
 from mwaa_elt.cli.output import JsonFlag, ProjectDir, err, out, print_json, project_at
-from mwaa_elt.mwaa_images import vendored_versions
 from mwaa_elt.stage import load_all_stages
 
 airflow_envs_app = typer.Typer(
@@ -35,6 +32,9 @@ def _airflow_versions(project_dir: Path | None, versions: list[str] | None) -> l
 @airflow_envs_app.command("build")
 def airflow_envs_build(versions: VersionsArgument = None, project_dir: ProjectDir = None) -> None:
     """Build each environment from its lock (a no-op when it is current)."""
+    from mwaa_elt import airflow_environments
+    from mwaa_elt.airflow_environments import uv_binary
+
     for version in _airflow_versions(project_dir, versions):
         env = airflow_environments.environment(version)
         with err.status(f"building {env.path.name} (Python {env.image.python_minor})"):
@@ -49,6 +49,10 @@ def airflow_envs_lock(
     project_dir: ProjectDir = None,
 ) -> None:
     """Resolve each environment under MWAA's constraints into its lock file."""
+    from mwaa_elt import airflow_environments
+    from mwaa_elt.airflow_environments import uv_binary
+    from mwaa_elt.mwaa_images import vendored_versions
+
     chosen = vendored_versions() if all_ else _airflow_versions(project_dir, versions)
     for version in chosen:
         env = airflow_environments.environment(version)
@@ -60,6 +64,9 @@ def airflow_envs_lock(
 @airflow_envs_app.command("list")
 def airflow_envs_list(json_: JsonFlag = False, project_dir: ProjectDir = None) -> None:
     """Each vendored MWAA image: its Python, and whether its environment is built and current."""
+    from mwaa_elt import airflow_environments
+    from mwaa_elt.mwaa_images import vendored_versions
+
     rows: list[dict[str, str | bool]] = []
     for version in vendored_versions():
         env = airflow_environments.environment(version)

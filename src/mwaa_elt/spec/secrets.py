@@ -52,8 +52,13 @@ _PLUGINS: list[dict[str, Any]] = [
     {"name": "Base64HighEntropyString", "limit": 4.5},
 ]
 ALLOWLIST_COMMENT = "pragma: allowlist secret"
-# A base64 or URL-safe run this long may be a token or a high-entropy secret.
-_LONG_RUN = re.compile(r"[A-Za-z0-9+/=_-]{20,}")
+# The base64 detector measures the whole of a quoted string made of its characters (base64,
+# URL-safe base64 and the backslash); YAML plain values are quoted first (`_YAML_PLAIN`). So a
+# run of them it can flag starts right after a quote, or in YAML after a blank; below 20
+# characters no run reaches the entropy floor.
+_BASE64_CHARS = r"A-Za-z0-9+/=_\\\-"
+_QUOTED_RUN = re.compile(rf"(?<=['\"])[{_BASE64_CHARS}]{{20,}}")
+_QUOTED_OR_PLAIN_RUN = re.compile(rf"(?<=['\"\s])[{_BASE64_CHARS}]{{20,}}")
 # Below the base64 detector's limit (4.5): a run scanned is a superset of what it measures.
 _ENTROPY_FLOOR = 4.0
 # A YAML `key: value` line whose plain (unquoted) value detect-secrets' string detectors would
@@ -74,8 +79,13 @@ def _configured() -> tuple[Any, ...]:
     configure_settings_from_baseline({"plugins_used": [p for p in _PLUGINS if p["name"] in known]})
     plugins = tuple(get_plugins())
     # Lines worth the (slow, per-line) scan: any detector's own pattern, a keyword the keyword
-    # detector looks for, or a long run the entropy detector may flag.
-    keywords = re.compile("|".join(keyword.DENYLIST))  # matched on lower-cased text: faster
+    # detector looks for, or a long run the entropy detector may flag. The keywords are matched
+    # one by one on lower-cased text, each only where its literal part occurs: faster than
+    # their alternation, and the same lines.
+    keywords = tuple(
+        (required_literal(compiled), compiled)
+        for compiled in (re.compile(word) for word in keyword.DENYLIST)
+    )
     patterns = []
     for plugin in plugins:
         for pattern in getattr(plugin, "denylist", ()):
@@ -119,21 +129,27 @@ def caseless_literal(pattern: re.Pattern[str]) -> str:
 
 
 def _candidates(
-    text: str, keywords: re.Pattern[str], patterns: tuple[tuple[str, str, re.Pattern[str]], ...]
+    text: str,
+    keywords: tuple[tuple[str, re.Pattern[str]], ...],
+    patterns: tuple[tuple[str, str, re.Pattern[str]], ...],
+    yaml_file: bool,
 ) -> list[int]:
-    """1-based numbers of the lines some pattern matches."""
-    starts = [0] + [m.end() for m in re.finditer("\n", text)]
+    """1-based numbers of the lines some detector may flag: a superset of what it finds."""
     lowered, ascii_text = text.lower(), text.isascii()
-    found = {bisect.bisect_right(starts, m.start()) for m in keywords.finditer(lowered)}
+    offsets: list[int] = []
+    for literal, word in keywords:
+        if literal in lowered:
+            offsets += [m.start() for m in word.finditer(lowered)]
     for literal, caseless, pattern in patterns:
         if literal not in text or (ascii_text and caseless not in lowered):
             continue
-        for match in pattern.finditer(text):
-            found.add(bisect.bisect_right(starts, match.start()))
-    for match in _LONG_RUN.finditer(text):
-        if _entropy(match.group()) >= _ENTROPY_FLOOR:
-            found.add(bisect.bisect_right(starts, match.start()))
-    return sorted(found)
+        offsets += [m.start() for m in pattern.finditer(text)]
+    runs = _QUOTED_OR_PLAIN_RUN if yaml_file else _QUOTED_RUN
+    offsets += [m.start() for m in runs.finditer(text) if _entropy(m.group()) >= _ENTROPY_FLOOR]
+    if not offsets:
+        return []
+    starts = [0] + [m.end() for m in re.finditer("\n", text)]
+    return sorted({bisect.bisect_right(starts, offset) for offset in offsets})
 
 
 def _entropy(data: str) -> float:
@@ -155,11 +171,14 @@ def _scan_text(suffix: str, text: str) -> tuple[tuple[int, str], ...]:
     from detect_secrets.util.code_snippet import get_code_snippet
 
     plugins, keywords, patterns = _configured()
-    lines = text.splitlines()
     yaml_file = suffix in {".yaml", ".yml"}
+    numbers = _candidates(text, keywords, patterns, yaml_file)
+    if not numbers:
+        return ()
+    lines = text.splitlines()
     filename = f"file{suffix}"  # detectors choose their patterns by the file's type
     found: list[tuple[int, str]] = []
-    for number in _candidates(text, keywords, patterns):
+    for number in numbers:
         if number > len(lines):
             continue
         line = lines[number - 1].rstrip()

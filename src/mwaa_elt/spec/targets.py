@@ -56,6 +56,8 @@ def validate_targets(project: Project, paths: list[Path] | None) -> TargetValida
     stages = load_all_stages(project.stacks_dir)
     everything, targets = spec_targets(project, paths)
     report = validate_paths(everything, stages)
+    if not paths:  # every spec is a target
+        return TargetValidation(tuple(report.files), len(stages))
     wanted = {p.resolve() for p in targets}
     return TargetValidation(
         tuple(f for f in report.files if f.path.resolve() in wanted), len(stages)
