@@ -52,6 +52,8 @@ class MwaaImage:
 
 def vendored_versions(folder: Path = IMAGES_FOLDER) -> list[str]:
     """The Airflow versions whose MWAA image is vendored, oldest first."""
+    if not folder.is_dir():
+        return []
     versions = [path.name for path in folder.iterdir() if (path / "python-version").is_file()]
     return sorted(versions, key=lambda version: tuple(int(part) for part in version.split(".")))
 

@@ -5,6 +5,8 @@ One probe run per Airflow version for the whole sample folder (Airflow takes sec
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -20,7 +22,10 @@ from mwaa_elt.check import (
     TAGS,
     UNIQUE_DAG_ID,
     CheckReport,
+    cancel_probe,
     run_dagbag,
+    run_started,
+    start_probe,
 )
 
 DAG_RULES = [
@@ -124,3 +129,28 @@ def test_checking_leaves_no_bytecode_in_the_dags_folder(
     report: CheckReport, sample_dags: Path
 ) -> None:
     assert not list(sample_dags.rglob("__pycache__"))
+
+
+def test_a_probe_started_before_its_files_exist_reports_what_a_fresh_one_does(
+    report: CheckReport, sample_dags: Path, airflow_version: str
+) -> None:
+    """`start_probe` imports Airflow first (the promotion's DagBag gate overlaps it with
+    rendering); the DAG files written afterwards get the same verdicts."""
+    started = start_probe(airflow_version)
+    for source in sample_dags.glob("*.py"):
+        shutil.copy(source, started.dags_folder / source.name)
+    warm = run_started(started, budget_seconds=BUDGET_SECONDS)
+    assert warm.airflow_version == report.airflow_version
+    assert [(f.path.name, [(x.rule, x.ok) for x in f.findings]) for f in warm.files] == [
+        (f.path.name, [(x.rule, x.ok) for x in f.findings]) for f in report.files
+    ]
+    assert not Path(started.scratch.name).exists()
+
+
+def test_a_started_probe_that_is_not_needed_ends_and_leaves_nothing(airflow_version: str) -> None:
+    started = start_probe(airflow_version, niceness=5)
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    assert os.getpriority(os.PRIO_PROCESS, started.process.pid) == min(own + 5, 19)
+    cancel_probe(started)
+    assert started.process.returncode is not None
+    assert not Path(started.scratch.name).exists()

@@ -175,6 +175,7 @@ def project(
     from mwaa_elt.promote import gates
 
     monkeypatch.setattr(gates, "dagbag_gate", lambda *args: None)
+    monkeypatch.setattr(gates, "start_dagbag_gate", lambda *args: None)
     return scratch_project
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -125,3 +126,51 @@ def test_the_dagbag_gate_loads_each_dag_once_in_however_many_airflow_processes(
         gates.dagbag_gate(_many(stage, 10), stage, ROOT, [f"p{i:03d}" for i in range(10)])
     assert raised.value.messages[0] == "p007.py: imports: boom"
     assert "integrity gate failed" in raised.value.messages[-1]
+
+
+def test_the_dagbag_gate_gives_its_first_share_to_the_probe_started_ahead(
+    stages: dict[str, Stage], monkeypatch, tmp_path: Path
+) -> None:
+    """`start_dagbag_gate` starts Airflow while the promotion renders; the gate loads the first
+    share of the DAG files there and the others in processes of their own, each DAG once."""
+    monkeypatch.setenv("MWAA_ELT_WORKERS", "2")
+    stage = stages["dev"]
+    started: list[SimpleNamespace] = []
+    ran: list[str] = []
+    cancelled: list[SimpleNamespace] = []
+
+    def start(version: str, *, project_root: Path, niceness: int) -> SimpleNamespace:
+        assert niceness > 0  # below the promotion's own priority
+        folder = tmp_path / f"started-{len(started)}"
+        folder.mkdir()
+        started.append(SimpleNamespace(dags_folder=folder, airflow_version=version))
+        return started[-1]
+
+    def run_started(probe: SimpleNamespace) -> CheckReport:
+        ran.append("started")
+        return _loaded(probe.dags_folder, probe.airflow_version, project_root=ROOT)
+
+    def run_fresh(folder: Path, version: str, *, project_root: Path) -> CheckReport:
+        ran.append("fresh")
+        return _loaded(folder, version, project_root=project_root)
+
+    monkeypatch.setattr(gates, "start_probe", start)
+    monkeypatch.setattr(gates, "run_started", run_started)
+    monkeypatch.setattr(gates, "run_dagbag", run_fresh)
+    monkeypatch.setattr(gates, "cancel_probe", cancelled.append)
+
+    gates.start_dagbag_gate(stage.airflow.version, ROOT)
+    gates.start_dagbag_gate(stage.airflow.version, ROOT)  # one per version and project
+    assert len(started) == 1
+    names = [f"p{index:03d}" for index in range(10) if index != 7]
+    report = gates.dagbag_gate(_many(stage, 10), stage, ROOT, names)
+    assert sorted(ran) == ["fresh", "started"]
+    assert sorted(f.path.name for f in report.files) == sorted(f"{n}.py" for n in names)
+    assert len(list(started[0].dags_folder.iterdir())) == 5  # the first of two shares
+    assert cancelled == [started[0]]  # released (a no-op for a probe that has run)
+
+    gates.start_dagbag_gate(stage.airflow.version, ROOT)  # a gate that never runs
+    gates.cancel_started_gates()
+    assert cancelled == [started[0], started[1]]
+    gates.dagbag_gate(_many(stage, 10), stage, ROOT, names)  # nothing started: all fresh
+    assert ran.count("started") == 1

@@ -48,6 +48,7 @@ def gated(monkeypatch, request) -> list[list[str]]:
         monkeypatch.setattr(
             gates, "dagbag_gate", lambda render, stage, root, names: asked.append(sorted(names))
         )
+        monkeypatch.setattr(gates, "start_dagbag_gate", lambda *args: None)
     return asked
 
 

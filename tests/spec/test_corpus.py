@@ -153,6 +153,7 @@ def project(tmp_path: Path, account: Account, stages, monkeypatch) -> Path:
         raise AssertionError("a broken pipeline reached the promotion gates")
 
     monkeypatch.setattr(gates, "dagbag_gate", unreachable)
+    monkeypatch.setattr(gates, "start_dagbag_gate", lambda *args: None)
     monkeypatch.setattr(gates, "requirements_gate", unreachable, raising=False)
     return tmp_path
 

@@ -18,10 +18,14 @@ from mwaa_elt.check.dagbag import (
     FileReport,
     Finding,
     RenderedTask,
+    StartedProbe,
+    cancel_probe,
     evaluate,
     render_tasks,
     run_dagbag,
     run_probe,
+    run_started,
+    start_probe,
 )
 
 __all__ = [
@@ -41,8 +45,12 @@ __all__ = [
     "FileReport",
     "Finding",
     "RenderedTask",
+    "StartedProbe",
+    "cancel_probe",
     "evaluate",
     "render_tasks",
     "run_dagbag",
     "run_probe",
+    "run_started",
+    "start_probe",
 ]

@@ -8,6 +8,7 @@ the CLI formats it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -148,22 +149,108 @@ def run_probe(
                 check=False,
             )
         except subprocess.TimeoutExpired as error:
-            raise ExternalError(
-                f"Airflow {airflow_version} DagBag probe over {folder} did not finish in "
-                f"{PROBE_TIMEOUT_SECONDS:.0f} s"
-            ) from error
+            raise _timed_out(airflow_version, folder) from error
         elapsed = time.monotonic() - started
+    return _probe_json(done.returncode, done.stdout, done.stderr, airflow_version, python), elapsed
+
+
+def _timed_out(airflow_version: str, folder: Path) -> ExternalError:
+    return ExternalError(
+        f"Airflow {airflow_version} DagBag probe over {folder} did not finish in "
+        f"{PROBE_TIMEOUT_SECONDS:.0f} s"
+    )
+
+
+def _probe_json(
+    returncode: int, stdout: str, stderr: str, airflow_version: str, python: Path
+) -> dict[str, Any]:
     try:
-        data = json.loads(done.stdout)
+        data = json.loads(stdout)
     except json.JSONDecodeError:
         data = None
-    if done.returncode != 0 or not isinstance(data, dict):
-        tail = "\n".join(done.stderr.strip().splitlines()[-15:])
+    if returncode != 0 or not isinstance(data, dict):
+        tail = "\n".join(stderr.strip().splitlines()[-15:])
         raise ExternalError(
             f"Airflow {airflow_version} DagBag probe ({python}) failed with exit code "
-            f"{done.returncode}:\n{tail}"
+            f"{returncode}:\n{tail}"
         )
-    return data, elapsed
+    return data
+
+
+@dataclass
+class StartedProbe:
+    """A DagBag probe importing Airflow while its caller still writes the DAG files into
+    `dags_folder` (the probe's `--wait`): `run_started` loads them, `cancel_probe` ends it."""
+
+    airflow_version: str
+    python: Path
+    dags_folder: Path
+    process: subprocess.Popen[str]
+    started: float
+    scratch: tempfile.TemporaryDirectory[str]
+
+
+def start_probe(
+    airflow_version: str, *, project_root: Path | None = None, niceness: int = 0
+) -> StartedProbe:
+    """Start the probe of `airflow_version` on an empty folder of its own, `niceness` below
+    the caller's priority where the system has priorities; ConfigError when the environment
+    is not built."""
+    python = airflow_python(airflow_version, project_root)
+    scratch = tempfile.TemporaryDirectory(prefix="mwaa-elt-probe-")
+    folder = Path(scratch.name, "dags").resolve()
+    home = Path(scratch.name, "home")
+    folder.mkdir()
+    home.mkdir()
+    command = [str(python), str(PROBE), "--dags-folder", str(folder), "--wait"]
+    try:
+        process = subprocess.Popen(
+            command,
+            env=_probe_environment(home, folder),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    except OSError:
+        scratch.cleanup()
+        raise
+    if niceness and hasattr(os, "setpriority"):
+        with contextlib.suppress(OSError):
+            current = os.getpriority(os.PRIO_PROCESS, 0)
+            os.setpriority(os.PRIO_PROCESS, process.pid, current + niceness)
+    return StartedProbe(airflow_version, python, folder, process, time.monotonic(), scratch)
+
+
+def run_started(probe: StartedProbe, *, budget_seconds: float = 1.0) -> CheckReport:
+    """Load the DAG files now in `probe.dags_folder`; the report `run_dagbag` gives."""
+    try:
+        try:
+            stdout, stderr = probe.process.communicate("load\n", timeout=PROBE_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired as error:
+            probe.process.kill()
+            probe.process.communicate()
+            raise _timed_out(probe.airflow_version, probe.dags_folder) from error
+        elapsed = time.monotonic() - probe.started
+        data = _probe_json(
+            probe.process.returncode, stdout, stderr, probe.airflow_version, probe.python
+        )
+        return _report(data, budget_seconds, elapsed)
+    finally:
+        probe.scratch.cleanup()
+
+
+def cancel_probe(probe: StartedProbe) -> None:
+    """End a started probe that will not be needed, and remove its folder."""
+    process = probe.process
+    if process.poll() is None:
+        process.kill()
+    process.wait()
+    for stream in (process.stdin, process.stdout, process.stderr):
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
+    probe.scratch.cleanup()
 
 
 def run_dagbag(
@@ -175,6 +262,10 @@ def run_dagbag(
 ) -> CheckReport:
     """Load `dags_folder` with the DagBag of Airflow `airflow_version`; apply the rules per file."""
     data, elapsed = run_probe(dags_folder, airflow_version, project_root=project_root)
+    return _report(data, budget_seconds, elapsed)
+
+
+def _report(data: dict[str, Any], budget_seconds: float, elapsed: float) -> CheckReport:
     return CheckReport(
         airflow_version=data["airflow_version"],
         dags_folder=Path(data["dags_folder"]),

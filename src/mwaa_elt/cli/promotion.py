@@ -99,6 +99,7 @@ def promote(
 ) -> None:
     """Promote pipelines into a stage: plan, gates, ordered uploads, manifest; `--plan` first."""
     from mwaa_elt.promote.explain import plan_json
+    from mwaa_elt.promote.gates import cancel_started_gates
     from mwaa_elt.promote.workflow import PromoteRequest, prepare_promotions
 
     if prune and pipelines:
@@ -124,9 +125,12 @@ def promote(
     promotions = prepare_promotions(project_at(project_dir), request, notify=err.print)
     # Every environment of the stage (its own, and a cutover's green one) is gated before any
     # is written: a DAG that fails the green environment's gates leaves both as they were.
-    for promotion in promotions:
-        if not promotion.up_to_date:
-            _run_gates(promotion)
+    try:
+        for promotion in promotions:
+            if not promotion.up_to_date:
+                _run_gates(promotion)
+    finally:
+        cancel_started_gates()
     results: list[JsonObject] = []
     for promotion in promotions:
         _announce(promotion, json_)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import atexit
 import sys
 import tempfile
 from collections.abc import Collection
@@ -12,8 +13,16 @@ from pathlib import Path, PurePosixPath
 from packaging.utils import canonicalize_name
 
 from mwaa_elt.airflow_versions import MWAA_PREINSTALLED_PROVIDERS
-from mwaa_elt.check import PARSE_TIME, CheckReport, run_dagbag
-from mwaa_elt.errors import ConfigError
+from mwaa_elt.check import (
+    PARSE_TIME,
+    CheckReport,
+    StartedProbe,
+    cancel_probe,
+    run_dagbag,
+    run_started,
+    start_probe,
+)
+from mwaa_elt.errors import ConfigError, MwaaEltError
 from mwaa_elt.infra.documents.environment_files import build_requirements, package_names
 from mwaa_elt.parallel import process_count
 from mwaa_elt.render import RenderResult
@@ -28,26 +37,70 @@ _NOT_GATING = {PARSE_TIME}
 _TWO_LEVEL = {"alibaba", "apache", "atlassian", "cncf", "common", "dbt", "microsoft"}
 
 
+# DagBag probes started ahead of their gate (`start_dagbag_gate`), by Airflow version and
+# project: the gate that runs next for them takes one instead of starting Airflow anew.
+_started: dict[tuple[str, Path], StartedProbe] = {}
+_STARTED_NICENESS = 10
+
+
+def start_dagbag_gate(airflow_version: str, project_root: Path) -> None:
+    """Start the Airflow process of a DagBag gate that may run soon, so that Airflow imports
+    while the promotion still reads, validates and renders. It runs below the caller's
+    priority: when there turns out to be nothing to gate, it has only taken idle CPU before
+    it is ended. Failing to start is left to the gate itself to report, in its turn."""
+    key = (airflow_version, project_root)
+    if key in _started:
+        return
+    try:
+        _started[key] = start_probe(
+            airflow_version, project_root=project_root, niceness=_STARTED_NICENESS
+        )
+    except (MwaaEltError, OSError):
+        return
+
+
+def cancel_started_gates(keep: Collection[str] = ()) -> None:
+    """End the probes started ahead of a gate that will not run (nothing to gate, or refused
+    before it), all but those of the Airflow versions in `keep`."""
+    for key in [key for key in _started if key[0] not in keep]:
+        cancel_probe(_started.pop(key))
+
+
+atexit.register(cancel_started_gates)
+
+
 def dagbag_gate(
     render: RenderResult, stage: Stage, project_root: Path, pipelines: Collection[str]
 ) -> CheckReport:
     """Load the DAG files of `pipelines` (those a promotion writes) with the DagBag of the
     stage's Airflow; ConfigError on failure. DAG ids are unique by validation already, so a
-    large batch is split over one Airflow process per core (`parallel.process_count`)."""
+    large batch is split over one Airflow process per core (`parallel.process_count`); the
+    first part goes to the probe started ahead (`start_dagbag_gate`), if there is one."""
     names = sorted(pipelines)
     share = process_count(len(names))
+    version = stage.airflow.version
+    started = _started.pop((version, project_root), None)
     with tempfile.TemporaryDirectory(prefix="mwaa-elt-gate-") as scratch:
         folders = [Path(scratch) / f"part-{index}" for index in range(share)]
+        if started is not None:
+            folders[0] = started.dags_folder
         for folder in folders:
-            folder.mkdir()
+            folder.mkdir(exist_ok=True)
         for index, name in enumerate(names):
             dag_path = PurePosixPath(render.pipelines[name].dag_path)
             (folders[index % share] / dag_path.name).write_bytes(render.files[dag_path.as_posix()])
-        version = stage.airflow.version
-        with ThreadPoolExecutor(max_workers=share) as pool:
-            parts = list(
-                pool.map(lambda f: run_dagbag(f, version, project_root=project_root), folders)
-            )
+
+        def load(folder: Path) -> CheckReport:
+            if started is not None and folder == started.dags_folder:
+                return run_started(started)
+            return run_dagbag(folder, version, project_root=project_root)
+
+        try:
+            with ThreadPoolExecutor(max_workers=share) as pool:
+                parts = list(pool.map(load, folders))
+        finally:
+            if started is not None:
+                cancel_probe(started)  # a no-op once it has run
     report = CheckReport(
         airflow_version=parts[0].airflow_version,
         dags_folder=Path(scratch),

@@ -166,10 +166,26 @@ def prepare_promotions(
 
     stages = load_all_stages(project.stacks_dir)
     target = check_route(stages, request.source, request.to)
-    return tuple(
-        _prepare_into(project, stages, environment, request, notify)
-        for environment in environments(target)
-    )
+    # Airflow starts for the DagBag gates while the promotion reads, validates and renders;
+    # what turns out to have nothing to gate is ended before this returns.
+    for environment in environments(target):
+        gate_checks.start_dagbag_gate(environment.airflow.version, project.root)
+    try:
+        promotions = tuple(
+            _prepare_into(project, stages, environment, request, notify)
+            for environment in environments(target)
+        )
+    except BaseException:
+        gate_checks.cancel_started_gates()
+        raise
+    gated = {
+        gate.airflow_version
+        for promotion in promotions
+        for gate in promotion.gates
+        if isinstance(gate, DagBagGate)
+    }
+    gate_checks.cancel_started_gates(keep=gated)
+    return promotions
 
 
 def _prepare_into(
