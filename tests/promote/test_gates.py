@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -41,6 +42,42 @@ from .local import helper
         "apache-airflow-providers-cncf-kubernetes",
         "great-expectations",
     }
+
+
+def test_imports_nested_in_any_statement_are_found() -> None:
+    dag = b"""
+def build():
+    import boto3
+class Factory:
+    def make(self):
+        with open("x") as f:
+            from great_expectations import core
+if True:
+    pass
+else:
+    import pandas
+try:
+    import numpy
+except ImportError:
+    import scipy
+finally:
+    import requests
+for _ in []:
+    pass
+else:
+    import yaml
+match 1:
+    case 1:
+        import jinja2
+f = lambda: __import__("not_a_statement")
+"""
+    found = required_distributions(dag)
+    reference = set()
+    for node in ast.walk(ast.parse(dag)):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            reference |= required_distributions(ast.unparse(node).encode())
+    assert found == reference
+    assert {"boto3", "great-expectations", "pandas", "scipy", "requests", "jinja2"} <= found
 
 
 @pytest.mark.parametrize("stage_name", ["dev", "prod"])
@@ -132,7 +169,8 @@ def test_the_dagbag_gate_gives_its_first_share_to_the_probe_started_ahead(
     stages: dict[str, Stage], monkeypatch, tmp_path: Path
 ) -> None:
     """`start_dagbag_gate` starts Airflow while the promotion renders; the gate loads the first
-    share of the DAG files there and the others in processes of their own, each DAG once."""
+    two shares of the DAG files there (it has no start-up left) and the others in processes
+    of their own, each DAG once."""
     monkeypatch.setenv("MWAA_ELT_WORKERS", "2")
     stage = stages["dev"]
     started: list[SimpleNamespace] = []
@@ -166,7 +204,7 @@ def test_the_dagbag_gate_gives_its_first_share_to_the_probe_started_ahead(
     report = gates.dagbag_gate(_many(stage, 10), stage, ROOT, names)
     assert sorted(ran) == ["fresh", "started"]
     assert sorted(f.path.name for f in report.files) == sorted(f"{n}.py" for n in names)
-    assert len(list(started[0].dags_folder.iterdir())) == 5  # the first of two shares
+    assert len(list(started[0].dags_folder.iterdir())) == 6  # two shares of three
     assert cancelled == [started[0]]  # released (a no-op for a probe that has run)
 
     gates.start_dagbag_gate(stage.airflow.version, ROOT)  # a gate that never runs
