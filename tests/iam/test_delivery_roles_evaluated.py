@@ -72,6 +72,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, lis
         patch.chdir(project)
         # The DagBag gate loads DAGs locally (no AWS call); the calls are what matter here.
         patch.setattr(gates, "dagbag_gate", lambda *args, **kwargs: None)
+        patch.setattr(gates, "start_dagbag_gate", lambda *args, **kwargs: None)
         no_mwaa = ("--yes", "--skip-mwaa-checks")
         sql = project / "pipelines/movielens_scifi/sql/create_scifi.sql"
         script = [

@@ -23,6 +23,7 @@ def promotion_without_dagbag(monkeypatch: pytest.MonkeyPatch) -> None:
     from mwaa_elt.promote import gates
 
     monkeypatch.setattr(gates, "dagbag_gate", lambda render, stage, root, names: None)
+    monkeypatch.setattr(gates, "start_dagbag_gate", lambda *args: None)
 
 
 def mwaa(*args: str) -> tuple[int, str]:

@@ -42,6 +42,7 @@ def test_repromote_renders_every_live_pipeline_for_the_new_line_and_records_it(
 
     gated: list[tuple[str, list[str]]] = []  # the DagBag gate costs an Airflow start-up
     monkeypatch.setattr(gates, "dagbag_gate", lambda render, stage, root, names: gated.append((stage.airflow.version, sorted(names))))  # fmt: skip
+    monkeypatch.setattr(gates, "start_dagbag_gate", lambda *args: None)
     monkeypatch.chdir(scratch_project)
     _set_version(scratch_project, "2.11.0")
     done = CliRunner().invoke(cli.app, ["promote", "--to", "dev", "--yes", "--skip-mwaa-checks"])
