@@ -177,3 +177,17 @@ def test_a_broken_query_and_a_missing_table_fail_their_tasks_with_the_engines_me
         "TABLE_NOT_FOUND: line 1:22: Table 'awsdatacatalog.dev_ops.audit_log' does not exist"
     )
     assert not report.ok
+
+
+def test_a_run_seeds_its_sandbox_whatever_used_moto_before_in_the_process() -> None:
+    """moto keeps its state in the process: after a promotion sandbox made the stages' buckets,
+    a run's sandbox still starts from what its plan seeds (it used to fail on the bucket)."""
+    from mwaa_elt.promote.sandbox import sandbox
+    from mwaa_elt.run.execute import running_sandbox, seed, stage_credentials
+    from mwaa_elt.stage import load_all_stages
+
+    plan = plan_pipeline_run(PROJECT, "dev", "movielens_scifi", DAY)
+    with sandbox(load_all_stages(PROJECT.stacks_dir)) as made:
+        assert plan.stage.source_bucket in made.buckets
+    with running_sandbox() as endpoint:
+        seed(plan, endpoint, stage_credentials(plan.stage))

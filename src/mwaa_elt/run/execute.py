@@ -220,6 +220,9 @@ def running_sandbox() -> Iterator[str]:
     port = free_port()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
+    # moto's state lives in the process: whatever used it before (a promotion sandbox, a test)
+    # must not be in this run's account, or seeding a bucket of the same name fails.
+    _reset_moto()
     with emulation.installed():
         server.start()
         try:
