@@ -10,20 +10,12 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
+from guardrail_checks import every_violation
 
 from mwaa_elt.infra.documents.guardrails import (
-    StackResource,
     StageInfo,
-    default_tags,
-    environment_kms_violations,
-    iam_wildcard_violations,
-    production_alarm_violations,
-    source_bucket_violations,
-    stage_tag_violations,
-    webserver_violations,
 )
 from mwaa_elt.infra.documents.iam_policies import (
     execution_role_policies,
@@ -164,18 +156,7 @@ def test_the_execution_role_is_scoped_to_green_alone(previews, name):
 def test_every_guardrail_holds_for_the_retired_stack(previews, name):
     _, _, retired, after = previews[name]
     info = StageInfo(name, retired.production)
-    planned = after.resources
-    providers = {r.name: r.settings for r in planned if r.type.startswith("pulumi:providers:")}
-    resources = [StackResource(r.name, r.type, r.settings) for r in planned]
-    found: list[Any] = [m for _, m in source_bucket_violations(resources, info)]
-    found += [m for _, m in production_alarm_violations(resources, info)]
-    for r in planned:
-        tags = default_tags(providers.get(r.provider)) if r.provider else None
-        found += webserver_violations(r.type, r.settings, info)
-        found += environment_kms_violations(r.type, r.settings, info)
-        found += iam_wildcard_violations(r.type, r.settings)
-        found += [f"{r.name}: {m}" for m in stage_tag_violations(r.type, r.settings, info, tags)]
-    assert found == []
+    assert every_violation(after.resources, info) == []
 
 
 def test_serving_green_with_a_cutover_block_is_refused_by_name(tmp_path: Path) -> None:
