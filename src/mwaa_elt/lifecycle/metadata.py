@@ -360,6 +360,20 @@ def _json(data: Any) -> bytes:
     return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
 
 
+def incomplete_backup(backup_id: str) -> str:
+    """What a backup that stopped before its manifest is, for a write that fails."""
+    return (
+        f"backup {backup_id} is incomplete (no manifest), so it does not exist; "
+        "re-run `mwaa-elt backup`"
+    )
+
+
+def put_manifest(bucket: BackupBucket, key: str, manifest: BackupManifest) -> None:
+    """Write the manifest that makes a backup exist (its last write)."""
+    body = _json(manifest.model_dump(mode="json"))
+    bucket.put(key, body, state=incomplete_backup(manifest.backup_id))
+
+
 def execute_backup(
     plan: BackupPlan,
     api: AirflowApi,
@@ -371,10 +385,7 @@ def execute_backup(
     """Read the metadata, write each part, then the manifest that makes the backup exist."""
     snapshot = Snapshot()
     digests: dict[str, str] = {}
-    incomplete = (
-        f"backup {plan.backup_id} is incomplete (no manifest), so it does not exist; "
-        "re-run `mwaa-elt backup`"
-    )
+    incomplete = incomplete_backup(plan.backup_id)
     for step in plan.steps:
         if isinstance(step, ReadMetadata):
             snapshot = read_snapshot(api)
@@ -395,7 +406,7 @@ def execute_backup(
                 counts=snapshot.counts(),
                 not_carried=snapshot.not_carried,
             )
-            bucket.put(step.key, _json(manifest.model_dump(mode="json")), state=incomplete)
+            put_manifest(bucket, step.key, manifest)
             return BackupRecord(plan.backup_id, bucket.uri(plan.prefix), manifest)
     raise RuntimeError("a backup plan ends with its manifest")
 

@@ -39,6 +39,8 @@ from mwaa_elt.lifecycle.metadata import (
     BackupRecord,
     WriteBackupManifest,
     backups_prefix,
+    incomplete_backup,
+    put_manifest,
 )
 from mwaa_elt.mwaa_images import TOOL_ROOT
 from mwaa_elt.render.format import format_python
@@ -558,10 +560,7 @@ def execute_backup(
     """Trigger the backup run, wait for it, file each table it wrote, then the manifest."""
     digests: dict[str, str] = {}
     sizes: dict[str, int] = {}
-    incomplete = (
-        f"backup {plan.backup_id} is incomplete (no manifest), so it does not exist; "
-        "re-run `mwaa-elt backup`"
-    )
+    incomplete = incomplete_backup(plan.backup_id)
     since: datetime | None = None
     for step in plan.steps:
         if isinstance(step, Unpause):
@@ -590,8 +589,7 @@ def execute_backup(
                 counts={},
                 sizes=sizes,
             )
-            body = json.dumps(manifest.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
-            bucket.put(step.key, body.encode(), state=incomplete)
+            put_manifest(bucket, step.key, manifest)
             return BackupRecord(plan.backup_id, bucket.uri(plan.prefix), manifest)
     raise RuntimeError("a backup plan ends with its manifest")
 
