@@ -16,6 +16,7 @@ import yaml
 from bench.dag_variants.recipe import Recipe, RecipeError
 
 ATHENA_OPERATOR = "airflow.providers.amazon.aws.operators.athena.AthenaOperator"
+S3_DELETE_OPERATOR = "airflow.providers.amazon.aws.operators.s3.S3DeleteObjectsOperator"
 EMR = "airflow.providers.amazon.aws.operators.emr"
 STEP_SENSOR = "airflow.providers.amazon.aws.sensors.emr.EmrStepSensor"
 ASSET = "airflow.sdk.Asset"
@@ -125,10 +126,18 @@ def athena_config(recipe: Recipe) -> dict[str, Any]:
         "drop_summary": _athena(
             recipe, "drop_summary", dependencies=["create_orders", "create_customers"]
         ),
+        # The CTAS's location is emptied before it runs, so a retry can write it again.
+        "create_summary_clear": {
+            "operator": S3_DELETE_OPERATOR,
+            "bucket": recipe.field("create_summary_clear", "bucket"),
+            "prefix": recipe.field("create_summary_clear", "prefix"),
+            "aws_conn_id": recipe.field("create_summary_clear", "aws_conn_id"),
+            "dependencies": ["drop_summary"],
+        },
         "create_summary": _athena(
             recipe,
             "create_summary",
-            dependencies=["drop_summary"],
+            dependencies=["create_summary_clear"],
             outlets=_assets(recipe, "create_summary"),
         ),
     }
