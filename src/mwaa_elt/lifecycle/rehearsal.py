@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from mwaa_elt import airflow_environments
 from mwaa_elt.airflow_environments import airflow_python
 from mwaa_elt.check import PARSE_TIME, run_dagbag
 from mwaa_elt.errors import ConfigError
+from mwaa_elt.files import replace_file
 from mwaa_elt.lifecycle.airflow3_lint import (
     LintFinding,
     PythonSource,
@@ -344,16 +344,8 @@ def default_report_path(project: Project, stage: str, to_version: str) -> Path:
 
 def write_report(path: Path, report: RehearsalReport) -> None:
     """Write the report as JSON, whole or not at all: a temporary file renamed over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n"
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    replace_file(path, data.encode("utf-8"))
 
 
 # -- the executor ----------------------------------------------------------------------------

@@ -12,7 +12,6 @@ two AWS calls, through `mwaa_elt.aws`.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import tempfile
@@ -24,6 +23,7 @@ from typing import Any
 import yaml
 
 from mwaa_elt.errors import ConfigError
+from mwaa_elt.files import replace_file
 from mwaa_elt.lifecycle.adopt import AdoptConfig
 from mwaa_elt.stage import (
     MWAA_LOG_TYPES,
@@ -673,15 +673,7 @@ def write_stack(result: StageImport, stacks_dir: Path, *, force: bool = False) -
         raise ConfigError(f"{path.name}: not written: the document was not verified")
     if path.exists() and not force:
         raise ConfigError(f"{path}: exists; pass --force to overwrite it (nothing was written)")
-    stacks_dir.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=stacks_dir)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(result.text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    replace_file(path, result.text.encode("utf-8"))
     return path
 
 

@@ -15,7 +15,6 @@ import json
 import os
 import stat
 import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import mwaa_elt
 from mwaa_elt.errors import ConfigError
+from mwaa_elt.files import replace_file
 from mwaa_elt.render.format import ruff_command, ruff_settings
 from mwaa_elt.render.result import (
     DAGS_DIR,
@@ -296,15 +296,7 @@ def save_record(path: Path, record: RenderRecord) -> None:
             return  # a render that changed nothing leaves the record as it is
     except OSError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    replace_file(path, text)
 
 
 # -- rendering ---------------------------------------------------------------------------------
