@@ -193,12 +193,21 @@ def client(
     profile: str | None = None,
     policy: RetryPolicy | None = None,
     max_pool_connections: int = 16,
+    raw_timestamps: bool = False,
 ) -> Any:
     """A client for `service` with `policy`'s retries and timeouts, from `profile` or the
     default credential chain; honours `AWS_ENDPOINT_URL`. A botocore client: boto3's client
-    is the same object plus helpers this tool does not use."""
+    is the same object plus helpers this tool does not use.
+
+    `raw_timestamps`: timestamps in answers stay the strings AWS sent, as the AWS CLI keeps
+    them; botocore otherwise parses each into a datetime, a third of the time it takes to read
+    a listing of 1,000 keys. For clients whose callers read no timestamp."""
     try:
-        return _botocore_session(profile).create_client(
+        session = _botocore_session(profile)
+        if raw_timestamps:
+            factory = session.get_component("response_parser_factory")
+            factory.set_parser_defaults(timestamp_parser=str)
+        return session.create_client(
             service,
             region_name=region,
             config=(policy or POLICY).config(max_pool_connections=max_pool_connections),

@@ -572,6 +572,37 @@ def test_unchanged_inputs_are_neither_rendered_nor_gated(project, stages, gated,
     }
 
 
+def test_a_promotion_reads_only_the_folders_changed_since_the_last(project, stages, monkeypatch):
+    from mwaa_elt.promote import hash_cache
+
+    # Files written by the fixture count as long settled, as a checkout's files do.
+    monkeypatch.setattr(hash_cache, "RACY_NANOSECONDS", -10_000_000_000)
+    promote_json("--to", "dev")
+    read: list[str] = []
+    real = hash_cache.folder_content_hash
+    monkeypatch.setattr(
+        hash_cache, "folder_content_hash", lambda folder: read.append(folder.name) or real(folder)
+    )
+    again = promote_json("--to", "dev")
+    assert read == [] and (again["uploaded"], again["unchanged"]) == (0, 3)
+    edit_sql(project, "one input changed")
+    changed = promote_json("--to", "dev")
+    assert read == ["movielens_scifi"]
+    assert [p["pipeline"] for p in changed["pipelines"] if p["action"] == "updated"] == [
+        "movielens_scifi"
+    ]
+
+
+def test_an_invalid_working_tree_leaves_no_record_of_its_folders(project, stages, monkeypatch):
+    from mwaa_elt.promote import hash_cache
+
+    monkeypatch.setattr(hash_cache, "RACY_NANOSECONDS", -10_000_000_000)
+    spec = project / "pipelines/scifi_quality/scifi_quality.yaml"
+    spec.write_text(spec.read_text().replace("schedule:", "schedul:", 1))
+    code, _ = mwaa("promote", "--to", "dev", "--yes", "--skip-mwaa-checks")
+    assert code == 1 and not (project / "build").exists()
+
+
 def test_a_template_change_renders_every_pipeline_again(project, stages, rendered):
     promote_json("--to", "dev")
     template = project / "dag_templates/dag.py.j2"

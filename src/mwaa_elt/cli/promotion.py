@@ -375,7 +375,7 @@ def status(stage: StageOption, json_: JsonFlag = False, project_dir: ProjectDir 
     """What is live in a stage (per pipeline its version, when, by whom, from where; drift) and
     how it is doing: the environment, import errors, last runs, alarms in ALARM."""
     from mwaa_elt.promote.health import status_report
-    from mwaa_elt.promote.store import StageStore, make_client
+    from mwaa_elt.promote.store import StageStore, make_client, store_client
     from mwaa_elt.stage.green import environments
 
     resolved = stage_at(project_dir, stage)
@@ -384,7 +384,7 @@ def status(stage: StageOption, json_: JsonFlag = False, project_dir: ProjectDir 
     overviews = [
         status_report(
             environment,
-            StageStore(environment, make_client("s3", environment.region)),
+            StageStore(environment, store_client(environment.region)),
             make_client("mwaa", environment.region),
             make_client("cloudwatch", environment.region),
         )

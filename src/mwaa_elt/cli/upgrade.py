@@ -63,14 +63,14 @@ def upgrade_plan(
         run,
         write_report,
     )
-    from mwaa_elt.promote.store import StageStore, make_client
+    from mwaa_elt.promote.store import StageStore, store_client
 
     project = find_project(project_dir)
     rehearsal = prepare(
         project,
         stage,
         to,
-        lambda current: StageStore(current, make_client("s3", current.region, profile=profile)),
+        lambda current: StageStore(current, store_client(current.region, profile=profile)),
     )
     plan, route = rehearsal.plan, rehearsal.plan.route
     shown = err if json_ else out

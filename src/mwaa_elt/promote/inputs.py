@@ -27,6 +27,7 @@ from mwaa_elt.spec.summary import SpecSummary, consistent
 from mwaa_elt.stage import Stage
 
 if TYPE_CHECKING:
+    from mwaa_elt.promote.hash_cache import FolderHashes
     from mwaa_elt.spec.model import Pipeline
 
 INPUTS_FORMAT = 1
@@ -50,9 +51,13 @@ def folder_hash(folder: Path) -> str:
     return folder_content_hash(folder)
 
 
-def folder_hashes(specs: Sequence[Path]) -> dict[Path, str]:
-    """`folder_hash` of each spec's folder."""
-    return {folder: folder_hash(folder) for folder in {spec.parent for spec in specs}}
+def folder_hashes(specs: Sequence[Path], record: FolderHashes | None = None) -> dict[Path, str]:
+    """`folder_hash` of each spec's folder; through `record` (`promote.hash_cache`), a folder
+    whose files are as recorded costs one lstat per file instead of reading them."""
+    folders = {spec.parent for spec in specs}
+    if record is None:
+        return {folder: folder_hash(folder) for folder in folders}
+    return {folder: record.content_hash(folder) for folder in folders}
 
 
 @dataclass(frozen=True)

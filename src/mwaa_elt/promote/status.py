@@ -88,17 +88,22 @@ class LiveListing:
     as_recorded: Callable[[PipelineRecord], bool]
 
 
-def list_live(store: StageStore, records: Mapping[str, PipelineRecord]) -> LiveListing:
+def list_live(
+    store: StageStore,
+    records: Mapping[str, PipelineRecord],
+    current_etags: Mapping[str, str] | None = None,
+) -> LiveListing:
     """List the DAG prefix the cheapest way that decides every record of `records`.
 
     When every record has the ETag its DAG object got, one listing of the current objects
     decides by content (an object with the recorded ETag holds the recorded bytes), so the
-    cost does not grow with the bucket's history. Records from an mwaa-elt that did not record
-    ETags are decided by S3 version id, from the versions listing.
+    cost does not grow with the bucket's history; `current_etags` is that listing when already
+    read (`StageStore.current_etags` of the DAG prefix). Records from an mwaa-elt that did not
+    record ETags are decided by S3 version id, from the versions listing.
     """
     prefix = store.stage.dags_prefix
     if all(record.dag_etag is not None for record in records.values()):
-        etags = store.current_etags(prefix)
+        etags = store.current_etags(prefix) if current_etags is None else current_etags
         return LiveListing(etags, lambda record: etags[record.dag_key] == record.dag_etag)
     versions = store.latest_versions(prefix)
     return LiveListing(

@@ -44,10 +44,19 @@ RENDERED_HASH_METADATA = "mwaa-elt-rendered-hash"
 _RERUN = "the manifest still describes what is live; re-run to complete"
 
 
-def make_client(service: str, region: str, *, profile: str | None = None) -> Any:
+def make_client(
+    service: str, region: str, *, profile: str | None = None, raw_timestamps: bool = False
+) -> Any:
     """A boto3 client with the CLI's retry policy (`mwaa_elt.aws`), from `profile` or the
-    default credential chain; enough connections for apply's parallel uploads."""
-    return aws.client(service, region, profile=profile)
+    default credential chain; enough connections for apply's parallel uploads.
+    `raw_timestamps`: see `aws.client`."""
+    return aws.client(service, region, profile=profile, raw_timestamps=raw_timestamps)
+
+
+def store_client(region: str, *, profile: str | None = None) -> Any:
+    """The S3 client of a `StageStore`: the store reads no timestamp from S3's answers, so
+    they are left unparsed (the DAG prefix's listing is read on every promotion)."""
+    return make_client("s3", region, profile=profile, raw_timestamps=True)
 
 
 class StageStore:
@@ -57,7 +66,7 @@ class StageStore:
     def __init__(self, stage: Stage, client: Any | None = None) -> None:
         self.stage = stage
         self.bucket = stage.source_bucket
-        self.client = client or make_client("s3", stage.region)
+        self.client = client or store_client(stage.region)
 
     def uri(self, key: str) -> str:
         """The s3:// URI of `key` in this stage's bucket."""

@@ -27,8 +27,8 @@ from mwaa_elt.promote.manifest import Manifest
 from mwaa_elt.promote.mwaa import MwaaEnvironment, require_source_runs_succeeded
 from mwaa_elt.promote.plan import Identity, Plan, build_plan, keys_to_diff
 from mwaa_elt.promote.rollback import plan_rollback
-from mwaa_elt.promote.status import off_record
-from mwaa_elt.promote.store import StageStore, make_client
+from mwaa_elt.promote.status import list_live, off_record
+from mwaa_elt.promote.store import StageStore, make_client, store_client
 from mwaa_elt.render.workflow import not_rendered
 from mwaa_elt.stage import Stage, load_all_stages
 
@@ -195,20 +195,23 @@ def _prepare_into(
     request: PromoteRequest,
     notify: Notify | None,
 ) -> Promotion:
+    from mwaa_elt.promote.hash_cache import load_folder_hashes
     from mwaa_elt.promote.inputs import folder_hashes
     from mwaa_elt.spec.targets import spec_targets
 
-    store = StageStore(target, make_client("s3", target.region))
-    identity = identity_now(caller_arn(target))
-    manifest, etag = store.load_manifest()
-    specs = spec_targets(project, None)[0] if request.source is None else []
+    store = StageStore(target, store_client(target.region))
+    identity = identity_now(caller_arn(target))  # nothing of the stage is read before this
     with ThreadPoolExecutor(max_workers=1) as pool:
         # DAG objects that are not the recorded version are converged by content, so their
-        # pipelines are rendered even when their inputs are unchanged. The bucket is listed
-        # while the working tree is hashed.
-        listing = pool.submit(off_record, store, manifest.pipelines)
-        hashed = folder_hashes(specs)
-        drifted = listing.result()
+        # pipelines are rendered even when their inputs are unchanged. The DAG prefix is
+        # listed while the manifest is read and the working tree hashed.
+        listing = pool.submit(store.current_etags, target.dags_prefix)
+        manifest, etag = store.load_manifest()
+        specs = spec_targets(project, None)[0] if request.source is None else []
+        record = load_folder_hashes(project.root / "build" / ".cache" if specs else None)
+        hashed = folder_hashes(specs, record)
+        current = list_live(store, manifest.pipelines, listing.result())
+    drifted = off_record(store, manifest.pipelines, current)
     prepared = _prepare(
         project,
         stages,
@@ -218,6 +221,7 @@ def _prepare_into(
         _Inputs(specs, hashed, set(drifted)),
         notify or (lambda _: None),
     )
+    record.save()  # the working tree validated: its folder hashes are worth keeping
     # Only the pipelines rendered anew can get a new release: only their histories are read.
     manifest = store.load_histories(manifest, [build.name for build in prepared.builds])
     wanted = keys_to_diff(prepared.builds, manifest) if request.diffs else []
@@ -264,7 +268,7 @@ def plan_rollback_promotion(
     from mwaa_elt.stage import load_stage
 
     target = load_stage(project.stacks_dir, stage)
-    store = StageStore(target, make_client("s3", target.region))
+    store = StageStore(target, store_client(target.region))
     identity = identity_now(caller_arn(target))
     manifest, etag = store.load_manifest()
     plan = plan_rollback(store, manifest, etag, wanted, identity)
@@ -439,7 +443,7 @@ def _prepare(
     source = stages[request.source]
     return from_stage(
         stages,
-        StageStore(source, make_client("s3", source.region, profile=request.source_profile)),
+        StageStore(source, store_client(source.region, profile=request.source_profile)),
         target,
         names,
         target_manifest=manifest,
