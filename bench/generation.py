@@ -21,6 +21,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from bench.frozen import frozen_package
+
 ROOT = Path(__file__).resolve().parent.parent
 CLI = str(Path(sys.executable).with_name("mwaa-elt"))
 STAGE = "dev"
@@ -65,19 +67,6 @@ def make_project(target: Path, copies: int) -> None:
         (folder / f"{name}.yaml").write_text(spec)
         for sql in folder.rglob("*.sql"):
             sql.write_text(sql.read_text() + f"\n-- variant {index}\n")
-
-
-def frozen_package(scratch: Path) -> dict[str, str]:
-    """The environment of a copy of the mwaa-elt code, compiled: edits made to the working tree
-    while the benchmark runs (the render record counts the code) cannot change what is measured."""
-    import compileall
-
-    import mwaa_elt
-
-    target = scratch / "frozen"
-    shutil.copytree(Path(mwaa_elt.__file__).parent, target / "mwaa_elt")
-    compileall.compile_dir(target, quiet=1)
-    return {**os.environ, "PYTHONPATH": str(target)}
 
 
 def measure(args: list[str], cwd: Path, env: dict[str, str]) -> dict[str, float]:

@@ -43,10 +43,8 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-try:  # the harness moves the project generator into its own module
-    from bench.generation import make_project
-except ImportError:  # pragma: no cover - before the move
-    from bench.__main__ import make_project
+from bench.frozen import frozen_package
+from bench.generation import make_project
 
 ROOT = Path(__file__).resolve().parent.parent
 HOOKS = Path(__file__).resolve().parent / "promotion_hooks.py"
@@ -174,25 +172,6 @@ def build_project(project: Path, pipelines: int) -> Edit:
 
 def _cli() -> str:
     return str(Path(sys.executable).with_name("mwaa-elt"))
-
-
-def snapshot_code(scratch: Path) -> dict[str, str]:
-    """Freeze the package as it is now for every process the benchmark starts.
-
-    The editable install would otherwise pick up edits made while the benchmark runs, and mix
-    versions across repetitions. Returns the environment that imports the frozen copy.
-    """
-    code = scratch / "code"
-    shutil.copytree(
-        ROOT / "src" / "mwaa_elt", code / "mwaa_elt", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    # The frozen package finds MWAA's images and the built environments beside it, as it does
-    # in the checkout (mwaa_images.TOOL_ROOT).
-    for shared in [ROOT / "requirements", *sorted(ROOT.glob(".venv-airflow-*"))]:
-        (scratch / shared.name).symlink_to(shared, target_is_directory=True)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(code), env.get("PYTHONPATH")]))
-    return env
 
 
 def source_state() -> dict[str, Any]:
@@ -652,7 +631,7 @@ def measure(
         project = scratch / "project"
         edit = build_project(project, size.pipelines)
         source = source_state()
-        base_env = snapshot_code(scratch)
+        base_env = frozen_package(scratch)
         states = render_states(project, edit, scratch / "rendered", base_env)
         stages = load_all_stages(project / "stacks")
         with running_sandbox(project, scratch, base_env) as endpoint:

@@ -23,7 +23,8 @@ from typing import Any
 
 import yaml
 
-from bench.generation import CLI, frozen_package, make_project, package_version
+from bench.frozen import frozen_package
+from bench.generation import CLI, make_project, package_version
 
 TARGET_S = 10.0  # 1,000 tests, on two cores
 LIBRARIES = ("mwaa-elt", "duckdb", "sqlglot", "pydantic", "jinja2")
