@@ -63,7 +63,13 @@ def test_an_untouched_folder_is_not_read_again_even_in_the_next_process(
 
 @pytest.mark.parametrize(
     "change",
-    ["same size, modification time put back", "file added", "file removed", "file renamed"],
+    [
+        "same size, modification time put back",
+        "file added",
+        "file added in a new folder",
+        "file removed",
+        "file renamed",
+    ],
 )
 def test_any_change_to_a_folder_is_hashed_anew(tmp_path: Path, settled, change: str) -> None:
     folder = _folder(tmp_path)
@@ -80,6 +86,9 @@ def test_any_change_to_a_folder_is_hashed_anew(tmp_path: Path, settled, change: 
         assert sql.stat().st_mtime_ns == before.st_mtime_ns and sql.stat().st_size == before.st_size
     elif change == "file added":
         (folder / "sql" / "more.sql").write_text("select 3\n")
+    elif change == "file added in a new folder":
+        (folder / "sql" / "deeper").mkdir()
+        (folder / "sql" / "deeper" / "more.sql").write_text("select 3\n")
     elif change == "file removed":
         sql.unlink()
     else:

@@ -89,30 +89,27 @@ def folder_content_hash(folder: Path) -> str:
 def _regular_files(folder: Path) -> list[tuple[str, str]]:
     """(posix path relative to `folder`, path) of every file under it, sorted by the first,
     litter excluded; ConfigError for a symbolic link or special file anywhere."""
-    return [(relative, entry.path) for relative, entry in _regular_entries(folder)]
+    return _walk(folder)[0]
 
 
-def folder_fingerprint(folder: Path) -> tuple[tuple[str, int, int, int, int], ...]:
-    """(relative path, size, modification time, change time, inode) of every file
-    `folder_content_hash` reads, in its order: equal fingerprints taken far enough apart in
-    time mean equal content (`promote.hash_cache`). One lstat per file, no reads."""
-    fingerprint = []
-    for relative, entry in _regular_entries(folder):
-        info = entry.stat(follow_symlinks=False)
-        fingerprint.append(
-            (relative, info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
-        )
-    return tuple(fingerprint)
+def folder_paths(folder: Path) -> list[str]:
+    """What `folder_content_hash` depends on, relative to `folder`: every folder it lists
+    ("" for `folder` itself, the others ending in "/") and every file it reads, in the order it
+    reads them. A file added, removed or renamed changes the listed folder's times."""
+    files, folders = _walk(folder)
+    return folders + [relative for relative, _ in files]
 
 
-def _regular_entries(folder: Path) -> list[tuple[str, os.DirEntry[str]]]:
-    """(posix path relative to `folder`, directory entry) of every file under it, sorted by the
-    first, litter excluded; ConfigError for a symbolic link or special file anywhere. One
-    scandir per folder: the entries' types come with the listing, no stat per file."""
-    found: list[tuple[str, os.DirEntry[str]]] = []
+def _walk(folder: Path) -> tuple[list[tuple[str, str]], list[str]]:
+    """The files `_regular_files` lists, and the folders listed to find them (sorted; litter
+    folders are not listed). One scandir per folder: the entries' types come with the listing,
+    no stat per file."""
+    found: list[tuple[str, str]] = []
+    listed: list[str] = []
     pending = [(os.fspath(folder), "")]
     while pending:
         top, prefix = pending.pop()
+        listed.append(prefix)
         with os.scandir(top) as entries:
             for entry in entries:
                 name = entry.name
@@ -126,9 +123,10 @@ def _regular_entries(folder: Path) -> list[tuple[str, os.DirEntry[str]]]:
                         "files only"
                     )
                 elif not name.endswith(_IGNORED_SUFFIXES):
-                    found.append((prefix + name, entry))
-    found.sort(key=lambda item: item[0])
-    return found
+                    found.append((prefix + name, entry.path))
+    found.sort()
+    listed.sort()
+    return found, listed
 
 
 def pipeline_files(spec: Path, referenced: Iterable[str]) -> dict[str, bytes]:
