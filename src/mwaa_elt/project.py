@@ -36,6 +36,11 @@ class Project:
     def build_dir(self, stage: str) -> Path:
         return self.root / "build" / stage
 
+    @property
+    def cache_dir(self) -> Path:
+        """Local records that only save work (render's, the folder hashes'): safe to delete."""
+        return self.root / "build" / ".cache"
+
 
 def find_project(start: Path | None = None) -> Project:
     """The nearest folder at or above `start` (or $MWAA_ELT_PROJECT) holding Pulumi.yaml."""

@@ -53,7 +53,7 @@ def folder_hash(folder: Path) -> str:
 
 def folder_hashes(specs: Sequence[Path], record: FolderHashes | None = None) -> dict[Path, str]:
     """`folder_hash` of each spec's folder; through `record` (`promote.hash_cache`), a folder
-    whose files are as recorded costs one lstat per file instead of reading them."""
+    whose files and subfolders stat as recorded is neither listed nor read."""
     folders = {spec.parent for spec in specs}
     if record is None:
         return {folder: folder_hash(folder) for folder in folders}

@@ -208,7 +208,7 @@ def _prepare_into(
         listing = pool.submit(store.current_etags, target.dags_prefix)
         manifest, etag = store.load_manifest()
         specs = spec_targets(project, None)[0] if request.source is None else []
-        record = load_folder_hashes(project.root / "build" / ".cache" if specs else None)
+        record = load_folder_hashes(project.cache_dir if specs else None)
         hashed = folder_hashes(specs, record)
         current = list_live(store, manifest.pipelines, listing.result())
     drifted = off_record(store, manifest.pipelines, current)

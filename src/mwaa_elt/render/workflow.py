@@ -98,7 +98,7 @@ def render_to_folder(
     from mwaa_elt.spec.targets import spec_targets
 
     everything, _ = spec_targets(project, None)
-    record_file = record_path(project.root / "build" / ".cache", stage, out_dir)
+    record_file = record_path(project.cache_dir, stage, out_dir)
     outcome: IncrementalRender = render_incremental(
         everything,
         stages,
