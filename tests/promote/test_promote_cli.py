@@ -603,6 +603,23 @@ def test_an_invalid_working_tree_leaves_no_record_of_its_folders(project, stages
     assert code == 1 and not (project / "build").exists()
 
 
+def test_the_stage_store_leaves_timestamps_as_s3_sent_them(project, stages):
+    from mwaa_elt.promote.store import store_client
+
+    dev = stages["dev"]
+    make_client("s3", dev.region).put_object(Bucket=dev.source_bucket, Key="dags/x.py", Body=b"")
+
+    def last_modified(client: Any) -> Any:
+        return client.list_objects_v2(Bucket=dev.source_bucket)["Contents"][0]["LastModified"]
+
+    parsed, raw = (
+        last_modified(make_client("s3", dev.region)),
+        last_modified(store_client(dev.region)),
+    )
+    assert isinstance(parsed, datetime) and isinstance(raw, str)
+    assert datetime.fromisoformat(raw.replace("Z", "+00:00")) == parsed
+
+
 def test_a_template_change_renders_every_pipeline_again(project, stages, rendered):
     promote_json("--to", "dev")
     template = project / "dag_templates/dag.py.j2"

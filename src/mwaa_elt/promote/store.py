@@ -44,19 +44,17 @@ RENDERED_HASH_METADATA = "mwaa-elt-rendered-hash"
 _RERUN = "the manifest still describes what is live; re-run to complete"
 
 
-def make_client(
-    service: str, region: str, *, profile: str | None = None, raw_timestamps: bool = False
-) -> Any:
+def make_client(service: str, region: str, *, profile: str | None = None) -> Any:
     """A boto3 client with the CLI's retry policy (`mwaa_elt.aws`), from `profile` or the
-    default credential chain; enough connections for apply's parallel uploads.
-    `raw_timestamps`: see `aws.client`."""
-    return aws.client(service, region, profile=profile, raw_timestamps=raw_timestamps)
+    default credential chain; enough connections for apply's parallel uploads."""
+    return aws.client(service, region, profile=profile)
 
 
 def store_client(region: str, *, profile: str | None = None) -> Any:
-    """The S3 client of a `StageStore`: the store reads no timestamp from S3's answers, so
-    they are left unparsed (the DAG prefix's listing is read on every promotion)."""
-    return make_client("s3", region, profile=profile, raw_timestamps=True)
+    """The S3 client of a `StageStore`, as `make_client` gives it but for timestamps: the store
+    reads none from S3's answers, so they are left unparsed (`aws.client`'s `raw_timestamps`;
+    the DAG prefix's listing is read on every promotion)."""
+    return aws.client("s3", region, profile=profile, raw_timestamps=True)
 
 
 class StageStore:
