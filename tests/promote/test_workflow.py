@@ -10,11 +10,11 @@ from mwaa_elt.promote.builds import Prepared
 from mwaa_elt.promote.execute import Outcome
 from mwaa_elt.promote.explain import plan_json, plan_rows, plan_summary, up_to_date_json
 from mwaa_elt.promote.manifest import Manifest, PipelineRecord, Written
+from mwaa_elt.promote.opening import PromoteRequest
 from mwaa_elt.promote.plan import DeleteDag, PipelineChange, Plan, WriteDag, WriteManifest
 from mwaa_elt.promote.workflow import (
     AvailableGate,
     DagBagGate,
-    PromoteRequest,
     RequirementsGate,
     SourceRunsGate,
     promotion_gates,

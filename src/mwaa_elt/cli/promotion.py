@@ -98,9 +98,7 @@ def promote(
     project_dir: ProjectDir = None,
 ) -> None:
     """Promote pipelines into a stage: plan, gates, ordered uploads, manifest; `--plan` first."""
-    from mwaa_elt.promote.explain import plan_json
-    from mwaa_elt.promote.gates import cancel_started_gates
-    from mwaa_elt.promote.workflow import PromoteRequest, prepare_promotions
+    from mwaa_elt.promote.opening import PromoteRequest, open_promotion
 
     if prune and pipelines:
         raise typer.BadParameter(
@@ -120,9 +118,17 @@ def promote(
         rollback_on_error=rollback_on_error,
         source_profile=source_profile,
     )
+    project = project_at(project_dir)
+    # The target's first reads are sent before the rest of the promotion is imported: a
+    # promotion that finds nothing to do mostly waits for them.
+    opening = open_promotion(project, request)
+    from mwaa_elt.promote.explain import plan_json
+    from mwaa_elt.promote.gates import cancel_started_gates
+    from mwaa_elt.promote.workflow import prepare_promotions
+
     # No spinner while preparing: its thread would keep validation and rendering from forking
     # workers; progress lines go to standard error.
-    promotions = prepare_promotions(project_at(project_dir), request, notify=err.print)
+    promotions = prepare_promotions(project, request, notify=err.print, opening=opening)
     # Every environment of the stage (its own, and a cutover's green one) is gated before any
     # is written: a DAG that fails the green environment's gates leaves both as they were.
     try:

@@ -45,30 +45,6 @@ class Prepared:
     unchanged: tuple[str, ...] = ()
 
 
-def check_route(stages: Mapping[str, Stage], source: str | None, target: str) -> Stage:
-    """The target stage, after refusing a promotion that does not follow `promotes_from`."""
-    if target not in stages:
-        raise ConfigError(f"no stage '{target}'; known: {', '.join(stages)}")
-    stage = stages[target]
-    expected = stage.promotes_from
-    if source is None:
-        if expected is not None:
-            raise ConfigError(
-                f"stage {target} promotes from {expected} (stacks/Pulumi.{target}.yaml: "
-                f"promotesFrom); run: mwaa-elt promote --from {expected} --to {target}"
-            )
-        return stage
-    if source not in stages:
-        raise ConfigError(f"no stage '{source}'; known: {', '.join(stages)}")
-    if expected != source:
-        route = f"{expected} → {target}" if expected else f"the working tree → {target}"
-        raise ConfigError(
-            f"refusing {source} → {target}: stage {target} promotes from "
-            f"{expected or 'the working tree'} only ({route}); promotions may not skip a stage"
-        )
-    return stage
-
-
 def from_working_tree(
     project: Project,
     target: Stage,

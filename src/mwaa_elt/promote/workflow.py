@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -19,18 +18,19 @@ from mwaa_elt.errors import ConfigError, MwaaEltError
 from mwaa_elt.project import Project
 from mwaa_elt.promote import gates as gate_checks
 from mwaa_elt.promote.apply import Progress
-from mwaa_elt.promote.builds import Prepared, check_route, from_stage, from_working_tree
+from mwaa_elt.promote.builds import Prepared, from_stage, from_working_tree
 from mwaa_elt.promote.execute import Outcome, Verify, execute
 from mwaa_elt.promote.identity import caller_arn, emulated, identity_now
 from mwaa_elt.promote.lock import LockInfo, clear_stale, lock_owner
 from mwaa_elt.promote.manifest import Manifest
 from mwaa_elt.promote.mwaa import MwaaEnvironment, require_source_runs_succeeded
+from mwaa_elt.promote.opening import Opening, PromoteRequest, TargetReads, open_promotion
 from mwaa_elt.promote.plan import Identity, Plan, build_plan, keys_to_diff
 from mwaa_elt.promote.rollback import plan_rollback
 from mwaa_elt.promote.status import list_live, off_record
 from mwaa_elt.promote.store import StageStore, make_client, store_client
 from mwaa_elt.render.workflow import not_rendered
-from mwaa_elt.stage import Stage, load_all_stages
+from mwaa_elt.stage import Stage
 
 # Called with a line saying what a slow part is doing (rendering, reading the source stage).
 Notify = Callable[[str], None]
@@ -39,21 +39,6 @@ SANDBOX_HAS_NO_MWAA = (
     "the sandbox has no MWAA: pass --skip-mwaa-checks, or point at a real account "
     "(unset AWS_ENDPOINT_URL) — nothing was changed"
 )
-
-
-@dataclass(frozen=True)
-class PromoteRequest:
-    """What `mwaa-elt promote` was asked for: the route, the pipelines and the options."""
-
-    to: str
-    source: str | None = None
-    names: tuple[str, ...] = ()
-    prune: bool = False
-    plan_only: bool = False
-    diffs: bool = False  # show DAG diffs: the live DAG files that change are read
-    skip_mwaa_checks: bool = False
-    rollback_on_error: bool = False
-    source_profile: str | None = None
 
 
 @dataclass(frozen=True)
@@ -157,23 +142,24 @@ def prepare_promotion(
 
 
 def prepare_promotions(
-    project: Project, request: PromoteRequest, notify: Notify | None = None
+    project: Project,
+    request: PromoteRequest,
+    notify: Notify | None = None,
+    opening: Opening | None = None,
 ) -> tuple[Promotion, ...]:
     """One promotion per environment of the target stage: its own and, while its stack has a
     `cutover` block, the green one (rendered for its Airflow version, paused on creation).
-    All are planned before any is gated or written; nothing is written here."""
-    from mwaa_elt.stage.green import environments
-
-    stages = load_all_stages(project.stacks_dir)
-    target = check_route(stages, request.source, request.to)
+    All are planned before any is gated or written; nothing is written here. `opening` is the
+    request's `open_promotion`, when the caller started its reads already."""
+    opening = opening or open_promotion(project, request)
     # Airflow starts for the DagBag gates while the promotion reads, validates and renders;
     # what turns out to have nothing to gate is ended before this returns.
-    for environment in environments(target):
-        gate_checks.start_dagbag_gate(environment.airflow.version, project.root)
+    for reads in opening.reads:
+        gate_checks.start_dagbag_gate(reads.environment.airflow.version, project.root)
     try:
         promotions = tuple(
-            _prepare_into(project, stages, environment, request, notify)
-            for environment in environments(target)
+            _prepare_into(project, opening.stages, reads, request, notify)
+            for reads in opening.reads
         )
     except BaseException:
         gate_checks.cancel_started_gates()
@@ -191,7 +177,7 @@ def prepare_promotions(
 def _prepare_into(
     project: Project,
     stages: dict[str, Stage],
-    target: Stage,
+    reads: TargetReads,
     request: PromoteRequest,
     notify: Notify | None,
 ) -> Promotion:
@@ -199,18 +185,15 @@ def _prepare_into(
     from mwaa_elt.promote.inputs import folder_hashes
     from mwaa_elt.spec.targets import spec_targets
 
-    store = StageStore(target, store_client(target.region))
-    identity = identity_now(caller_arn(target))  # nothing of the stage is read before this
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        # DAG objects that are not the recorded version are converged by content, so their
-        # pipelines are rendered even when their inputs are unchanged. The DAG prefix is
-        # listed while the manifest is read and the working tree hashed.
-        listing = pool.submit(store.current_etags, target.dags_prefix)
-        manifest, etag = store.load_manifest()
-        specs = spec_targets(project, None)[0] if request.source is None else []
-        record = load_folder_hashes(project.cache_dir if specs else None)
-        hashed = folder_hashes(specs, record)
-        current = list_live(store, manifest.pipelines, listing.result())
+    target, store, identity = reads.environment, reads.store, reads.identity
+    # The working tree is hashed while the manifest and the DAG prefix's listing are answered.
+    # DAG objects that are not the recorded version are converged by content, so their
+    # pipelines are rendered even when their inputs are unchanged.
+    specs = spec_targets(project, None)[0] if request.source is None else []
+    record = load_folder_hashes(project.cache_dir if specs else None)
+    hashed = folder_hashes(specs, record)
+    manifest, etag = reads.manifest.result()
+    current = list_live(store, manifest.pipelines, reads.dag_etags.result())
     drifted = off_record(store, manifest.pipelines, current)
     prepared = _prepare(
         project,

@@ -1,0 +1,138 @@
+"""The opening of a promotion: what was asked, the route it takes, and the target's first reads,
+sent before the rest of the promotion is loaded.
+
+A promotion that finds nothing to do spends most of its time waiting for the listing of the
+target's DAG prefix. So as soon as the target is known, who is promoting is checked (STS, against
+the stage's account: nothing of the stage is read before this), and the manifest and that listing
+are sent on their own threads; `promote.workflow` is imported, the working tree hashed and the
+plan built while they are answered. This module imports only what those reads need.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from mwaa_elt.errors import ConfigError
+from mwaa_elt.project import Project
+from mwaa_elt.promote.identity import caller_arn, identity_now
+from mwaa_elt.promote.manifest import Manifest
+from mwaa_elt.promote.plan import Identity
+from mwaa_elt.promote.store import StageStore, store_client
+from mwaa_elt.stage import Stage, load_all_stages
+
+# How long the caller waits for the listing's first request to leave: it is prepared in
+# milliseconds; the bound only keeps a slow credential lookup from holding the caller.
+LISTING_SEND_WAIT_SECONDS = 0.25
+_LISTING_SENT = "before-send.s3.ListObjectsV2"
+
+
+@dataclass(frozen=True)
+class PromoteRequest:
+    """What `mwaa-elt promote` was asked for: the route, the pipelines and the options."""
+
+    to: str
+    source: str | None = None
+    names: tuple[str, ...] = ()
+    prune: bool = False
+    plan_only: bool = False
+    diffs: bool = False  # show DAG diffs: the live DAG files that change are read
+    skip_mwaa_checks: bool = False
+    rollback_on_error: bool = False
+    source_profile: str | None = None
+
+
+@dataclass(frozen=True)
+class TargetReads:
+    """One environment's store, who promotes into it, and its first reads, in flight."""
+
+    store: StageStore
+    identity: Identity
+    manifest: Future[tuple[Manifest, str | None]]  # the manifest and its ETag
+    dag_etags: Future[dict[str, str]]  # every key under the DAG prefix with its current ETag
+
+    @property
+    def environment(self) -> Stage:
+        """The environment read: the stage itself, or the green one of its cutover."""
+        return self.store.stage
+
+
+@dataclass(frozen=True)
+class Opening:
+    """The stages, the target of the route, and the first reads of each of its environments
+    (`stage.green.environments`: its own, then a cutover's green one), in that order."""
+
+    stages: dict[str, Stage]
+    target: Stage
+    reads: tuple[TargetReads, ...]
+
+
+def check_route(stages: Mapping[str, Stage], source: str | None, target: str) -> Stage:
+    """The target stage, after refusing a promotion that does not follow `promotes_from`."""
+    if target not in stages:
+        raise ConfigError(f"no stage '{target}'; known: {', '.join(stages)}")
+    stage = stages[target]
+    expected = stage.promotes_from
+    if source is None:
+        if expected is not None:
+            raise ConfigError(
+                f"stage {target} promotes from {expected} (stacks/Pulumi.{target}.yaml: "
+                f"promotesFrom); run: mwaa-elt promote --from {expected} --to {target}"
+            )
+        return stage
+    if source not in stages:
+        raise ConfigError(f"no stage '{source}'; known: {', '.join(stages)}")
+    if expected != source:
+        route = f"{expected} → {target}" if expected else f"the working tree → {target}"
+        raise ConfigError(
+            f"refusing {source} → {target}: stage {target} promotes from "
+            f"{expected or 'the working tree'} only ({route}); promotions may not skip a stage"
+        )
+    return stage
+
+
+def open_promotion(project: Project, request: PromoteRequest) -> Opening:
+    """Load the stages, check the route, and start the first reads of every environment of the
+    target; nothing is written."""
+    from mwaa_elt.stage.green import environments
+
+    stages = load_all_stages(project.stacks_dir)
+    target = check_route(stages, request.source, request.to)
+    return Opening(stages, target, tuple(start_reads(env) for env in environments(target)))
+
+
+def start_reads(environment: Stage) -> TargetReads:
+    """Check who is promoting into `environment`, then send the reads of its manifest and of its
+    DAG prefix; returned once the listing, the longer of the two, is on the wire."""
+    store = StageStore(environment, store_client(environment.region))
+    identity = identity_now(caller_arn(environment))  # nothing of the stage is read before this
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mwaa-elt-opening")
+    try:
+        dag_etags = _listing_sent(store, environment.dags_prefix, pool)
+        manifest = pool.submit(store.load_manifest)
+    finally:
+        pool.shutdown(wait=False)  # its threads end with their reads
+    return TargetReads(store, identity, manifest, dag_etags)
+
+
+def _listing_sent(store: StageStore, prefix: str, pool: Executor) -> Future[dict[str, str]]:
+    """`store.current_etags(prefix)` on `pool`, once its first request has left (or it ended
+    first). Until then it shares the interpreter with whatever the caller does next, and
+    importing the workflow would hold it long enough to send the request late."""
+    on_the_wire = threading.Event()
+
+    def sent(**_: Any) -> None:
+        on_the_wire.set()
+
+    events = store.client.meta.events
+    events.register(_LISTING_SENT, sent)
+    try:
+        listing = pool.submit(store.current_etags, prefix)
+        listing.add_done_callback(lambda _: on_the_wire.set())
+        on_the_wire.wait(LISTING_SEND_WAIT_SECONDS)
+    finally:
+        events.unregister(_LISTING_SENT, sent)
+    return listing
