@@ -19,6 +19,7 @@ from mwaa_elt.project import Project
 from mwaa_elt.promote import gates as gate_checks
 from mwaa_elt.promote.apply import Progress
 from mwaa_elt.promote.builds import Prepared, from_stage, from_working_tree
+from mwaa_elt.promote.bundle import Bundle, build_bundle
 from mwaa_elt.promote.execute import Outcome, Verify, execute
 from mwaa_elt.promote.identity import caller_arn, emulated, identity_now
 from mwaa_elt.promote.lock import LockInfo, clear_stale, lock_owner
@@ -182,17 +183,19 @@ def _prepare_into(
     notify: Notify | None,
 ) -> Promotion:
     from mwaa_elt.promote.hash_cache import load_folder_hashes
-    from mwaa_elt.promote.inputs import folder_hashes
+    from mwaa_elt.promote.inputs import environment_digest, folder_hashes
     from mwaa_elt.spec.targets import spec_targets
 
     target, store, identity = reads.environment, reads.store, reads.identity
-    # The working tree is hashed while the manifest and the DAG prefix's listing are answered.
-    # DAG objects that are not the recorded version are converged by content, so their
-    # pipelines are rendered even when their inputs are unchanged.
+    # The inputs are hashed while the manifest and the DAG prefix's listing are answered.
     specs = spec_targets(project, None)[0] if request.source is None else []
     record = load_folder_hashes(project.cache_dir if specs else None)
     hashed = folder_hashes(specs, record)
+    environment = environment_digest(target, project.stacks_dir, project.root)
+    templates = build_bundle(project.templates_dir) if request.source is None else None
     manifest, etag = reads.manifest.result()
+    # DAG objects that are not the recorded version are converged by content, so their
+    # pipelines are rendered even when their inputs are unchanged.
     current = list_live(store, manifest.pipelines, reads.dag_etags.result())
     drifted = off_record(store, manifest.pipelines, current)
     prepared = _prepare(
@@ -201,7 +204,7 @@ def _prepare_into(
         target,
         request,
         manifest,
-        _Inputs(specs, hashed, set(drifted)),
+        _Inputs(specs, hashed, environment, templates, set(drifted)),
         notify or (lambda _: None),
     )
     record.save()  # the working tree validated: its folder hashes are worth keeping
@@ -373,10 +376,13 @@ def _verify_after(target: Stage, skip: bool, rollback_on_error: bool) -> VerifyA
 
 @dataclass(frozen=True)
 class _Inputs:
-    """The working tree's specs and folder hashes, and the pipelines never to trust."""
+    """The working tree's specs and folder hashes, the digest of the inputs every pipeline
+    shares, the templates' bundle (None from a stage), and the pipelines never to trust."""
 
     specs: Sequence[Path]
     hashed: Mapping[Path, str]
+    environment: str
+    templates: Bundle | None
     force: set[str]
 
 
@@ -391,14 +397,11 @@ def _prepare(
 ) -> Prepared:
     """What the promotion moves: the working tree's pipelines, or the source stage's; only
     those whose inputs differ from what the target's manifest records are rendered."""
-    from mwaa_elt.promote.bundle import build_bundle
-    from mwaa_elt.promote.inputs import environment_digest, select_working_tree
+    from mwaa_elt.promote.inputs import select_working_tree
 
     names: Sequence[str] | None = list(request.names) or None
-    environment = environment_digest(target, project.stacks_dir, project.root)
-    force = inputs.force
-    if request.source is None:
-        templates = build_bundle(project.templates_dir)
+    environment, templates, force = inputs.environment, inputs.templates, inputs.force
+    if templates is not None:
         selection = select_working_tree(
             list(inputs.specs),
             project.pipelines_dir,
