@@ -1,0 +1,104 @@
+"""The opening of a promotion: the route is checked before AWS is called, who is promoting before
+anything of the stage is read, and the DAG prefix's listing is on the wire when it returns."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mwaa_elt.errors import ConfigError
+from mwaa_elt.project import Project
+from mwaa_elt.promote import identity, opening
+from mwaa_elt.promote.manifest import Manifest
+from mwaa_elt.promote.opening import PromoteRequest, open_promotion
+from mwaa_elt.promote.store import StageStore, store_client
+
+LISTING_PREPARED_SECONDS = 0.1
+
+
+class Wire:
+    """What reached the wire, in order: STS checks and the stage store's S3 requests."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.sent: list[str] = []
+
+    def add(self, what: str) -> None:
+        with self.lock:
+            self.sent.append(what)
+
+    def store_client(self, region: str, *, profile: str | None = None) -> Any:
+        client = store_client(region, profile=profile)
+        for operation in ("ListObjectsV2", "GetObject"):
+            # First among the handlers of the operation's own event: before the opening's.
+            client.meta.events.register_first(
+                f"before-send.s3.{operation}", lambda _name=operation, **_: self.add(_name)
+            )
+        return client
+
+
+@pytest.fixture
+def wire(monkeypatch: pytest.MonkeyPatch, endpoint: str) -> Wire:
+    recorded = Wire()
+    monkeypatch.setattr(opening, "store_client", recorded.store_client)
+    checked = opening.caller_arn
+
+    def caller_arn(stage: Any, sts: Any = None) -> str:
+        recorded.add("GetCallerIdentity")
+        return checked(stage, sts)
+
+    monkeypatch.setattr(opening, "caller_arn", caller_arn)
+    return recorded
+
+
+def test_the_listing_is_on_the_wire_when_the_promotion_opens(
+    wire: Wire, scratch_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Preparing the listing's request takes a while in its thread: the opening waits for it.
+    prepare = StageStore.current_etags
+
+    def slow_to_prepare(self: StageStore, prefix: str) -> dict[str, str]:
+        time.sleep(LISTING_PREPARED_SECONDS)
+        return prepare(self, prefix)
+
+    monkeypatch.setattr(StageStore, "current_etags", slow_to_prepare)
+    opened = open_promotion(Project(scratch_project), PromoteRequest(to="dev"))
+    on_return = list(wire.sent)
+    assert on_return[0] == "GetCallerIdentity"
+    assert "ListObjectsV2" in on_return
+    (reads,) = opened.reads
+    assert reads.environment.name == "dev"
+    assert reads.dag_etags.result() == {}
+    assert reads.manifest.result() == (Manifest(stage="dev"), None)
+    assert reads.identity.promoted_by.endswith(":user/moto")
+    assert wire.sent[0] == "GetCallerIdentity"
+    assert sorted(wire.sent[1:]) == ["GetObject", "ListObjectsV2"]
+
+
+def test_credentials_of_another_account_read_nothing_of_the_stage(
+    wire: Wire, scratch_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(identity, "emulated", lambda: False)  # moto's account is not dev's
+    with pytest.raises(ConfigError, match="lives in 111111111111"):
+        open_promotion(Project(scratch_project), PromoteRequest(to="dev"))
+    assert wire.sent == ["GetCallerIdentity"]
+
+
+@pytest.mark.parametrize(
+    ("request_", "message"),
+    [
+        (PromoteRequest(to="qa"), "no stage 'qa'"),
+        (PromoteRequest(to="prod", source="dev"), "promotions may not skip a stage"),
+        (PromoteRequest(to="staging"), "run: mwaa-elt promote --from dev --to staging"),
+    ],
+)
+def test_a_refused_route_calls_no_aws_at_all(
+    wire: Wire, scratch_project: Path, request_: PromoteRequest, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        open_promotion(Project(scratch_project), request_)
+    assert wire.sent == []
