@@ -231,6 +231,17 @@ def test_pipelines_unchanged_by_their_inputs_are_kept_without_a_build(dev: Stage
     assert _applied(plan).pipelines["a"] == manifest.pipelines["a"]
 
 
+def test_a_pipeline_given_twice_is_refused_naming_only_the_repeated_ones(dev: Stage) -> None:
+    import pytest
+
+    from mwaa_elt.errors import ConfigError
+
+    manifest = _applied(_plan(dev, [build(dev, name) for name in ("a", "b", "c")]))
+    twice = [build(dev, "b", sql="select 2"), build(dev, "c", sql="select 2")]
+    with pytest.raises(ConfigError, match=r"pipelines given more than once: b, c$"):
+        _plan(dev, [*twice, build(dev, "c", sql="select 3")], manifest, unchanged=["a", "b"])
+
+
 def test_new_inputs_of_an_identical_render_are_recorded_without_writing_a_dag(dev: Stage) -> None:
     manifest = _applied(_plan(dev, [_with_inputs(build(dev, "a"), "old")]))
     plan = _plan(dev, [_with_inputs(build(dev, "a"), "new")], manifest)

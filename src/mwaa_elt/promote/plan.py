@@ -8,6 +8,7 @@ scripts, source bundles and template snapshots, then DAG files, then the manifes
 from __future__ import annotations
 
 import difflib
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
@@ -503,7 +504,7 @@ def _check_builds(
     unknown = sorted(set(unchanged) - set(manifest.pipelines))
     if unknown:
         raise ConfigError(f"not live in stage {stage.name}, so not unchanged: {', '.join(unknown)}")
-    duplicates = sorted({name for name in names if names.count(name) > 1})
+    duplicates = sorted(name for name, count in Counter(names).items() if count > 1)
     if duplicates:
         raise ConfigError(f"pipelines given more than once: {', '.join(duplicates)}")
     for build in builds:
