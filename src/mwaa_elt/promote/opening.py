@@ -5,7 +5,7 @@ A promotion that finds nothing to do spends most of its time waiting for the lis
 target's DAG prefix. So as soon as the target is known, who is promoting is checked (STS, against
 the stage's account: nothing of the stage is read before this), and the manifest and that listing
 are sent on their own threads; `promote.workflow` is imported, the working tree hashed and the
-plan built while they are answered. This module imports only what those reads need.
+shared inputs digested while they are answered. This module imports only what those reads need.
 """
 
 from __future__ import annotations
