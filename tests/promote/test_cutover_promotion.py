@@ -124,6 +124,43 @@ def test_a_cutover_stage_gets_every_pipeline_in_both_environments(cutover, stage
     )
 
 
+def test_both_environments_reads_end_before_either_is_validated_or_rendered(
+    cutover, stages, gate_versions, monkeypatch
+):
+    """Validation and rendering fork workers only from a process running no other thread
+    (`parallel.worker_count`): green's reads, still answered while blue is prepared, are
+    waited for first. (The emulator's own request threads run in this test's process.)"""
+    import threading
+    import time
+
+    from mwaa_elt.promote import workflow
+    from mwaa_elt.promote.store import StageStore
+    from mwaa_elt.stage.green import GreenStage
+
+    promote("--to", "dev")
+    listing = StageStore.current_etags
+
+    def green_answers_late(self: StageStore, prefix: str) -> dict[str, str]:
+        if isinstance(self.stage, GreenStage):
+            time.sleep(0.5)
+        return listing(self, prefix)
+
+    prepare = workflow._prepare
+    readers_when_prepared: list[list[str]] = []
+
+    def prepare_noting_readers(*args: Any, **kwargs: Any) -> Any:
+        readers_when_prepared.append(
+            [t.name for t in threading.enumerate() if t.name.startswith("mwaa-elt-opening")]
+        )
+        return prepare(*args, **kwargs)
+
+    monkeypatch.setattr(StageStore, "current_etags", green_answers_late)
+    monkeypatch.setattr(workflow, "_prepare", prepare_noting_readers)
+    result = promote("--from", "dev", "--to", "staging")
+    assert result["cutover"]["environment"] == "mwaa-elt-staging-green"
+    assert readers_when_prepared == [[], []]
+
+
 def test_one_changed_sql_rewrites_both_copies_and_nothing_else(cutover, stages, gate_versions):
     promote("--to", "dev")
     promote("--from", "dev", "--to", "staging")

@@ -47,12 +47,14 @@ class PromoteRequest:
 
 @dataclass(frozen=True)
 class TargetReads:
-    """One environment's store, who promotes into it, and its first reads, in flight."""
+    """One environment's store, who promotes into it, and its first reads, in flight on their
+    own threads."""
 
     store: StageStore
     identity: Identity
     manifest: Future[tuple[Manifest, str | None]]  # the manifest and its ETag
     dag_etags: Future[dict[str, str]]  # every key under the DAG prefix with its current ETag
+    threads: ThreadPoolExecutor
 
     @property
     def environment(self) -> Stage:
@@ -68,6 +70,13 @@ class Opening:
     stages: dict[str, Stage]
     target: Stage
     reads: tuple[TargetReads, ...]
+
+    def finish(self) -> None:
+        """Wait until every environment's reads are answered and their threads have ended:
+        validation and rendering fork their workers only from a process running no other
+        thread (`parallel.worker_count`), and otherwise run on one core."""
+        for reads in self.reads:
+            reads.threads.shutdown(wait=True)
 
 
 def check_route(stages: Mapping[str, Stage], source: str | None, target: str) -> Stage:
@@ -109,13 +118,13 @@ def start_reads(environment: Stage) -> TargetReads:
     DAG prefix; returned once the listing, the longer of the two, is on the wire."""
     store = StageStore(environment, store_client(environment.region))
     identity = identity_now(caller_arn(environment))  # nothing of the stage is read before this
-    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mwaa-elt-opening")
+    threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mwaa-elt-opening")
     try:
-        dag_etags = _listing_sent(store, environment.dags_prefix, pool)
-        manifest = pool.submit(store.load_manifest)
+        dag_etags = _listing_sent(store, environment.dags_prefix, threads)
+        manifest = threads.submit(store.load_manifest)
     finally:
-        pool.shutdown(wait=False)  # its threads end with their reads
-    return TargetReads(store, identity, manifest, dag_etags)
+        threads.shutdown(wait=False)  # they end with their reads (`Opening.finish` waits)
+    return TargetReads(store, identity, manifest, dag_etags, threads)
 
 
 def _listing_sent(store: StageStore, prefix: str, pool: Executor) -> Future[dict[str, str]]:

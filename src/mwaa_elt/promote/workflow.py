@@ -159,8 +159,7 @@ def prepare_promotions(
         gate_checks.start_dagbag_gate(reads.environment.airflow.version, project.root)
     try:
         promotions = tuple(
-            _prepare_into(project, opening.stages, reads, request, notify)
-            for reads in opening.reads
+            _prepare_into(project, opening, reads, request, notify) for reads in opening.reads
         )
     except BaseException:
         gate_checks.cancel_started_gates()
@@ -177,7 +176,7 @@ def prepare_promotions(
 
 def _prepare_into(
     project: Project,
-    stages: dict[str, Stage],
+    opening: Opening,
     reads: TargetReads,
     request: PromoteRequest,
     notify: Notify | None,
@@ -197,7 +196,9 @@ def _prepare_into(
     # DAG objects that are not the recorded version are converged by content, so their
     # pipelines are rendered even when their inputs are unchanged.
     current = list_live(store, manifest.pipelines, reads.dag_etags.result())
+    opening.finish()  # before validation and rendering fork their workers
     drifted = off_record(store, manifest.pipelines, current)
+    stages = opening.stages
     prepared = _prepare(
         project,
         stages,
