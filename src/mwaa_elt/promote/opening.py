@@ -110,14 +110,17 @@ def open_promotion(project: Project, request: PromoteRequest) -> Opening:
 
     stages = load_all_stages(project.stacks_dir)
     target = check_route(stages, request.source, request.to)
-    return Opening(stages, target, tuple(start_reads(env) for env in environments(target)))
+    # One check for every environment: a cutover's green one lives in the stage's account.
+    identity = identity_now(caller_arn(target))  # nothing of the stage is read before this
+    reads = tuple(start_reads(env, identity) for env in environments(target))
+    return Opening(stages, target, reads)
 
 
-def start_reads(environment: Stage) -> TargetReads:
-    """Check who is promoting into `environment`, then send the reads of its manifest and of its
-    DAG prefix; returned once the listing, the longer of the two, is on the wire."""
+def start_reads(environment: Stage, identity: Identity) -> TargetReads:
+    """Send the reads of `environment`'s manifest and of its DAG prefix, for the promoter
+    `identity` checked already; returned once the listing, the longer of the two, is on the
+    wire."""
     store = StageStore(environment, store_client(environment.region))
-    identity = identity_now(caller_arn(environment))  # nothing of the stage is read before this
     threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mwaa-elt-opening")
     try:
         dag_etags = _listing_sent(store, environment.dags_prefix, threads)

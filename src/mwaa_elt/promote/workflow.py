@@ -402,7 +402,8 @@ def _prepare(
 
     names: Sequence[str] | None = list(request.names) or None
     environment, templates, force = inputs.environment, inputs.templates, inputs.force
-    if templates is not None:
+    if request.source is None:
+        assert templates is not None  # bundled for every promotion from the working tree
         selection = select_working_tree(
             list(inputs.specs),
             project.pipelines_dir,
