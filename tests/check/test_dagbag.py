@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -25,8 +27,11 @@ from mwaa_elt.check import (
     cancel_probe,
     run_dagbag,
     run_started,
+    run_started_each,
     start_probe,
 )
+from mwaa_elt.check.dagbag import _end
+from mwaa_elt.errors import ExternalError
 
 DAG_RULES = [
     IMPORTS,
@@ -154,3 +159,102 @@ def test_a_started_probe_that_is_not_needed_ends_and_leaves_nothing(airflow_vers
     cancel_probe(started)
     assert started.process.returncode is not None
     assert not Path(started.scratch.name).exists()
+
+
+def _findings(reports: list[CheckReport] | tuple[CheckReport, ...]) -> list[tuple[str, list]]:
+    return sorted(
+        (file.path.name, [(x.rule, x.ok) for x in file.findings])
+        for report in reports
+        for file in report.files
+    )
+
+
+def test_a_started_probe_loads_each_folder_in_a_forked_process_with_the_same_verdicts(
+    report: CheckReport, sample_dags: Path, airflow_version: str, tmp_path: Path
+) -> None:
+    """`run_started_each` (the promotion's DagBag gate, one share per core): each folder is
+    loaded in a process forked from the probe once Airflow is imported, and every file gets the
+    verdicts one fresh process over all of them gives."""
+    files = sorted(sample_dags.glob("*.py"))
+    twins = [f for f in files if f.name.startswith("twin_")]  # a clash is seen within a folder
+    others = [f for f in files if f not in twins]
+    folders = []
+    for index, share in enumerate([twins + others[::2], others[1::2]]):
+        folder = tmp_path / f"part-{index}"
+        folder.mkdir()
+        for source in share:
+            shutil.copy(source, folder / source.name)
+        folders.append(folder)
+    started = start_probe(airflow_version)
+    parts = run_started_each(started, folders, budget_seconds=BUDGET_SECONDS)
+    assert [part.dags_folder for part in parts] == [folder.resolve() for folder in folders]
+    assert [len(part.files) for part in parts] == [len(list(f.glob("*.py"))) for f in folders]
+    assert _findings(parts) == _findings([report])
+    assert started.process.returncode == 0
+    assert not Path(started.scratch.name).exists()
+
+
+def test_a_forked_load_that_dies_fails_the_whole_load_naming_its_folder(
+    sample_dags: Path, airflow_version: str, tmp_path: Path
+) -> None:
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    good.mkdir()
+    bad.mkdir()
+    shutil.copy(sample_dags / "sales_orders.py", good / "sales_orders.py")
+    (bad / "dies.py").write_text("import os\n\nos._exit(3)\n")
+    with pytest.raises(ExternalError) as raised:
+        run_started_each(start_probe(airflow_version), [good, bad])
+    text = "\n".join(raised.value.messages)
+    assert f"{bad.resolve()}: the process loading it ended with 3" in text
+    assert str(good.resolve()) + ":" not in text
+
+
+def _running(pid: int) -> bool:
+    """Whether `pid` is a live process (not gone, not a zombie nobody reaped)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_ending_a_probe_ends_the_loads_it_forked(airflow_version: str, tmp_path: Path) -> None:
+    """A load cut short (Ctrl-C, the probe's time limit, a gate that is abandoned) leaves no
+    Airflow process behind: the probe runs in its own process group, ended whole."""
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    folders = []
+    for index in range(2):
+        folder = tmp_path / f"part-{index}"
+        folder.mkdir()
+        (folder / f"slow_{index}.py").write_text(
+            f"import os\nimport time\n\nopen(os.path.join({str(pids)!r}, str(os.getpid())), 'w')"
+            ".close()\ntime.sleep(300)\n"
+        )
+        folders.append(folder)
+    started = start_probe(airflow_version)
+    failures: list[BaseException] = []
+
+    def load() -> None:
+        try:
+            run_started_each(started, folders)
+        except BaseException as error:  # what the gate's caller would see
+            failures.append(error)
+
+    loading = threading.Thread(target=load)
+    loading.start()
+    deadline = time.monotonic() + 120
+    while len(list(pids.iterdir())) < len(folders) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    forked = [int(path.name) for path in pids.iterdir()]
+    assert len(forked) == len(folders) and started.process.pid not in forked
+    assert all(_running(pid) for pid in forked)
+    _end(started.process)
+    deadline = time.monotonic() + 10  # well before Airflow's own import timeout (30 s)
+    while any(_running(pid) for pid in forked) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_running(pid) for pid in forked)
+    loading.join(timeout=60)
+    cancel_probe(started)
+    assert not loading.is_alive() and isinstance(failures[0], ExternalError)

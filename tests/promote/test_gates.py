@@ -140,24 +140,47 @@ def _loaded(folder: Path, version: str, *, project_root: Path) -> CheckReport:
     return CheckReport(version, folder, 1.0, 2.0, tuple(reports))
 
 
+class _Probes:
+    """`start_probe`, `run_started_each` and `cancel_probe` as the gate calls them, loading each
+    folder as `_loaded` does and remembering what was started, loaded and ended."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.started: list[SimpleNamespace] = []
+        self.loads: list[tuple[SimpleNamespace, list[Path]]] = []
+        self.shares: list[int] = []  # DAG files per folder, at the last load
+        self.cancelled: list[SimpleNamespace] = []
+        monkeypatch.setattr(gates, "start_probe", self.start)
+        monkeypatch.setattr(gates, "run_started_each", self.run_each)
+        monkeypatch.setattr(gates, "cancel_probe", self.cancelled.append)
+
+    def start(self, version: str, *, project_root: Path, niceness: int = 0) -> SimpleNamespace:
+        probe = SimpleNamespace(airflow_version=version, niceness=niceness)
+        self.started.append(probe)
+        return probe
+
+    def run_each(self, probe: SimpleNamespace, folders: list[Path]) -> tuple[CheckReport, ...]:
+        self.loads.append((probe, list(folders)))
+        self.shares = [len(list(folder.iterdir())) for folder in folders]
+        return tuple(_loaded(f, probe.airflow_version, project_root=ROOT) for f in folders)
+
+
 @pytest.mark.parametrize("workers", ["1", "2", "3"])
-def test_the_dagbag_gate_loads_each_dag_once_in_however_many_airflow_processes(
-    stages: dict[str, Stage], monkeypatch, workers: str
+def test_the_dagbag_gate_loads_each_dag_once_in_one_share_per_core(
+    stages: dict[str, Stage], monkeypatch, tmp_path: Path, workers: str
 ) -> None:
     monkeypatch.setenv("MWAA_ELT_WORKERS", workers)
-    folders: list[Path] = []
-
-    def loaded(folder: Path, version: str, *, project_root: Path) -> CheckReport:
-        folders.append(folder)
-        return _loaded(folder, version, project_root=project_root)
-
-    monkeypatch.setattr(gates, "run_dagbag", loaded)
+    probes = _Probes(monkeypatch, tmp_path)
     stage = stages["dev"]
     names = [f"p{index:03d}" for index in range(10) if index != 7]
     report = gates.dagbag_gate(_many(stage, 10), stage, ROOT, names)
-    assert len(folders) == int(workers)  # one Airflow process per share
+    ((probe, folders),) = probes.loads  # one Airflow import, whatever the number of shares
+    assert probes.started == [probe] and probe.niceness == 0  # nothing started ahead
+    assert len(folders) == int(workers)  # one forked process per share
+    assert sum(probes.shares) == len(names) and max(probes.shares) - min(probes.shares) <= 1
     assert sorted(f.path.name for f in report.files) == sorted(f"{n}.py" for n in names)
     assert report.airflow_version == stage.airflow.version and report.ok
+    assert probes.cancelled == [probe]  # ended, with anything it forked
 
     with pytest.raises(ConfigError) as raised:  # a failure in any share refuses the promotion
         gates.dagbag_gate(_many(stage, 10), stage, ROOT, [f"p{i:03d}" for i in range(10)])
@@ -165,50 +188,28 @@ def test_the_dagbag_gate_loads_each_dag_once_in_however_many_airflow_processes(
     assert "integrity gate failed" in raised.value.messages[-1]
 
 
-def test_the_dagbag_gate_gives_its_first_share_to_the_probe_started_ahead(
+def test_the_dagbag_gate_loads_every_share_in_the_probe_started_ahead(
     stages: dict[str, Stage], monkeypatch, tmp_path: Path
 ) -> None:
-    """`start_dagbag_gate` starts Airflow while the promotion renders; the gate loads the first
-    two shares of the DAG files there (it has no start-up left) and the others in processes
-    of their own, each DAG once."""
+    """`start_dagbag_gate` starts Airflow while the promotion renders, below the promotion's
+    priority; the gate loads every share from it (each forked once Airflow is imported), and a
+    started probe whose gate never runs is ended."""
     monkeypatch.setenv("MWAA_ELT_WORKERS", "2")
+    probes = _Probes(monkeypatch, tmp_path)
     stage = stages["dev"]
-    started: list[SimpleNamespace] = []
-    ran: list[str] = []
-    cancelled: list[SimpleNamespace] = []
-
-    def start(version: str, *, project_root: Path, niceness: int) -> SimpleNamespace:
-        assert niceness > 0  # below the promotion's own priority
-        folder = tmp_path / f"started-{len(started)}"
-        folder.mkdir()
-        started.append(SimpleNamespace(dags_folder=folder, airflow_version=version))
-        return started[-1]
-
-    def run_started(probe: SimpleNamespace) -> CheckReport:
-        ran.append("started")
-        return _loaded(probe.dags_folder, probe.airflow_version, project_root=ROOT)
-
-    def run_fresh(folder: Path, version: str, *, project_root: Path) -> CheckReport:
-        ran.append("fresh")
-        return _loaded(folder, version, project_root=project_root)
-
-    monkeypatch.setattr(gates, "start_probe", start)
-    monkeypatch.setattr(gates, "run_started", run_started)
-    monkeypatch.setattr(gates, "run_dagbag", run_fresh)
-    monkeypatch.setattr(gates, "cancel_probe", cancelled.append)
-
     gates.start_dagbag_gate(stage.airflow.version, ROOT)
     gates.start_dagbag_gate(stage.airflow.version, ROOT)  # one per version and project
-    assert len(started) == 1
+    (ahead,) = probes.started
+    assert ahead.niceness > 0  # below the promotion's own priority
     names = [f"p{index:03d}" for index in range(10) if index != 7]
     report = gates.dagbag_gate(_many(stage, 10), stage, ROOT, names)
-    assert sorted(ran) == ["fresh", "started"]
+    assert [(probe, len(folders)) for probe, folders in probes.loads] == [(ahead, 2)]
+    assert probes.shares == [5, 4]
     assert sorted(f.path.name for f in report.files) == sorted(f"{n}.py" for n in names)
-    assert len(list(started[0].dags_folder.iterdir())) == 6  # two shares of three
-    assert cancelled == [started[0]]  # released (a no-op for a probe that has run)
+    assert probes.cancelled == [ahead]  # released (a no-op for a probe that has run)
 
     gates.start_dagbag_gate(stage.airflow.version, ROOT)  # a gate that never runs
     gates.cancel_started_gates()
-    assert cancelled == [started[0], started[1]]
-    gates.dagbag_gate(_many(stage, 10), stage, ROOT, names)  # nothing started: all fresh
-    assert ran.count("started") == 1
+    assert probes.cancelled == [ahead, probes.started[1]]
+    gates.dagbag_gate(_many(stage, 10), stage, ROOT, names)  # nothing started: one started now
+    assert probes.loads[-1][0] is probes.started[2] and probes.started[2].niceness == 0

@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import tempfile
 import time
@@ -180,7 +181,8 @@ def _probe_json(
 @dataclass
 class StartedProbe:
     """A DagBag probe importing Airflow while its caller still writes the DAG files into
-    `dags_folder` (the probe's `--wait`): `run_started` loads them, `cancel_probe` ends it."""
+    `dags_folder` (the probe's `--wait`): `run_started` loads them (`run_started_each`, other
+    folders, in processes forked from it), `cancel_probe` ends it and anything it forked."""
 
     airflow_version: str
     python: Path
@@ -194,8 +196,8 @@ def start_probe(
     airflow_version: str, *, project_root: Path | None = None, niceness: int = 0
 ) -> StartedProbe:
     """Start the probe of `airflow_version` on an empty folder of its own, `niceness` below
-    the caller's priority where the system has priorities; ConfigError when the environment
-    is not built."""
+    the caller's priority where the system has priorities, in a process group of its own (what
+    it forks ends with it); ConfigError when the environment is not built."""
     python = airflow_python(airflow_version, project_root)
     scratch = tempfile.TemporaryDirectory(prefix="mwaa-elt-probe-")
     folder = Path(scratch.name, "dags").resolve()
@@ -211,6 +213,7 @@ def start_probe(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            process_group=0,
         )
     except OSError:
         scratch.cleanup()
@@ -224,33 +227,66 @@ def start_probe(
 
 def run_started(probe: StartedProbe, *, budget_seconds: float = 1.0) -> CheckReport:
     """Load the DAG files now in `probe.dags_folder`; the report `run_dagbag` gives."""
+    data, elapsed = _load_started(probe, "load", probe.dags_folder)
+    return _report(data, budget_seconds, elapsed)
+
+
+def run_started_each(
+    probe: StartedProbe, folders: Sequence[Path], *, budget_seconds: float = 1.0
+) -> tuple[CheckReport, ...]:
+    """Load each of `folders` in its own process forked from the started probe once Airflow is
+    imported, all at once (one import, however many cores share the files); one report per
+    folder, in order, each what `run_dagbag` would give for it."""
+    line = json.dumps([str(folder.resolve()) for folder in folders])
+    data, elapsed = _load_started(probe, line, folders[0] if len(folders) == 1 else None)
+    reports = data.get("reports")
+    if not isinstance(reports, list) or len(reports) != len(folders):
+        raise ExternalError(
+            f"Airflow {probe.airflow_version} DagBag probe ({probe.python}) answered "
+            f"{len(reports) if isinstance(reports, list) else 'no'} report(s) for "
+            f"{len(folders)} folder(s)"
+        )
+    return tuple(_report(part, budget_seconds, elapsed) for part in reports)
+
+
+def _load_started(
+    probe: StartedProbe, line: str, shown: Path | None
+) -> tuple[dict[str, Any], float]:
+    """Send the started probe its `line`; its JSON and the seconds since it started."""
     try:
         try:
-            stdout, stderr = probe.process.communicate("load\n", timeout=PROBE_TIMEOUT_SECONDS)
+            stdout, stderr = probe.process.communicate(line + "\n", timeout=PROBE_TIMEOUT_SECONDS)
         except subprocess.TimeoutExpired as error:
-            probe.process.kill()
+            _end(probe.process)
             probe.process.communicate()
-            raise _timed_out(probe.airflow_version, probe.dags_folder) from error
+            raise _timed_out(probe.airflow_version, shown or probe.dags_folder) from error
         elapsed = time.monotonic() - probe.started
         data = _probe_json(
             probe.process.returncode, stdout, stderr, probe.airflow_version, probe.python
         )
-        return _report(data, budget_seconds, elapsed)
+        return data, elapsed
     finally:
         probe.scratch.cleanup()
 
 
 def cancel_probe(probe: StartedProbe) -> None:
-    """End a started probe that will not be needed, and remove its folder."""
-    process = probe.process
-    if process.poll() is None:
-        process.kill()
-    process.wait()
-    for stream in (process.stdin, process.stdout, process.stderr):
+    """End a started probe that will not be needed, with what it forked, and remove its folder."""
+    _end(probe.process)
+    for stream in (probe.process.stdin, probe.process.stdout, probe.process.stderr):
         if stream is not None:
             with contextlib.suppress(OSError):
                 stream.close()
     probe.scratch.cleanup()
+
+
+def _end(process: subprocess.Popen[str]) -> None:
+    """Kill a probe still running and every process it forked (its process group)."""
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):  # not the leader of a group of its own
+            process.kill()
+    process.wait()
 
 
 def run_dagbag(

@@ -4,7 +4,10 @@ Runs inside an Airflow venv (2.x or 3.x) with only the standard library and Airf
 `<venv>/bin/python dagbag_probe.py --dags-folder DIR [--render-templates DAG_ID TASK_ID DATE]...`.
 It never imports mwaa_elt, needs no metadata database, and writes only the JSON to stdout.
 With `--wait` it imports Airflow first and loads the folder when a line arrives on standard
-input: its caller writes the DAG files meanwhile.
+input: its caller writes the DAG files meanwhile. A line holding a JSON array of folders instead
+loads each of them in a process forked after that import, all at once, and prints
+`{"reports": [...]}`, one report per folder in order: Airflow is imported once however many cores
+share the files, as the scheduler's DAG processor forks its parsers from a warm interpreter.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import shutil
 import sys
 import tempfile
 import time
+import traceback
 import warnings
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -253,6 +257,52 @@ def fill(folder: Path, startup_before: float = 0.0) -> tuple[Any, dict[str, Any]
     return dagbag, report
 
 
+def fill_each(folders: list[Path], startup_before: float) -> list[dict[str, Any]]:
+    """`fill` each folder in a process forked from this one (Airflow imported already), all at
+    once; their reports, in order. A child that fails or dies fails the whole load. One folder
+    is loaded here, with nothing to fork."""
+    if len(folders) == 1:
+        return [fill(folders[0], startup_before)[1]]
+    children = []
+    for folder in folders:
+        answer = tempfile.TemporaryFile()  # noqa: SIM115 - read after the child exits
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the child: fill, write the report, leave without the parent's exit hooks
+            code = 1
+            try:
+                report = fill(folder, startup_before)[1]
+                answer.write(json.dumps(report, default=str).encode())
+                answer.flush()
+                code = 0
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                sys.stderr.flush()
+                os._exit(code)
+        children.append((pid, answer, folder))
+    reports = []
+    failed = []
+    for pid, answer, folder in children:
+        code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+        if code != 0:
+            failed.append(f"{folder}: the process loading it ended with {code}")
+            continue
+        answer.seek(0)
+        reports.append(json.loads(answer.read()))
+    if failed:
+        raise RuntimeError("; ".join(failed))
+    return reports
+
+
+def _folders(line: str) -> list[Path] | None:
+    """The folders a `--wait` line asks to load in forked processes (a JSON array), or None for
+    the one `--dags-folder`."""
+    if not line.startswith("["):
+        return None
+    return [Path(folder).resolve() for folder in json.loads(line)]
+
+
 class _Placeholder:
     """Stands in for run-time values (XComs, Variables, Connections) so templates render offline."""
 
@@ -382,8 +432,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--wait",
         action="store_true",
-        help="import Airflow, then load the folder once a line arrives on standard input "
-        "(end of input instead: exit without loading)",
+        help="import Airflow, then load the folder once a line arrives on standard input, or "
+        "the folders that line names as a JSON array, each in a forked process (end of input "
+        "instead: exit without loading)",
     )
     args = parser.parse_args(argv)
     _prepare_environment()
@@ -391,8 +442,15 @@ def main(argv: list[str] | None = None) -> int:
         startup = 0.0
         if args.wait:
             startup = import_airflow()
-            if not sys.stdin.readline().strip():
+            line = sys.stdin.readline().strip()
+            if not line:
                 return 0  # the caller needs no DagBag after all
+            folders = _folders(line)
+            if folders is not None:
+                json.dump({"reports": fill_each(folders, startup)}, out, default=str)
+                out.write("\n")
+                gc.freeze()
+                return 0
         dagbag, report = fill(args.dags_folder.resolve(), startup)
         report["renders"] = []
         for dag_id, task_id, when in args.render_templates:

@@ -7,7 +7,6 @@ import atexit
 import sys
 import tempfile
 from collections.abc import Collection, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
 from packaging.utils import canonicalize_name
@@ -18,8 +17,7 @@ from mwaa_elt.check import (
     CheckReport,
     StartedProbe,
     cancel_probe,
-    run_dagbag,
-    run_started,
+    run_started_each,
     start_probe,
 )
 from mwaa_elt.errors import ConfigError, MwaaEltError
@@ -74,37 +72,27 @@ def dagbag_gate(
 ) -> CheckReport:
     """Load the DAG files of `pipelines` (those a promotion writes) with the DagBag of the
     stage's Airflow; ConfigError on failure. DAG ids are unique by validation already, so a
-    large batch is split over one Airflow process per core (`parallel.process_count`); the
-    probe started ahead (`start_dagbag_gate`), if there is one, takes the first part."""
+    large batch is split into one share per core (`parallel.process_count`), each loaded in a
+    process forked from one Airflow probe once it has imported Airflow: the probe started ahead
+    (`start_dagbag_gate`) when there is one, else one started now."""
     names = sorted(pipelines)
     share = process_count(len(names))
     version = stage.airflow.version
-    started = _started.pop((version, project_root), None)
-    with tempfile.TemporaryDirectory(prefix="mwaa-elt-gate-") as scratch:
-        folders = [Path(scratch) / f"part-{index}" for index in range(share)]
-        if started is not None:
-            folders[0] = started.dags_folder
-        for folder in folders:
-            folder.mkdir(exist_ok=True)
-        # A started probe has imported Airflow already (seconds, about the cost of loading
-        # hundreds of DAG files): it takes two shares of the files.
-        shares = [0, *range(share)] if started is not None and share > 1 else list(range(share))
-        for index, name in enumerate(names):
-            dag_path = PurePosixPath(render.pipelines[name].dag_path)
-            folder = folders[shares[index % len(shares)]]
-            (folder / dag_path.name).write_bytes(render.files[dag_path.as_posix()])
-
-        def load(folder: Path) -> CheckReport:
-            if started is not None and folder == started.dags_folder:
-                return run_started(started)
-            return run_dagbag(folder, version, project_root=project_root)
-
-        try:
-            with ThreadPoolExecutor(max_workers=share) as pool:
-                parts = list(pool.map(load, folders))
-        finally:
-            if started is not None:
-                cancel_probe(started)  # a no-op once it has run
+    probe = _started.pop((version, project_root), None) or start_probe(
+        version, project_root=project_root
+    )
+    try:
+        with tempfile.TemporaryDirectory(prefix="mwaa-elt-gate-") as scratch:
+            folders = [Path(scratch) / f"part-{index}" for index in range(share)]
+            for folder in folders:
+                folder.mkdir()
+            for index, name in enumerate(names):
+                dag_path = PurePosixPath(render.pipelines[name].dag_path)
+                folder = folders[index % share]
+                (folder / dag_path.name).write_bytes(render.files[dag_path.as_posix()])
+            parts = run_started_each(probe, folders)
+    finally:
+        cancel_probe(probe)  # ends what it forked too, should the load have been cut short
     report = CheckReport(
         airflow_version=parts[0].airflow_version,
         dags_folder=Path(scratch),
