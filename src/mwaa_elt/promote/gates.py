@@ -5,7 +5,6 @@ from __future__ import annotations
 import ast
 import atexit
 import sys
-import tempfile
 from collections.abc import Collection, Iterator
 from pathlib import Path, PurePosixPath
 
@@ -24,6 +23,7 @@ from mwaa_elt.errors import ConfigError, MwaaEltError
 from mwaa_elt.infra.documents.environment_files import build_requirements, package_names
 from mwaa_elt.parallel import process_count
 from mwaa_elt.render import RenderResult
+from mwaa_elt.scratch import scratch_folder
 from mwaa_elt.stage import Stage
 
 # Modules that come with Airflow itself rather than from a distribution requirements.txt names.
@@ -82,12 +82,13 @@ def dagbag_gate(
         version, project_root=project_root
     )
     try:
-        with tempfile.TemporaryDirectory(prefix="mwaa-elt-gate-") as scratch:
+        dags = [PurePosixPath(render.pipelines[name].dag_path) for name in names]
+        sizes = [len(render.files[path.as_posix()]) for path in dags]
+        with scratch_folder("mwaa-elt-gate-", sizes) as scratch:
             folders = [Path(scratch) / f"part-{index}" for index in range(share)]
             for folder in folders:
                 folder.mkdir()
-            for index, name in enumerate(names):
-                dag_path = PurePosixPath(render.pipelines[name].dag_path)
+            for index, dag_path in enumerate(dags):
                 folder = folders[index % share]
                 (folder / dag_path.name).write_bytes(render.files[dag_path.as_posix()])
             parts = run_started_each(probe, folders)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+
+from mwaa_elt.scratch import scratch_folder
 
 # Fixed here rather than read from a pyproject, so output never depends on where it is rendered.
 LINE_LENGTH = 100
@@ -34,7 +35,8 @@ def format_python(sources: Mapping[str, str]) -> dict[str, str]:
     """`sources` (relative path → Python text) formatted by ruff; RuntimeError on invalid code."""
     if not sources:
         return {}
-    with tempfile.TemporaryDirectory(prefix="mwaa-elt-format-") as tmp:
+    encoded = [len(text.encode("utf-8")) for text in sources.values()]
+    with scratch_folder("mwaa-elt-format-", encoded) as tmp:
         folder = Path(tmp)
         for relative, text in sources.items():
             path = folder / relative
