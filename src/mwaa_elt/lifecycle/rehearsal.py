@@ -42,8 +42,8 @@ from mwaa_elt.lifecycle.runtime_differences import (
     differences,
 )
 from mwaa_elt.project import Project
-from mwaa_elt.promote.bundle import read_bundle
 from mwaa_elt.promote.manifest import Manifest
+from mwaa_elt.promote.sources import restore_sources
 from mwaa_elt.promote.store import StageStore
 from mwaa_elt.render import RenderResult
 from mwaa_elt.stage import Stage, load_all_stages, load_stage
@@ -372,7 +372,7 @@ def execute(
     with tempfile.TemporaryDirectory(prefix="mwaa-elt-rehearsal-") as scratch:
         sources = Path(scratch) / "pipelines"
         if plan.pipelines:
-            _restore_sources(store, manifest, sources)
+            restore_sources(store, manifest, sources, sorted(manifest.pipelines))
         for step in plan.steps:
             progress(describe(step))
             if isinstance(step, BuildEnvironment):
@@ -530,23 +530,6 @@ def _lint(project: Project, sources: Path, render: RenderResult | None) -> tuple
             text = render.files[rendered.dag_path].decode("utf-8")
             collected.append(PythonSource(f"(rendered) {rendered.dag_path}", text))
     return lint_python(collected)
-
-
-def _restore_sources(store: StageStore, manifest: Manifest, folder: Path) -> None:
-    """Unpack each live pipeline's bundle into `folder/<name>/`, verified against its hash."""
-    for name, record in sorted(manifest.pipelines.items()):
-        found = store.get(record.bundle_key)
-        if found is None:
-            raise ConfigError(
-                f"{store.uri(record.bundle_key)}: the source bundle of {name} recorded in the "
-                f"manifest of stage {store.stage.name} is missing; promote it into that stage again"
-            )
-        with read_bundle(found[0], expected_hash=record.source_hash) as unpacked:
-            for path in unpacked.rglob("*"):
-                if path.is_file():
-                    destination = folder / name / path.relative_to(unpacked)
-                    destination.parent.mkdir(parents=True, exist_ok=True)
-                    destination.write_bytes(path.read_bytes())
 
 
 def _spec_of(folder: Path, name: str) -> Path:

@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 from mwaa_elt.errors import ConfigError
 from mwaa_elt.project import Project
-from mwaa_elt.promote.bundle import Bundle, pipeline_bundle, read_bundle
+from mwaa_elt.promote.bundle import Bundle, pipeline_bundle, unpack_verified
 from mwaa_elt.promote.inputs import Selection, folder_hash, inputs_hash
 from mwaa_elt.promote.manifest import WORKING_TREE, Inputs, Manifest
 from mwaa_elt.promote.plan import PipelineBuild
+from mwaa_elt.promote.sources import fetch_recorded, restore_sources, write_files
 from mwaa_elt.promote.store import StageStore
 from mwaa_elt.render.result import DAGS_DIR, SCRIPTS_DIR, RenderResult
 from mwaa_elt.spec.folder import discover_specs
@@ -119,7 +120,7 @@ def from_stage(
         root = Path(scratch)
         folder = root / "pipelines"
         fetched = [name for name in sorted(manifest.pipelines) if name not in trusted]
-        bundles = _restore_sources(source_store, manifest, folder, fetched)
+        bundles = restore_sources(source_store, manifest, folder, fetched)
         # Every live spec is validated together, so cross-pipeline schedules still resolve.
         summaries = {
             folder / inputs.spec: SpecSummary(name, inputs.produces, inputs.after)
@@ -127,7 +128,7 @@ def from_stage(
         }
         validation = _validate(stages, discover_specs(folder), summaries)
         if not validation.report.ok and trusted:  # locate the problem with every spec at hand
-            bundles.update(_restore_sources(source_store, manifest, folder, sorted(trusted)))
+            bundles.update(restore_sources(source_store, manifest, folder, sorted(trusted)))
             validation = _validate(stages, discover_specs(folder), {})
         report = validation.report
         if not report.ok:
@@ -211,52 +212,21 @@ def _select(manifest: Manifest, names: Sequence[str] | None, source: str) -> lis
     return sorted(set(names))
 
 
-def _fetch(store: StageStore, key: str, what: str) -> bytes:
-    found = store.get(key)
-    if found is None:
-        raise ConfigError(
-            f"{store.uri(key)}: the {what} recorded in the manifest of stage {store.stage.name} "
-            "is missing; it was deleted outside mwaa-elt — promote it into that stage again"
-        )
-    return found[0]
-
-
-def _restore_sources(
-    store: StageStore, manifest: Manifest, folder: Path, names: Sequence[str]
-) -> dict[str, Bundle]:
-    """Unpack the bundles of the live pipelines `names` into `folder/<name>/`, verifying them."""
-    bundles: dict[str, Bundle] = {}
-    for name in names:
-        record = manifest.pipelines[name]
-        data = _fetch(store, record.bundle_key, f"source bundle of {name}")
-        with read_bundle(data, expected_hash=record.source_hash) as unpacked:
-            _copy_tree(unpacked, folder / name)
-        bundles[name] = Bundle(record.source_hash, data)
-    return bundles
-
-
 def _restore_templates(
     store: StageStore, manifest: Manifest, selected: Sequence[str], folder: Path
 ) -> dict[str, Bundle]:
-    """Unpack each template snapshot the selected pipelines were rendered with."""
-    snapshots: dict[str, Bundle] = {}
+    """Write each template snapshot the selected pipelines were rendered with, verified, into
+    `folder/<its hash>/`; the snapshots, by hash."""
+    keys = {}
     for name in selected:
         record = manifest.pipelines[name]
-        if record.templates_hash in snapshots:
-            continue
-        data = _fetch(store, record.templates_key, "dag_templates snapshot")
-        with read_bundle(data, expected_hash=record.templates_hash) as unpacked:
-            _copy_tree(unpacked, folder / record.templates_hash)
-        snapshots[record.templates_hash] = Bundle(record.templates_hash, data)
+        keys.setdefault(record.templates_hash, record.templates_key)
+    bodies = fetch_recorded(store, sorted(keys.items()), "dag_templates snapshot")
+    snapshots: dict[str, Bundle] = {}
+    for templates_hash, data in bodies.items():
+        write_files(unpack_verified(data, templates_hash), folder / templates_hash)
+        snapshots[templates_hash] = Bundle(templates_hash, data)
     return snapshots
-
-
-def _copy_tree(source: Path, target: Path) -> None:
-    for path in source.rglob("*"):
-        if path.is_file():
-            destination = target / path.relative_to(source)
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            destination.write_bytes(path.read_bytes())
 
 
 def _shown(path: Path, root: Path) -> str:

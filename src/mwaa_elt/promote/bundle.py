@@ -12,9 +12,7 @@ import io
 import os
 import stat
 import tarfile
-import tempfile
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
@@ -219,9 +217,8 @@ def unpack(data: bytes) -> dict[str, bytes]:
     return dict(sorted(files.items()))
 
 
-@contextmanager
-def read_bundle(data: bytes, *, expected_hash: str | None = None) -> Iterator[Path]:
-    """Extract a bundle into a temporary folder, verify its hash, and remove it afterwards."""
+def unpack_verified(data: bytes, expected_hash: str | None) -> dict[str, bytes]:
+    """`unpack`, refusing a bundle whose content hash is not `expected_hash` (when given)."""
     files = unpack(data)
     actual = content_hash(files)
     if expected_hash is not None and actual != expected_hash:
@@ -229,13 +226,7 @@ def read_bundle(data: bytes, *, expected_hash: str | None = None) -> Iterator[Pa
             f"source bundle content hash is {actual[:12]}, expected {expected_hash[:12]}; "
             "the stored bundle is corrupt or was replaced — re-promote from the previous stage"
         )
-    with tempfile.TemporaryDirectory(prefix="mwaa-elt-bundle-") as tmp:
-        root = Path(tmp)
-        for relative, content in files.items():
-            target = root / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(content)
-        yield root
+    return files
 
 
 def _safe_member(name: str) -> str:

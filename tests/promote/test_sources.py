@@ -1,0 +1,81 @@
+"""Recorded source bundles read back for `promote --from` and `upgrade rehearse`, on moto."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mwaa_elt.errors import ConfigError
+from mwaa_elt.promote.bundle import pack
+from mwaa_elt.promote.manifest import Manifest, PipelineRecord
+from mwaa_elt.promote.sources import restore_sources
+from mwaa_elt.promote.store import StageStore
+
+COUNT = 24
+
+
+def _stored(store: StageStore) -> Manifest:
+    """COUNT pipelines whose bundles are in the bucket, and the manifest recording them."""
+    records = {}
+    for index in range(COUNT):
+        name = f"p{index:02d}"
+        bundle = pack({f"{name}.yaml": f"name: {name}\n".encode(), "sql/main.sql": b"select 1\n"})
+        key = bundle.key(store.stage.bundles_prefix)
+        store.put_if_absent(key, bundle.data)
+        records[name] = PipelineRecord(
+            source_hash=bundle.source_hash,
+            rendered_hash="0" * 64,
+            bundle_key=key,
+            templates_hash="1" * 64,
+            templates_key=f"{store.stage.templates_prefix}{'1' * 64}.tar.gz",
+            dag_key=f"{store.stage.dags_prefix}{name}.py",
+            promoted_from="working-tree",
+            promoted_at="2025-01-01T00:00:00+00:00",
+            promoted_by="arn:aws:iam::123456789012:user/moto",
+            tool_version="0.1.0",
+        )
+    return Manifest(stage=store.stage.name, pipelines=records)
+
+
+def test_every_bundle_is_fetched_once_at_once_and_written_out_verified(
+    store: StageStore, recorder: Any, tmp_path: Path
+) -> None:
+    manifest = _stored(store)
+    threads: set[str] = set()
+    store.client.meta.events.register(
+        "before-send.s3.GetObject", lambda **_: threads.add(threading.current_thread().name)
+    )
+    recorder.calls.clear()
+    names = sorted(manifest.pipelines)
+    bundles = restore_sources(store, manifest, tmp_path, names)
+    assert sorted(recorder.calls) == sorted(
+        ("GetObject", manifest.pipelines[n].bundle_key) for n in names
+    )
+    assert len(threads) > 1  # not one round trip after another
+    assert {name: bundle.source_hash for name, bundle in bundles.items()} == {
+        name: record.source_hash for name, record in manifest.pipelines.items()
+    }
+    assert (tmp_path / "p07" / "p07.yaml").read_text() == "name: p07\n"
+    assert (tmp_path / "p07" / "sql" / "main.sql").read_bytes() == b"select 1\n"
+
+
+def test_a_bundle_deleted_from_the_bucket_is_named(store: StageStore, tmp_path: Path) -> None:
+    manifest = _stored(store)
+    store.delete(manifest.pipelines["p05"].bundle_key)
+    with pytest.raises(ConfigError) as raised:
+        restore_sources(store, manifest, tmp_path, sorted(manifest.pipelines))
+    (message,) = raised.value.messages
+    assert message.startswith(store.uri(manifest.pipelines["p05"].bundle_key))
+    assert "source bundle of p05" in message and "deleted outside mwaa-elt" in message
+
+
+def test_a_bundle_replaced_in_the_bucket_is_refused(store: StageStore, tmp_path: Path) -> None:
+    manifest = _stored(store)
+    other = pack({"p03.yaml": b"name: p03\nschedule: '@hourly'\n"})
+    store.put(manifest.pipelines["p03"].bundle_key, other.data)
+    with pytest.raises(ConfigError, match="corrupt or was replaced"):
+        restore_sources(store, manifest, tmp_path, ["p03"])
+    assert not (tmp_path / "p03").exists()  # nothing of it written
