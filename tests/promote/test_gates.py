@@ -13,6 +13,7 @@ from mwaa_elt.errors import ConfigError
 from mwaa_elt.promote import gates
 from mwaa_elt.promote.gates import required_distributions, requirements_gate
 from mwaa_elt.render import RenderedPipeline, RenderResult
+from mwaa_elt.scratch import MEMORY_FOLDER, memory_folder
 from mwaa_elt.stage import Stage
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -178,6 +179,8 @@ def test_the_dagbag_gate_loads_each_dag_once_in_one_share_per_core(
     assert probes.started == [probe] and probe.niceness == 0  # nothing started ahead
     assert len(folders) == int(workers)  # one forked process per share
     assert sum(probes.shares) == len(names) and max(probes.shares) - min(probes.shares) <= 1
+    if memory_folder(1 << 20) is not None:  # written where the system keeps files in memory
+        assert {folder.parent.parent for folder in folders} == {MEMORY_FOLDER}
     assert sorted(f.path.name for f in report.files) == sorted(f"{n}.py" for n in names)
     assert report.airflow_version == stage.airflow.version and report.ok
     assert probes.cancelled == [probe]  # ended, with anything it forked
