@@ -26,7 +26,6 @@ from mwaa_elt.check import (
     CheckReport,
     cancel_probe,
     run_dagbag,
-    run_started,
     run_started_each,
     start_probe,
 )
@@ -144,7 +143,7 @@ def test_a_probe_started_before_its_files_exist_reports_what_a_fresh_one_does(
     started = start_probe(airflow_version)
     for source in sample_dags.glob("*.py"):
         shutil.copy(source, started.dags_folder / source.name)
-    warm = run_started(started, budget_seconds=BUDGET_SECONDS)
+    (warm,) = run_started_each(started, [started.dags_folder], budget_seconds=BUDGET_SECONDS)
     assert warm.airflow_version == report.airflow_version
     assert [(f.path.name, [(x.rule, x.ok) for x in f.findings]) for f in warm.files] == [
         (f.path.name, [(x.rule, x.ok) for x in f.findings]) for f in report.files

@@ -24,7 +24,6 @@ from mwaa_elt.check.dagbag import (
     render_tasks,
     run_dagbag,
     run_probe,
-    run_started,
     run_started_each,
     start_probe,
 )
@@ -52,7 +51,6 @@ __all__ = [
     "render_tasks",
     "run_dagbag",
     "run_probe",
-    "run_started",
     "run_started_each",
     "start_probe",
 ]

@@ -181,8 +181,8 @@ def _probe_json(
 @dataclass
 class StartedProbe:
     """A DagBag probe importing Airflow while its caller still writes the DAG files into
-    `dags_folder` (the probe's `--wait`): `run_started` loads them (`run_started_each`, other
-    folders, in processes forked from it), `cancel_probe` ends it and anything it forked."""
+    folders (the probe's `--wait`): `run_started_each` loads them, each in a process forked from
+    it, `cancel_probe` ends it and anything it forked."""
 
     airflow_version: str
     python: Path
@@ -225,12 +225,6 @@ def start_probe(
     return StartedProbe(airflow_version, python, folder, process, time.monotonic(), scratch)
 
 
-def run_started(probe: StartedProbe, *, budget_seconds: float = 1.0) -> CheckReport:
-    """Load the DAG files now in `probe.dags_folder`; the report `run_dagbag` gives."""
-    data, elapsed = _load_started(probe, "load", probe.dags_folder)
-    return _report(data, budget_seconds, elapsed)
-
-
 def run_started_each(
     probe: StartedProbe, folders: Sequence[Path], *, budget_seconds: float = 1.0
 ) -> tuple[CheckReport, ...]:
@@ -238,7 +232,20 @@ def run_started_each(
     imported, all at once (one import, however many cores share the files); one report per
     folder, in order, each what `run_dagbag` would give for it."""
     line = json.dumps([str(folder.resolve()) for folder in folders])
-    data, elapsed = _load_started(probe, line, folders[0] if len(folders) == 1 else None)
+    try:
+        try:
+            stdout, stderr = probe.process.communicate(line + "\n", timeout=PROBE_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired as error:
+            _end(probe.process)
+            probe.process.communicate()
+            shown = folders[0] if len(folders) == 1 else folders[0].parent
+            raise _timed_out(probe.airflow_version, shown) from error
+        elapsed = time.monotonic() - probe.started
+        data = _probe_json(
+            probe.process.returncode, stdout, stderr, probe.airflow_version, probe.python
+        )
+    finally:
+        probe.scratch.cleanup()
     reports = data.get("reports")
     if not isinstance(reports, list) or len(reports) != len(folders):
         raise ExternalError(
@@ -247,26 +254,6 @@ def run_started_each(
             f"{len(folders)} folder(s)"
         )
     return tuple(_report(part, budget_seconds, elapsed) for part in reports)
-
-
-def _load_started(
-    probe: StartedProbe, line: str, shown: Path | None
-) -> tuple[dict[str, Any], float]:
-    """Send the started probe its `line`; its JSON and the seconds since it started."""
-    try:
-        try:
-            stdout, stderr = probe.process.communicate(line + "\n", timeout=PROBE_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired as error:
-            _end(probe.process)
-            probe.process.communicate()
-            raise _timed_out(probe.airflow_version, shown or probe.dags_folder) from error
-        elapsed = time.monotonic() - probe.started
-        data = _probe_json(
-            probe.process.returncode, stdout, stderr, probe.airflow_version, probe.python
-        )
-        return data, elapsed
-    finally:
-        probe.scratch.cleanup()
 
 
 def cancel_probe(probe: StartedProbe) -> None:

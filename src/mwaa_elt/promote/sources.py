@@ -8,7 +8,7 @@ written once into its pipeline's folder, instead of into a temporary folder firs
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -23,7 +23,7 @@ def fetch_recorded(
     store: StageStore, keys: Sequence[tuple[str, str]], what: str
 ) -> dict[str, bytes]:
     """The body of each `(name, key)` in `keys`, by name, fetched in parallel; ConfigError naming
-    the first missing one (`what` says what each is: "source bundle of <name>"...)."""
+    the first missing one as "the <what> of <name>"."""
 
     def fetch(key: str) -> bytes | None:
         found = store.get(key)
@@ -34,7 +34,7 @@ def fetch_recorded(
     for (name, key), body in zip(keys, bodies, strict=True):
         if body is None:
             raise ConfigError(
-                f"{store.uri(key)}: the {what.format(name=name)} recorded in the manifest of "
+                f"{store.uri(key)}: the {what} of {name} recorded in the manifest of "
                 f"stage {store.stage.name} is missing; it was deleted outside mwaa-elt — promote "
                 "it into that stage again"
             )
@@ -47,7 +47,7 @@ def restore_sources(
     """Write the bundle of each live pipeline of `names` into `folder/<name>/`, each verified
     against the source hash its record holds; the bundles, by name."""
     keys = [(name, manifest.pipelines[name].bundle_key) for name in names]
-    bodies = fetch_recorded(store, keys, "source bundle of {name}")
+    bodies = fetch_recorded(store, keys, "source bundle")
     bundles = {}
     for name in names:
         record = manifest.pipelines[name]
@@ -56,7 +56,7 @@ def restore_sources(
     return bundles
 
 
-def write_files(files: dict[str, bytes], folder: Path) -> None:
+def write_files(files: Mapping[str, bytes], folder: Path) -> None:
     """Write `files` (relative posix path -> bytes, as `bundle.unpack` gives) under `folder`."""
     for relative, content in files.items():
         target = folder / relative

@@ -35,13 +35,13 @@ def format_python(sources: Mapping[str, str]) -> dict[str, str]:
     """`sources` (relative path → Python text) formatted by ruff; RuntimeError on invalid code."""
     if not sources:
         return {}
-    encoded = [len(text.encode("utf-8")) for text in sources.values()]
-    with scratch_folder("mwaa-elt-format-", encoded) as tmp:
+    encoded = {relative: text.encode("utf-8") for relative, text in sources.items()}
+    with scratch_folder("mwaa-elt-format-", map(len, encoded.values())) as tmp:
         folder = Path(tmp)
-        for relative, text in sources.items():
+        for relative, data in encoded.items():
             path = folder / relative
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
+            path.write_bytes(data)
         done = subprocess.run(
             [*ruff_command(), "format", "--no-cache", "--quiet", *ruff_settings(), "."],
             cwd=folder,
