@@ -66,6 +66,8 @@ RETRIED: frozenset[Kind] = frozenset(
 # ClientError codes callers commonly handle themselves (pass as `expected`).
 MISSING = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchVersion"})
 PRECONDITION = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict"})
+# A byte range starting past the object's end (HTTP 416).
+UNSATISFIABLE_RANGE = frozenset({"InvalidRange", "416"})
 
 NOTHING_CHANGED = "nothing was changed by this step"
 

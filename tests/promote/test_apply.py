@@ -24,12 +24,13 @@ def test_first_promotion_writes_everything_scripts_then_dags_then_manifest(
 ) -> None:
     result = apply_plan(store, plan_for(store, _pipelines(dev)))
     puts = [key for op, key in recorder.writes()]
-    uploads, dags = puts[:4], sorted(puts[4:6])  # parallel within a phase, phases in order
+    uploads, dags = puts[:3], sorted(puts[3:5])  # parallel within a phase, phases in order
     assert sum(k.startswith("scripts/b/") for k in uploads) == 1
-    assert sum(k.startswith(dev.bundles_prefix) for k in uploads) == 2
+    # Both source bundles in one pack: one object, not one per pipeline.
+    assert sum(k.startswith(f"{dev.bundles_prefix}packs/") for k in uploads) == 1
     assert sum(k.startswith(dev.templates_prefix) for k in uploads) == 1
     assert dags == ["dags/a.py", "dags/b.py"]
-    assert puts[-1] == dev.manifest_key and len(puts) == 7
+    assert puts[-1] == dev.manifest_key and len(puts) == 6
     assert result.to_dict() == {
         "stage": "dev",
         "from": "working-tree",
@@ -169,7 +170,7 @@ def test_manifest_is_readable_json(store: StageStore, dev: Stage) -> None:
     apply_plan(store, plan_for(store, _pipelines(dev)))
     body = store.client.get_object(Bucket=store.bucket, Key=dev.manifest_key)["Body"].read()
     data = json.loads(body)
-    assert data["version"] == 2 and data["stage"] == "dev"
+    assert data["version"] == 3 and data["stage"] == "dev"
     assert set(data["pipelines"]["b"]) >= {
         "source_hash",
         "rendered_hash",

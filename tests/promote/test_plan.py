@@ -9,6 +9,7 @@ from mwaa_elt.promote.plan import (
     DeleteDag,
     Plan,
     UploadBundle,
+    UploadPack,
     UploadScript,
     UploadTemplates,
     WriteDag,
@@ -37,19 +38,19 @@ def _applied(plan: Plan) -> Manifest:
 
 
 def test_first_plan_adds_everything_in_order_scripts_bundles_dags_manifest(dev: Stage) -> None:
-    plan = _plan(dev, [build(dev, "b", script="print(1)"), build(dev, "a")])
+    builds = {"b": build(dev, "b", script="print(1)"), "a": build(dev, "a")}
+    plan = _plan(dev, list(builds.values()))
     assert [(c.pipeline, c.action) for c in plan.changes] == [("a", "added"), ("b", "added")]
     kinds = [type(step) for step in plan.steps]
-    assert kinds == [
-        UploadBundle,
-        UploadScript,
-        UploadBundle,
-        UploadTemplates,
-        WriteDag,
-        WriteDag,
-        WriteManifest,
-    ]
-    assert set(_applied(plan).pipelines) == {"a", "b"}
+    assert kinds == [UploadScript, UploadPack, UploadTemplates, WriteDag, WriteDag, WriteManifest]
+    records = _applied(plan).pipelines
+    assert set(records) == {"a", "b"}
+    (pack,) = [step for step in plan.steps if isinstance(step, UploadPack)]
+    assert pack.pipelines == ("a", "b")
+    for name in ("a", "b"):  # each bundle is where its record says, byte for byte
+        offset, length = records[name].bundle_range or (-1, -1)
+        assert records[name].bundle_key == pack.key
+        assert pack.body[offset : offset + length] == builds[name].bundle.data
 
 
 def test_unchanged_pipelines_plan_no_steps(dev: Stage) -> None:
@@ -263,3 +264,20 @@ def test_a_history_not_yet_read_is_never_overwritten(dev: Stage) -> None:
     manifest = manifest.model_copy(update={"pipelines": {"a": stored}})
     with pytest.raises(RuntimeError, match="history was not read"):
         _plan(dev, [build(dev, "a", sql="select 2")], manifest)
+
+
+def test_new_templates_keep_every_bundle_where_a_pack_holds_it(dev: Stage) -> None:
+    from dataclasses import replace
+
+    from mwaa_elt.promote.bundle import pack
+
+    builds = [build(dev, "a"), build(dev, "b")]
+    manifest = _applied(_plan(dev, builds))
+    templates = pack({"dag.py.j2": b"{{ view }}\n# v2\n"})
+    rerendered = [replace(b, templates=templates, dag=b.dag + b"# v2\n") for b in builds]
+    plan = _plan(dev, rerendered, manifest)
+    assert plan.count("updated") == 2
+    assert not [s for s in plan.steps if isinstance(s, UploadBundle | UploadPack)]
+    for name, record in _applied(plan).pipelines.items():
+        before = manifest.pipelines[name]
+        assert (record.bundle_key, record.bundle_range) == (before.bundle_key, before.bundle_range)

@@ -703,7 +703,7 @@ def test_a_manifest_in_the_old_format_is_read_and_rewritten_in_the_new(project, 
     result = promote_json("--to", "dev")  # no input recorded: rendered, found equal, recorded
     assert (result["uploaded"], result["unchanged"]) == (0, 3)
     body = s3.get_object(Bucket=dev.source_bucket, Key=dev.manifest_key)["Body"].read()
-    assert json.loads(body)["version"] == 2 and b'"history":' not in body
+    assert json.loads(body)["version"] == 3 and b'"history":' not in body
     code, output = mwaa(
         "rollback", "movielens_scifi", "--stage", "dev", "--yes", "--skip-mwaa-checks"
     )

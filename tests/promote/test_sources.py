@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from mwaa_elt.errors import ConfigError
-from mwaa_elt.promote.bundle import pack
+from mwaa_elt.promote.bundle import Bundle, pack
 from mwaa_elt.promote.manifest import Manifest, PipelineRecord
 from mwaa_elt.promote.sources import restore_sources
 from mwaa_elt.promote.store import StageStore
@@ -79,3 +79,71 @@ def test_a_bundle_replaced_in_the_bucket_is_refused(store: StageStore, tmp_path:
     with pytest.raises(ConfigError, match="corrupt or was replaced"):
         restore_sources(store, manifest, tmp_path, ["p03"])
     assert not (tmp_path / "p03").exists()  # nothing of it written
+
+
+def _packed(store: StageStore) -> Manifest:
+    """The pipelines of `_stored`, their bundles stored as one pack the way a promotion does."""
+    from mwaa_elt.promote.packs import pack_bundles
+
+    manifest = _stored(store)
+    bundles = {
+        name: Bundle(record.source_hash, store.get(record.bundle_key)[0])  # type: ignore[index]
+        for name, record in manifest.pipelines.items()
+    }
+    for record in manifest.pipelines.values():
+        store.delete(record.bundle_key)  # only the pack holds them now
+    (packed,) = pack_bundles(bundles.values())
+    key = packed.key(store.stage.bundles_prefix)
+    store.put_if_absent(key, packed.data)
+    records = {
+        name: record.model_copy(
+            update={"bundle_key": key, "bundle_range": packed.ranges[record.source_hash]}
+        )
+        for name, record in manifest.pipelines.items()
+    }
+    return manifest.model_copy(update={"pipelines": records})
+
+
+def test_bundles_in_a_pack_are_read_with_one_request_and_each_verified(
+    store: StageStore, recorder: Any, tmp_path: Path
+) -> None:
+    manifest = _packed(store)
+    recorder.calls.clear()
+    bundles = restore_sources(store, manifest, tmp_path, sorted(manifest.pipelines))
+    (key,) = {record.bundle_key for record in manifest.pipelines.values()}
+    assert recorder.calls == [("GetObject", key)]  # one request for COUNT bundles
+    assert {name: bundle.source_hash for name, bundle in bundles.items()} == {
+        name: record.source_hash for name, record in manifest.pipelines.items()
+    }
+    assert (tmp_path / "p11" / "p11.yaml").read_text() == "name: p11\n"
+
+
+def test_one_bundle_of_a_pack_is_read_by_its_byte_range(store: StageStore, tmp_path: Path) -> None:
+    manifest = _packed(store)
+    ranges: list[str] = []
+    store.client.meta.events.register(
+        "before-send.s3.GetObject",
+        lambda request, **_: ranges.append(request.headers["Range"].decode()),
+    )
+    restore_sources(store, manifest, tmp_path, ["p09"])
+    offset, length = manifest.pipelines["p09"].bundle_range  # type: ignore[misc]
+    assert ranges == [f"bytes={offset}-{offset + length - 1}"]
+    assert (tmp_path / "p09" / "p09.yaml").read_text() == "name: p09\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p09"]
+
+
+@pytest.mark.parametrize("wanted", [["p02"], sorted(f"p{index:02d}" for index in range(COUNT))])
+def test_a_pack_cut_short_is_refused_naming_the_pipeline(
+    store: StageStore, tmp_path: Path, wanted: list[str]
+) -> None:
+    manifest = _packed(store)
+    key = manifest.pipelines["p02"].bundle_key
+    whole = store.get(key)[0]  # type: ignore[index]
+    offset, _ = manifest.pipelines["p02"].bundle_range  # type: ignore[misc]
+    store.put(key, whole[: offset + 10])  # replaced outside mwaa-elt: p02 onwards is gone
+    with pytest.raises(ConfigError) as raised:
+        restore_sources(store, manifest, tmp_path, wanted)
+    (message,) = raised.value.messages
+    gone = [n for n in wanted if sum(manifest.pipelines[n].bundle_range or ()) > offset + 10]
+    assert message.startswith(store.uri(key)) and f"source of {gone[0]}" in message
+    assert "p02" in gone and not (tmp_path / "p02").exists()

@@ -15,6 +15,7 @@ from mwaa_elt.promote.plan import (
     Plan,
     Step,
     UploadBundle,
+    UploadPack,
     UploadScript,
     UploadTemplates,
     WriteDag,
@@ -63,7 +64,7 @@ _PHASE_POINTS = {0: "uploaded", 1: "dags-written", 2: "manifest-written"}
 
 
 def _phase(step: Step) -> int:
-    if isinstance(step, UploadScript | UploadBundle | UploadTemplates):
+    if isinstance(step, UploadScript | UploadBundle | UploadPack | UploadTemplates):
         return 0
     return 1 if isinstance(step, WriteDag | DeleteDag) else 2
 
@@ -171,7 +172,11 @@ def _run(store: StageStore, step: Step, written: dict[str, Written]) -> Effect:
         case UploadScript(key=key, body=body):
             written = store.put_if_absent(key, body)
             return Effect(uploaded=int(written), skipped=int(not written))
-        case UploadBundle(key=key, body=body) | UploadTemplates(key=key, body=body):
+        case (
+            UploadBundle(key=key, body=body)
+            | UploadPack(key=key, body=body)
+            | UploadTemplates(key=key, body=body)
+        ):
             return Effect(skipped=int(not store.put_if_absent(key, body)))
         case WriteDag(pipeline=pipeline, key=key, body=body, rendered_hash=rendered_hash):
             written[pipeline] = store.put(

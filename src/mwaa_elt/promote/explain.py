@@ -12,6 +12,7 @@ from mwaa_elt.promote.plan import (
     PipelineChange,
     Plan,
     UploadBundle,
+    UploadPack,
     UploadScript,
     UploadTemplates,
     WriteDag,
@@ -27,11 +28,12 @@ from mwaa_elt.promote.workflow import (
 JsonValue = str | int | float | bool | None | list["JsonValue"] | dict[str, "JsonValue"]
 
 _STEP_KINDS = (
-    (UploadScript, "script"),
-    (UploadBundle, "source bundle"),
-    (UploadTemplates, "templates snapshot"),
-    (WriteDag, "DAG file"),
-    (DeleteDag, "DAG deletion"),
+    (UploadScript, "script", "scripts"),
+    (UploadBundle, "source bundle", "source bundles"),
+    (UploadPack, "pack of source bundles", "packs of source bundles"),
+    (UploadTemplates, "templates snapshot", "templates snapshots"),
+    (WriteDag, "DAG file", "DAG files"),
+    (DeleteDag, "DAG deletion", "DAG deletions"),
 )
 _ACTIONS = ("added", "updated", "unchanged", "removed", "rolled_back", "repaired")
 
@@ -71,11 +73,7 @@ def plan_rows(plan: Plan) -> list[PlanRow]:
 
 def plan_summary(plan: Plan) -> str:
     """One line: how many pipelines per action, then what is written."""
-    parts = [
-        f"{n} {label}{'s' if n != 1 else ''}"
-        for kind, label in _STEP_KINDS
-        if (n := sum(isinstance(step, kind) for step in plan.steps))
-    ]
+    parts = _writes(plan)
     counts = ", ".join(
         f"{plan.count(a)} {a.replace('_', ' ')}"
         for a in _ACTIONS
@@ -85,6 +83,21 @@ def plan_summary(plan: Plan) -> str:
         parts.append(f"the live version of {len(plan.recorded)} DAG file(s) recorded")
     writes = f"{', '.join(parts)}, then the manifest" if parts else "nothing to write"
     return f"{counts}; {writes}"
+
+
+def _writes(plan: Plan) -> list[str]:
+    """How many objects of each kind the plan writes ("2 scripts", "1 DAG file")."""
+    parts = []
+    for kind, one, many in _STEP_KINDS:
+        steps = [step for step in plan.steps if isinstance(step, kind)]
+        if not steps:
+            continue
+        part = f"{len(steps)} {one if len(steps) == 1 else many}"
+        if kind is UploadPack:
+            packed = sum(len(s.pipelines) for s in plan.steps if isinstance(s, UploadPack))
+            part += f" ({packed} pipelines)"
+        parts.append(part)
+    return parts
 
 
 def plan_diffs(plan: Plan) -> list[str]:

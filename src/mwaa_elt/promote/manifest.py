@@ -6,6 +6,11 @@ written before the index that points at it). A promotion reads the index, reads 
 the pipelines it changes, and writes their new histories and the index: its cost grows with
 what changed, not with how much was promoted before. Format 1 (histories inline) is still read;
 the next write stores it as format 2.
+
+Format 3 adds `bundle_range` to a release: a promotion that moves several pipelines stores their
+source bundles as one object (a pack) and records where each one lies in it, so that a first
+promotion of 1,000 pipelines writes one object for their sources, not 1,000. Formats 1 and 2
+are still read; an mwaa-elt that predates format 3 refuses it, saying a newer one wrote it.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mwaa_elt.errors import ConfigError
 
-MANIFEST_VERSION = 2
+MANIFEST_VERSION = 3
 HISTORY_LIMIT = 20
 WORKING_TREE = "working-tree"
 
@@ -57,6 +62,9 @@ class Release(_Model):
     source_hash: str
     rendered_hash: str
     bundle_key: str
+    # (offset, length) of the bundle inside the pack at `bundle_key`; None: the object is the
+    # bundle (one pipeline moved, or recorded before format 3).
+    bundle_range: tuple[int, int] | None = None
     templates_hash: str  # the dag_templates/ snapshot it was rendered with
     templates_key: str
     dag_key: str
@@ -103,7 +111,7 @@ class PipelineRecord(Release):
 class Manifest(_Model):
     """Every pipeline live in a stage, by name."""
 
-    version: Literal[1, 2] = MANIFEST_VERSION
+    version: Literal[1, 2, 3] = MANIFEST_VERSION
     stage: str
     pipelines: dict[str, PipelineRecord] = Field(default_factory=dict)
 

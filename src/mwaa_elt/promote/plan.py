@@ -2,7 +2,8 @@
 
 The plan says per pipeline whether it is added, updated, unchanged or removed (with a diff of
 the DAG file for updates) and lists the exact writes `apply.apply_plan` performs, in order:
-scripts, source bundles and template snapshots, then DAG files, then the manifest.
+scripts, source bundles (several in one pack, `promote.packs`) and template snapshots, then DAG
+files, then the manifest.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Literal
 from mwaa_elt.errors import ConfigError
 from mwaa_elt.promote.bundle import Bundle, content_hash
 from mwaa_elt.promote.manifest import Inputs, Manifest, PipelineRecord, Release, Written
+from mwaa_elt.promote.packs import SMALLEST_PACK, pack_bundles
 from mwaa_elt.stage import Stage
 
 if TYPE_CHECKING:
@@ -74,6 +76,16 @@ class UploadBundle:
 
 
 @dataclass(frozen=True)
+class UploadPack:
+    """Upload the source bundles of several pipelines as one content-addressed object (a pack,
+    `promote.packs`), unless it exists."""
+
+    pipelines: tuple[str, ...]
+    key: str
+    body: bytes
+
+
+@dataclass(frozen=True)
 class UploadTemplates:
     """Upload a snapshot of dag_templates/ under its content-addressed key, unless it exists."""
 
@@ -121,7 +133,15 @@ class WriteManifest:
         return self.manifest.model_copy(update={"pipelines": records})
 
 
-Step = UploadScript | UploadBundle | UploadTemplates | WriteDag | DeleteDag | WriteManifest
+Step = (
+    UploadScript
+    | UploadBundle
+    | UploadPack
+    | UploadTemplates
+    | WriteDag
+    | DeleteDag
+    | WriteManifest
+)
 
 
 @dataclass(frozen=True)
@@ -199,6 +219,50 @@ def _is_unchanged(build: PipelineBuild, record: PipelineRecord | None) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class _BundlePlaces:
+    """Where the source bundle of each moving pipeline is stored: `(key, range)` by pipeline;
+    the pipelines whose bundle is uploaded as an object of its own, and the packs to upload."""
+
+    places: dict[str, tuple[str, tuple[int, int] | None]]
+    alone: frozenset[str]
+    packs: tuple[UploadPack, ...]
+
+
+def _place_bundles(
+    stage: Stage, moving: Sequence[PipelineBuild], manifest: Manifest, present: set[str]
+) -> _BundlePlaces:
+    """A bundle already stored (its own object, or a pack a live record points into) is used
+    where it is; new ones go into packs when there are at least `SMALLEST_PACK` of them."""
+    stored = {
+        record.source_hash: (record.bundle_key, record.bundle_range)
+        for record in manifest.pipelines.values()
+    }
+    places: dict[str, tuple[str, tuple[int, int] | None]] = {}
+    new: list[PipelineBuild] = []
+    for build in moving:
+        own_key = build.bundle.key(stage.bundles_prefix)
+        if own_key in present:
+            places[build.name] = (own_key, None)
+        elif build.bundle.source_hash in stored:
+            places[build.name] = stored[build.bundle.source_hash]
+        else:
+            new.append(build)
+    if len({build.bundle.source_hash for build in new}) < SMALLEST_PACK:
+        for build in new:
+            places[build.name] = (build.bundle.key(stage.bundles_prefix), None)
+        return _BundlePlaces(places, frozenset(build.name for build in new), ())
+    uploads = []
+    for pack in pack_bundles(build.bundle for build in new):
+        key = pack.key(stage.bundles_prefix)
+        packed = tuple(sorted(b.name for b in new if b.bundle.source_hash in pack.ranges))
+        uploads.append(UploadPack(packed, key, pack.data))
+        for build in new:
+            if build.bundle.source_hash in pack.ranges:
+                places[build.name] = (key, pack.ranges[build.bundle.source_hash])
+    return _BundlePlaces(places, frozenset(), tuple(uploads))
+
+
 def keys_to_diff(builds: Sequence[PipelineBuild], manifest: Manifest) -> list[str]:
     """The live DAG keys a plan shows diffs for: only pipelines whose DAG file changes."""
     keys = []
@@ -249,6 +313,13 @@ def build_plan(
         for key in (record.bundle_key, record.templates_key, *record.scripts)
     }
 
+    bundles = _place_bundles(
+        stage,
+        [b for b in builds if not _is_unchanged(b, manifest.pipelines.get(b.name))],
+        manifest,
+        present,
+    )
+
     refreshed = False
     for name in unchanged:
         record = manifest.pipelines[name]
@@ -297,14 +368,14 @@ def build_plan(
                 stage, record.dag_key, live_dags.get(record.dag_key), build.dag_key, build.dag
             )
         changes.append(_change(build, action, record, diff))
-        source_key = build.bundle.key(stage.bundles_prefix)
+        source_key, source_range = bundles.places[build.name]
         templates_key = build.templates.key(stage.templates_prefix)
         uploads.extend(
             UploadScript(build.name, key, body)
             for key, body in sorted(build.scripts.items())
             if key not in present
         )
-        if source_key not in present:
+        if build.name in bundles.alone:
             uploads.append(UploadBundle(build.name, source_key, build.bundle.data))
         if templates_key not in present:
             templates.setdefault(
@@ -314,6 +385,7 @@ def build_plan(
             source_hash=build.bundle.source_hash,
             rendered_hash=build.rendered_hash,
             bundle_key=source_key,
+            bundle_range=source_range,
             templates_hash=build.templates.source_hash,
             templates_key=templates_key,
             dag_key=build.dag_key,
@@ -350,7 +422,7 @@ def build_plan(
             dag_steps.append(_delete(stage, name, record.dag_key))
             del records[name]
 
-    steps: list[Step] = [*uploads, *templates.values(), *dag_steps]
+    steps: list[Step] = [*uploads, *bundles.packs, *templates.values(), *dag_steps]
     if steps or recorded or refreshed:
         new_manifest = Manifest(stage=stage.name, pipelines=dict(sorted(records.items())))
         steps.append(WriteManifest(new_manifest, manifest_etag, tuple(pending)))

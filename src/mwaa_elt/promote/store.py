@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from botocore.exceptions import ClientError
 
 from mwaa_elt import aws
-from mwaa_elt.aws import MISSING, NOTHING_CHANGED, PRECONDITION
+from mwaa_elt.aws import MISSING, NOTHING_CHANGED, PRECONDITION, UNSATISFIABLE_RANGE
 from mwaa_elt.errors import ConfigError
 from mwaa_elt.promote.manifest import (
     Manifest,
@@ -137,6 +137,21 @@ class StageStore:
 
         try:
             return self._call("GetObject", key, read, expected=MISSING)
+        except ClientError:
+            return None
+
+    def get_range(self, key: str, offset: int, length: int) -> tuple[bytes, str] | None:
+        """`length` bytes of the object from `offset` and its ETag, or None when it does not
+        exist or ends before `offset` (fewer bytes when it ends within the range)."""
+
+        def read() -> tuple[bytes, str]:
+            response = self.client.get_object(
+                Bucket=self.bucket, Key=key, Range=f"bytes={offset}-{offset + length - 1}"
+            )
+            return response["Body"].read(), str(response["ETag"])
+
+        try:
+            return self._call("GetObject", key, read, expected=MISSING | UNSATISFIABLE_RANGE)
         except ClientError:
             return None
 
