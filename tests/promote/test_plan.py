@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from promote_support import IDENTITY, build
 
+from mwaa_elt.promote.explain import plan_summary
 from mwaa_elt.promote.manifest import Manifest, empty_manifest
 from mwaa_elt.promote.plan import (
     DeleteDag,
@@ -47,6 +48,10 @@ def test_first_plan_adds_everything_in_order_scripts_bundles_dags_manifest(dev: 
     assert set(records) == {"a", "b"}
     (pack,) = [step for step in plan.steps if isinstance(step, UploadPack)]
     assert pack.pipelines == ("a", "b")
+    assert plan_summary(plan) == (
+        "2 added, 0 updated, 0 unchanged, 0 removed; 1 script, 1 pack of source bundles "
+        "(2 pipelines), 1 templates snapshot, 2 DAG files, then the manifest"
+    )
     for name in ("a", "b"):  # each bundle is where its record says, byte for byte
         offset, length = records[name].bundle_range or (-1, -1)
         assert records[name].bundle_key == pack.key

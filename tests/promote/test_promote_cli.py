@@ -186,6 +186,10 @@ def test_staging_gets_devs_recorded_version_not_the_working_tree(project, stages
     template.write_text("# a template change after dev was promoted\n" + template.read_text())
     result = promote_json("--from", "dev", "--to", "staging")
     assert result["from"] == "dev"
+    # dev stored its three bundles as one pack, and staging re-rendered from it.
+    dev_store = StageStore(stages["dev"], make_client("s3", stages["dev"].region))
+    records = dev_store.load_manifest()[0].pipelines.values()
+    assert len({r.bundle_key for r in records}) == 1 and all(r.bundle_range for r in records)
     staged = mwaa_json("status", "--stage", "staging")[1]["pipelines"]
     assert [p["source_hash"] for p in staged] == [p["source_hash"] for p in dev_record]
     assert all(p["promoted_from"] == "dev" for p in staged)
