@@ -132,18 +132,25 @@ def test_one_bundle_of_a_pack_is_read_by_its_byte_range(store: StageStore, tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p09"]
 
 
-@pytest.mark.parametrize("wanted", [["p02"], sorted(f"p{index:02d}" for index in range(COUNT))])
+@pytest.mark.parametrize(
+    ("wanted", "kept"),
+    [
+        (["p02"], 10),  # read by its range: 10 of its bytes come back
+        (["p02"], 0),  # read by its range: the pack ends before it (HTTP 416)
+        (sorted(f"p{index:02d}" for index in range(COUNT)), 10),  # the pack read whole
+    ],
+)
 def test_a_pack_cut_short_is_refused_naming_the_pipeline(
-    store: StageStore, tmp_path: Path, wanted: list[str]
+    store: StageStore, tmp_path: Path, wanted: list[str], kept: int
 ) -> None:
     manifest = _packed(store)
     key = manifest.pipelines["p02"].bundle_key
     whole = store.get(key)[0]  # type: ignore[index]
     offset, _ = manifest.pipelines["p02"].bundle_range  # type: ignore[misc]
-    store.put(key, whole[: offset + 10])  # replaced outside mwaa-elt: p02 onwards is gone
+    store.put(key, whole[: offset + kept])  # replaced outside mwaa-elt: p02 onwards is gone
     with pytest.raises(ConfigError) as raised:
         restore_sources(store, manifest, tmp_path, wanted)
     (message,) = raised.value.messages
-    gone = [n for n in wanted if sum(manifest.pipelines[n].bundle_range or ()) > offset + 10]
+    gone = [n for n in wanted if sum(manifest.pipelines[n].bundle_range or ()) > offset + kept]
     assert message.startswith(store.uri(key)) and f"source of {gone[0]}" in message
     assert "p02" in gone and not (tmp_path / "p02").exists()

@@ -3,9 +3,9 @@
 A first promotion of 1,000 pipelines stored 1,000 bundles of about a kilobyte each: a request
 apiece, as many as its DAG files. A promotion that moves several pipelines now writes their new
 bundles end to end into one content-addressed object (a pack, under the stage's bundles prefix,
-so the same IAM statements and lifecycle rules cover it) and records each one's offset and
-length (`Release.bundle_range`). A bundle read back is verified against its source hash as
-before, so a pack that was replaced or cut short is refused, never trusted.
+so the same IAM statements cover it) and records each one's offset and length
+(`Release.bundle_range`). A bundle read back is verified against its source hash as before, so
+a pack that was replaced or cut short is refused, never trusted.
 """
 
 from __future__ import annotations

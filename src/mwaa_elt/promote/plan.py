@@ -252,14 +252,16 @@ def _place_bundles(
         for build in new:
             places[build.name] = (build.bundle.key(stage.bundles_prefix), None)
         return _BundlePlaces(places, frozenset(build.name for build in new), ())
+    names: dict[str, list[str]] = {}
+    for build in new:
+        names.setdefault(build.bundle.source_hash, []).append(build.name)
     uploads = []
     for pack in pack_bundles(build.bundle for build in new):
         key = pack.key(stage.bundles_prefix)
-        packed = tuple(sorted(b.name for b in new if b.bundle.source_hash in pack.ranges))
-        uploads.append(UploadPack(packed, key, pack.data))
-        for build in new:
-            if build.bundle.source_hash in pack.ranges:
-                places[build.name] = (key, pack.ranges[build.bundle.source_hash])
+        packed = sorted(name for source_hash in pack.ranges for name in names[source_hash])
+        uploads.append(UploadPack(tuple(packed), key, pack.data))
+        for source_hash, bundle_range in pack.ranges.items():
+            places.update(dict.fromkeys(names[source_hash], (key, bundle_range)))
     return _BundlePlaces(places, frozenset(), tuple(uploads))
 
 

@@ -33,7 +33,7 @@ def fetch_recorded(
     ranges = ranges or {}
 
     def fetch(key: str) -> bytes | None:
-        found = store.get(key) if key not in ranges else store.get_range(key, *ranges[key])
+        found = store.get(key, ranges.get(key))
         return None if found is None else found[0]
 
     with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="mwaa-elt-fetch") as pool:

@@ -127,32 +127,25 @@ class StageStore:
         """Whether `key` exists (HEAD)."""
         return self.head_metadata(key) is not None
 
-    def get(self, key: str) -> tuple[bytes, str] | None:
+    def get(self, key: str, byte_range: tuple[int, int] | None = None) -> tuple[bytes, str] | None:
         """The object's body and ETag, or None when it does not exist; a body cut off while
-        read is fetched again."""
+        read is fetched again. With `byte_range` (offset, length), only those bytes: fewer when
+        the object ends within them, none when it ends before them."""
+        extra = {}
+        if byte_range is not None:
+            offset, length = byte_range
+            extra["Range"] = f"bytes={offset}-{offset + length - 1}"
 
         def read() -> tuple[bytes, str]:
-            response = self.client.get_object(Bucket=self.bucket, Key=key)
+            response = self.client.get_object(Bucket=self.bucket, Key=key, **extra)
             return response["Body"].read(), str(response["ETag"])
 
+        expected = MISSING if byte_range is None else MISSING | UNSATISFIABLE_RANGE
         try:
-            return self._call("GetObject", key, read, expected=MISSING)
-        except ClientError:
-            return None
-
-    def get_range(self, key: str, offset: int, length: int) -> tuple[bytes, str] | None:
-        """`length` bytes of the object from `offset` and its ETag, or None when it does not
-        exist or ends before `offset` (fewer bytes when it ends within the range)."""
-
-        def read() -> tuple[bytes, str]:
-            response = self.client.get_object(
-                Bucket=self.bucket, Key=key, Range=f"bytes={offset}-{offset + length - 1}"
-            )
-            return response["Body"].read(), str(response["ETag"])
-
-        try:
-            return self._call("GetObject", key, read, expected=MISSING | UNSATISFIABLE_RANGE)
-        except ClientError:
+            return self._call("GetObject", key, read, expected=expected)
+        except ClientError as error:
+            if aws.error_code(error) in UNSATISFIABLE_RANGE:
+                return b"", ""
             return None
 
     def put(
