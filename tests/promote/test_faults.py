@@ -309,6 +309,15 @@ PERSISTENT = {
         "run the same command again",
         {},
     ),
+    "source pack 500": Persistent(
+        "first",
+        r"\.mwaa-elt/bundles/packs/.*",  # the first promotion's bundles, all in one pack
+        internal_error(),
+        "(InternalError) when calling the PutObject operation",
+        "stage dev is as it was: no DAG file changed and the manifest records what is live; "
+        "run the same command again",
+        {},
+    ),
     "one DAG 503": Persistent(
         "update",
         r"dags/movielens_scifi\.py",
