@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mwaa_elt.errors import ConfigError
 from mwaa_elt.promote.bundle import Bundle
+from mwaa_elt.promote.manifest import Manifest
 from mwaa_elt.promote.packs import cut, pack_bundles
 
 _BUNDLES = st.dictionaries(
@@ -39,3 +44,22 @@ def test_a_range_past_the_end_of_what_was_read_is_not_a_bundle() -> None:
     assert cut(b"abcdef", (2, 3)) == b"cde"
     assert cut(b"abcdef", (4, 3)) is None
     assert cut(b"abcdef", None) == b"abcdef"
+
+
+def test_a_range_edited_by_hand_into_nonsense_is_refused_naming_it() -> None:
+    release = {
+        "source_hash": "a" * 64,
+        "rendered_hash": "b" * 64,
+        "bundle_key": ".mwaa-elt/bundles/packs/c.pack",
+        "bundle_range": [-1, 5],
+        "templates_hash": "d" * 64,
+        "templates_key": ".mwaa-elt/templates/d.tar.gz",
+        "dag_key": "dags/p.py",
+        "promoted_from": "working-tree",
+        "promoted_at": "2025-01-01T00:00:00+00:00",
+        "promoted_by": "arn:aws:iam::123456789012:user/moto",
+        "tool_version": "0.1.0",
+    }
+    data = json.dumps({"version": 3, "stage": "dev", "pipelines": {"p": release}}).encode()
+    with pytest.raises(ConfigError, match=r"s3://b/m: .* at pipelines\.p\.bundle_range\.0"):
+        Manifest.from_bytes(data, "s3://b/m")

@@ -445,26 +445,26 @@ def main(argv: list[str] | None = None) -> int:
     _prepare_environment()
     with _stdout_to_stderr() as out:
         startup = 0.0
+        folders = None
         if args.wait:
             startup = import_airflow()
             line = sys.stdin.readline().strip()
             if not line:
                 return 0  # the caller needs no DagBag after all
             folders = _folders(line)
-            if folders is not None:
-                out.write('{"reports": [' + ", ".join(fill_each(folders, startup)) + "]}\n")
-                gc.freeze()
-                return 0
-        dagbag, report = fill(args.dags_folder.resolve(), startup)
-        report["renders"] = []
-        for dag_id, task_id, when in args.render_templates:
-            try:
-                rendered = render(dagbag, dag_id, task_id, when)
-            except Exception as error:
-                rendered = {"dag_id": dag_id, "task_id": task_id, "error": f"{error!r}"}
-            report["renders"].append(rendered)
-        json.dump(report, out, default=str, sort_keys=True)
-        out.write("\n")
+        if folders is not None:
+            out.write('{"reports": [' + ", ".join(fill_each(folders, startup)) + "]}\n")
+        else:
+            dagbag, report = fill(args.dags_folder.resolve(), startup)
+            report["renders"] = []
+            for dag_id, task_id, when in args.render_templates:
+                try:
+                    rendered = render(dagbag, dag_id, task_id, when)
+                except Exception as error:
+                    rendered = {"dag_id": dag_id, "task_id": task_id, "error": f"{error!r}"}
+                report["renders"].append(rendered)
+            json.dump(report, out, default=str, sort_keys=True)
+            out.write("\n")
     # What is alive now lives until exit: frozen, the collections the interpreter runs while it
     # shuts down skip it (1.4 s of Airflow's modules, DAGs and operators otherwise).
     gc.freeze()

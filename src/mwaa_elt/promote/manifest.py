@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, ValidationError
 
 from mwaa_elt.errors import ConfigError
 
@@ -64,7 +64,7 @@ class Release(_Model):
     bundle_key: str
     # (offset, length) of the bundle inside the pack at `bundle_key`; None: the object is the
     # bundle (one pipeline moved, or recorded before format 3).
-    bundle_range: tuple[int, int] | None = None
+    bundle_range: tuple[NonNegativeInt, PositiveInt] | None = None
     templates_hash: str  # the dag_templates/ snapshot it was rendered with
     templates_key: str
     dag_key: str
