@@ -5,14 +5,17 @@ One probe run per Airflow version for the whole sample folder (Airflow takes sec
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from mwaa_elt.airflow_environments import airflow_python
 from mwaa_elt.check import (
     CYCLE,
     DAG_ID_MATCHES_FILE,
@@ -29,7 +32,7 @@ from mwaa_elt.check import (
     run_started_each,
     start_probe,
 )
-from mwaa_elt.check.dagbag import _end
+from mwaa_elt.check.dagbag import PROBE, _end
 from mwaa_elt.errors import ExternalError
 
 DAG_RULES = [
@@ -257,3 +260,34 @@ def test_ending_a_probe_ends_the_loads_it_forked(airflow_version: str, tmp_path:
     loading.join(timeout=60)
     cancel_probe(started)
     assert not loading.is_alive() and isinstance(failures[0], ExternalError)
+
+
+def test_every_kind_of_import_is_imported_before_the_files_are_timed(
+    airflow_version: str, tmp_path: Path
+) -> None:
+    """The probe imports what the files import before it times them, as the scheduler does; a
+    file whose import lines repeat another's is not parsed again, and each distinct set of
+    import lines still counts, wherever it comes in the folder."""
+    kinds = {
+        "a": "from airflow.utils.trigger_rule import TriggerRule\n",
+        "b": "from airflow.utils.helpers import chain\n",
+        "c": "from airflow.utils.trigger_rule import TriggerRule\nimport airflow.utils.weight_rule\n",
+    }
+    folder = tmp_path / "dags"
+    folder.mkdir()
+    for index, kind in enumerate("aababac"):
+        (folder / f"f{index}.py").write_text(f"# {index}\n{kinds[kind]}x = {index}\n")
+    done = subprocess.run(
+        [str(airflow_python(airflow_version)), str(PROBE), "--dags-folder", str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "AIRFLOW_HOME": str(tmp_path / "home")},
+        check=True,
+    )
+    imported = set(json.loads(done.stdout)["pre_imported"])
+    assert {
+        "airflow.utils.trigger_rule",
+        "airflow.utils.helpers",
+        "airflow.utils.weight_rule",
+    } <= imported

@@ -42,6 +42,9 @@ CORE_MODULES = (
     "airflow.sdk",
     "airflow.sdk.definitions.dag",
 )
+# The lines that can start an import statement: files whose lines of this kind are the same
+# import the same modules, so only the first of them is parsed for its imports.
+IMPORT_LINE = re.compile(rb"^[ \t]*(?:import|from)[ \t].*$", re.MULTILINE)
 DUPLICATE = re.compile(
     r"Ignoring DAG (?P<dag_id>\S+) from (?P<path>.+) - also found in (?P<other>.+)$"
 )
@@ -82,15 +85,22 @@ def _seconds(value: Any) -> float:
 
 
 def _pre_import(files: list[Path]) -> list[str]:
-    """Import the core modules and every `airflow...` module the files import, ignoring failures."""
+    """Import the core modules and every `airflow...` module the files import, ignoring failures.
+    Airflow's own parser finds a file's imports; a file whose import lines are those of a file
+    parsed already is not parsed again (generated DAG files share theirs)."""
     modules: list[str] = list(CORE_MODULES)
     try:
         from airflow.utils.file import iter_airflow_imports
     except ImportError:  # pragma: no cover - present in every supported version
         iter_airflow_imports = None
     if iter_airflow_imports is not None:
+        parsed: set[tuple[bytes, ...]] = set()
         for path in files:
             with contextlib.suppress(Exception):
+                lines = tuple(IMPORT_LINE.findall(path.read_bytes()))
+                if lines in parsed:
+                    continue
+                parsed.add(lines)
                 modules.extend(iter_airflow_imports(str(path)))
     imported = []
     for name in dict.fromkeys(modules):
