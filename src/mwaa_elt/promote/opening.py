@@ -5,7 +5,9 @@ A promotion that finds nothing to do spends most of its time waiting for the lis
 target's DAG prefix. So as soon as the target is known, who is promoting is checked (STS, against
 the stage's account: nothing of the stage is read before this), and the manifest and that listing
 are sent on their own threads; `promote.workflow` is imported, the working tree hashed and the
-shared inputs digested while they are answered. This module imports only what those reads need.
+shared inputs digested while they are answered. Before those reads, the Airflow process of the
+DagBag gates starts (`promote.gates.start_dagbag_gate`): importing Airflow takes longer than
+anything a promotion does before its gates. This module imports only what those steps need.
 """
 
 from __future__ import annotations
@@ -106,13 +108,20 @@ def check_route(stages: Mapping[str, Stage], source: str | None, target: str) ->
 def open_promotion(project: Project, request: PromoteRequest) -> Opening:
     """Load the stages, check the route, and start the first reads of every environment of the
     target; nothing is written."""
+    from mwaa_elt.promote.gates import cancel_started_gates, start_dagbag_gate
     from mwaa_elt.stage.green import environments
 
     stages = load_all_stages(project.stacks_dir)
     target = check_route(stages, request.source, request.to)
-    # One check for every environment: a cutover's green one lives in the stage's account.
-    identity = identity_now(caller_arn(target))  # nothing of the stage is read before this
-    reads = tuple(start_reads(env, identity) for env in environments(target))
+    for environment in environments(target):
+        start_dagbag_gate(environment.airflow.version, project.root)
+    try:
+        # One check for every environment: a cutover's green one lives in the stage's account.
+        identity = identity_now(caller_arn(target))  # nothing of the stage is read before this
+        reads = tuple(start_reads(env, identity) for env in environments(target))
+    except BaseException:
+        cancel_started_gates()
+        raise
     return Opening(stages, target, reads)
 
 

@@ -152,11 +152,9 @@ def prepare_promotions(
     `cutover` block, the green one (rendered for its Airflow version, paused on creation).
     All are planned before any is gated or written; nothing is written here. `opening` is the
     request's `open_promotion`, when the caller started its reads already."""
+    # The opening started Airflow for the DagBag gates; what turns out to have nothing to gate
+    # is ended before this returns.
     opening = opening or open_promotion(project, request)
-    # Airflow starts for the DagBag gates while the promotion reads, validates and renders;
-    # what turns out to have nothing to gate is ended before this returns.
-    for reads in opening.reads:
-        gate_checks.start_dagbag_gate(reads.environment.airflow.version, project.root)
     try:
         promotions = tuple(
             _prepare_into(project, opening, reads, request, notify) for reads in opening.reads
