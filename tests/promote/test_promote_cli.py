@@ -13,6 +13,7 @@ from typing import Any
 
 import boto3
 import pytest
+import requests
 from airflow_lines import environment_overrides
 from botocore.stub import Stubber
 from typer.testing import CliRunner
@@ -21,6 +22,7 @@ from mwaa_elt import cli
 from mwaa_elt.errors import MwaaEltError
 from mwaa_elt.promote import lock, workflow
 from mwaa_elt.promote.mwaa import MwaaEnvironment
+from mwaa_elt.promote.sandbox import create_stage_buckets
 from mwaa_elt.promote.store import StageStore, make_client
 from mwaa_elt.stage import Stage
 
@@ -713,3 +715,73 @@ def test_a_manifest_in_the_old_format_is_read_and_rewritten_in_the_new(project, 
     )
     assert code == 0, output
     assert "-- second" not in dag(dev, "movielens_scifi")
+
+
+# -- a promotion takes up what `mwaa-elt render` left -------------------------------------------
+
+
+def _tamper_dag(project: Path) -> None:
+    dag_file = project / "build/dev/dags/movielens_emr.py"
+    dag_file.write_text(dag_file.read_text() + "\n# edited by hand\n")
+
+
+def _edit_template(project: Path) -> None:
+    template = project / "dag_templates/dag.py.j2"
+    template.write_text("# rendered into every DAG file\n" + template.read_text())
+
+
+def _what_dev_holds(stage: Stage) -> tuple[dict[str, bytes], dict[str, dict[str, Any]]]:
+    """The DAG and script objects of `stage`, and what its manifest records of each release
+    (all but when, by whom and the object versions)."""
+    s3 = make_client("s3", stage.region)
+    objects = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=stage.source_bucket):
+        for item in page.get("Contents", []):
+            if item["Key"].startswith((stage.dags_prefix, stage.scripts_prefix)):
+                body = s3.get_object(Bucket=stage.source_bucket, Key=item["Key"])["Body"]
+                objects[item["Key"]] = body.read()
+    manifest, _ = StageStore(stage, s3).load_manifest()
+    moments = {"promoted_at", "promoted_by", "dag_version_id", "dag_etag", "history"}
+    releases = {
+        name: record.model_dump(exclude=moments) for name, record in manifest.pipelines.items()
+    }
+    return objects, releases
+
+
+@pytest.mark.parametrize(
+    ("rendered_for", "after_render", "rendered_anew"),
+    [
+        pytest.param("dev", None, [], id="nothing changed"),
+        pytest.param("dev", _tamper_dag, ["movielens_emr"], id="a rendered file edited"),
+        pytest.param("dev", edit_sql, ["movielens_scifi"], id="an input edited"),
+        pytest.param("dev", _edit_template, ALL, id="the templates edited"),
+        pytest.param("staging", None, ALL, id="rendered for another stage"),
+    ],
+)
+def test_a_first_promotion_takes_up_what_render_left_as_a_promotion_alone_would(
+    project, stages, endpoint, rendered, rendered_for, after_render, rendered_anew
+):
+    # One task's SQL is not analysed: the manifest records why, whoever rendered it.
+    spec = project / "pipelines/movielens_scifi/movielens_scifi.yaml"
+    spec.write_text(
+        spec.read_text().replace(
+            'scifi"}',
+            'scifi", skip_sql_checks: "reviewed by the data team"}',
+        )
+    )
+    code, _ = mwaa("render", "--stage", rendered_for)
+    assert code == 0
+    if after_render is not None:
+        after_render(*([project, "after the render"] if after_render is edit_sql else [project]))
+    taken = promote_json("--to", "dev")
+    assert rendered[-1] == rendered_anew
+    warm = _what_dev_holds(stages["dev"])
+
+    requests.post(f"{endpoint}/moto-api/reset", timeout=10).raise_for_status()
+    create_stage_buckets(endpoint, stages)
+    shutil.rmtree(project / "build")
+    alone = promote_json("--to", "dev")
+    assert rendered[-1] == ALL
+    assert warm[1]["movielens_scifi"]["sql_unchecked"]
+    assert warm == _what_dev_holds(stages["dev"])
+    assert taken["pipelines"] == alone["pipelines"] and taken["uploaded"] == alone["uploaded"]

@@ -256,7 +256,8 @@ def record_file(project: Path) -> Path:
         pytest.param(lambda text: text[: len(text) // 2], id="truncated"),
         pytest.param(lambda text: "\x00garbage\xff", id="garbage"),
         pytest.param(lambda text: "[]", id="a list"),
-        pytest.param(lambda text: text.replace('"format":1', '"format":"1"'), id="other format"),
+        pytest.param(lambda text: text.replace('"format":2', '"format":"2"'), id="other format"),
+        pytest.param(lambda text: text.replace('"format":2', '"format":1'), id="format 1"),
         pytest.param(lambda text: text.replace('"inputs":"', '"inputs":7,"x":"'), id="bad type"),
         pytest.param(
             lambda text: text.replace('"dags/movielens_emr.py"', '"../../outside.py"'),

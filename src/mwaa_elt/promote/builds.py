@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from mwaa_elt.errors import ConfigError
 from mwaa_elt.project import Project
-from mwaa_elt.promote.bundle import Bundle, pipeline_bundle, unpack_verified
+from mwaa_elt.promote.bundle import (
+    Bundle,
+    pack,
+    pipeline_bundle,
+    pipeline_files,
+    unpack_verified,
+)
 from mwaa_elt.promote.inputs import Selection, folder_hash, inputs_hash
 from mwaa_elt.promote.manifest import WORKING_TREE, Inputs, Manifest
 from mwaa_elt.promote.plan import PipelineBuild
@@ -55,16 +61,28 @@ def from_working_tree(
     *,
     complete: bool,
 ) -> Prepared:
-    """Render the working-tree pipelines `selection` found changed for `target`, bundle their
-    folders and record their inputs; the unchanged ones are passed on by name."""
-    pipelines = selection.changed
-    render = _render(dict(pipelines), target, project.templates_dir, project.root)
+    """Render the working-tree pipelines `selection` found changed for `target` (taking those
+    an earlier render vouches for from it), bundle their folders and record their inputs; the
+    unchanged ones are passed on by name."""
+    pipelines, kept = selection.changed, selection.kept
+    taken = RenderResult(
+        target.name,
+        target.airflow.version,
+        {path: data for _, k in kept.values() for path, data in k.files.items()},
+        {name: k.rendered for name, (_, k) in kept.items()},
+    )
+    render = _merge(
+        target, [_render(dict(pipelines), target, project.templates_dir, project.root), taken]
+    )
     folders = {name: pipeline.source_dir for name, pipeline in pipelines.items()}
+    folders.update((name, spec.parent) for name, (spec, _) in kept.items())
     commits = git_commits(project.root, folders, project.templates_dir) if folders else {}
     # The bundle ships the spec and the files it names; the inputs digest covers the whole
     # folder, as validation does (`promote.inputs.select_working_tree` compares the same).
     bundles = {name: pipeline_bundle(pipeline) for name, pipeline in pipelines.items()}
+    bundles.update((name, pack(pipeline_files(spec, k.named))) for name, (spec, k) in kept.items())
     unchecked = _unchecked_sql(pipelines)
+    unchecked.update((name, k.unchecked) for name, (_, k) in kept.items())
     inputs = {}
     for name, folder in folders.items():
         spec, summary = selection.summaries[name]
@@ -74,7 +92,7 @@ def from_working_tree(
             hash=digest, spec=spec, produces=summary.produces, after=summary.after
         )
     builds = _builds(
-        target, render, bundles, dict.fromkeys(pipelines, templates), commits, unchecked, inputs
+        target, render, bundles, dict.fromkeys(folders, templates), commits, unchecked, inputs
     )
     return Prepared(WORKING_TREE, target, render, builds, complete, selection.unchanged)
 

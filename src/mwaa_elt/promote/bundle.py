@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from mwaa_elt.errors import ConfigError
-from mwaa_elt.spec.folder import MAX_BUNDLE_BYTES, path_problem
+from mwaa_elt.spec.folder import MAX_BUNDLE_BYTES, path_problem, referenced_names
 
 if TYPE_CHECKING:
     from mwaa_elt.spec.model import Pipeline
@@ -192,13 +192,7 @@ def pipeline_bundle(pipeline: Pipeline) -> Bundle:
     """The bundle of a pipeline: its spec and the SQL and scripts its tasks name."""
     if pipeline.source is None:
         raise ConfigError(f"pipeline {pipeline.pipeline} has no spec file to bundle")
-    referenced = [
-        name
-        for task in pipeline.tasks
-        for attribute in ("sql_file", "script")
-        if isinstance(name := getattr(task.step, attribute, None), str) and name
-    ]
-    return pack(pipeline_files(pipeline.source, referenced))
+    return pack(pipeline_files(pipeline.source, referenced_names(pipeline)))
 
 
 def unpack(data: bytes) -> dict[str, bytes]:

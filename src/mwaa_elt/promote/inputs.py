@@ -6,14 +6,17 @@ code and version, the libraries and settings that shape a DAG file, the stage mo
 the same list the render record counts (`render.cache.shared_inputs`), without this machine's
 paths. Their digest is recorded with each release in the stage's manifest. A pipeline whose
 digest equals the recorded one would render to the recorded files, so it costs one hash of its
-folder; only the others are validated, rendered and gated.
+folder; only the others are validated, rendered and gated. Of those, a pipeline that a
+`mwaa-elt render` for the stage rendered from the same inputs (`render.cache.kept_renders`) is
+taken from that render instead of being validated alone and rendered again; it is still bundled
+and gated.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,7 +24,7 @@ from typing import TYPE_CHECKING
 from mwaa_elt.errors import ConfigError
 from mwaa_elt.promote.bundle import folder_content_hash
 from mwaa_elt.promote.manifest import Manifest
-from mwaa_elt.render.cache import shared_inputs
+from mwaa_elt.render.cache import KeptRender, shared_inputs
 from mwaa_elt.spec.problems import ValidationReport
 from mwaa_elt.spec.summary import SpecSummary, consistent
 from mwaa_elt.stage import Stage
@@ -70,6 +73,8 @@ class Selection:
 
     report: ValidationReport
     changed: Mapping[str, Pipeline]  # selected pipelines to validate, render, bundle and gate
+    kept: Mapping[str, tuple[Path, KeptRender]]  # selected pipelines a render vouches for, by
+    # name: their spec and that render (to bundle and gate, not to render again)
     summaries: Mapping[str, tuple[str, SpecSummary]]  # name -> (spec relative path, summary)
     unchanged: tuple[str, ...]  # selected pipelines whose inputs match the manifest
     known: tuple[str, ...]  # every pipeline of the working tree
@@ -87,11 +92,14 @@ def select_working_tree(
     *,
     force: Collection[str] = (),
     hashed: Mapping[Path, str] | None = None,
+    renders: Callable[[Sequence[Path]], Mapping[Path, KeptRender]] | None = None,
 ) -> Selection:
     """Hash each spec's folder, trust the specs whose inputs the manifest records unchanged, and
     validate the others together with the summaries of the trusted ones. Pipelines in `force`
-    (e.g. whose DAG object is not the recorded one) are never trusted. `hashed`: folder
-    hashes already computed (`folder_hashes`).
+    (e.g. whose DAG object is not the recorded one) are never trusted by the manifest. `hashed`:
+    folder hashes already computed (`folder_hashes`). `renders`: of the specs the manifest does
+    not vouch for, those an earlier render vouches for (`render.cache.kept_renders`); they are
+    trusted too, and their render is handed on instead of being redone.
 
     ConfigError for `names` that name no pipeline.
     """
@@ -115,6 +123,9 @@ def select_working_tree(
         name, inputs = found
         if inputs.hash == inputs_hash(environment, folders[folder], templates_hash):
             trusted[spec] = SpecSummary(name, inputs.produces, inputs.after)
+    rendered = renders([spec for spec in specs if spec not in trusted]) if renders else {}
+    kept_by_spec = {spec: kept for spec, kept in rendered.items() if spec not in trusted}
+    trusted.update((spec, kept.summary) for spec, kept in kept_by_spec.items())
 
     if len(trusted) == len(specs) and consistent(trusted.values()):
         report, summaries = ValidationReport(), dict(trusted)  # nothing to validate anew
@@ -124,7 +135,7 @@ def select_working_tree(
         validation = validate_incremental(list(specs), stages, trusted)
         report, summaries = validation.report, validation.summaries
     if not report.ok:
-        return Selection(report, {}, {}, (), ())
+        return Selection(report, {}, {}, {}, (), ())
     known = sorted(summary.name for summary in summaries.values())
     wanted = set(names) if names else None
     if wanted is not None:
@@ -139,5 +150,10 @@ def select_working_tree(
         if summary.name in selected
     }
     changed = {name: fresh[name] for name in sorted(selected) if name in fresh}
-    unchanged = tuple(sorted(name for name in selected if name not in fresh))
-    return Selection(report, changed, by_name, unchanged, tuple(known), folders)
+    kept = {
+        kept.summary.name: (spec, kept)
+        for spec, kept in sorted(kept_by_spec.items())
+        if kept.summary.name in selected and kept.summary.name not in fresh
+    }
+    unchanged = tuple(sorted(name for name in selected if name not in fresh and name not in kept))
+    return Selection(report, changed, kept, by_name, unchanged, tuple(known), folders)

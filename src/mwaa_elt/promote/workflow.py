@@ -397,6 +397,7 @@ def _prepare(
     """What the promotion moves: the working tree's pipelines, or the source stage's; only
     those whose inputs differ from what the target's manifest records are rendered."""
     from mwaa_elt.promote.inputs import select_working_tree
+    from mwaa_elt.render.cache import kept_renders
 
     names: Sequence[str] | None = list(request.names) or None
     environment, templates, force = inputs.environment, inputs.templates, inputs.force
@@ -412,13 +413,26 @@ def _prepare(
             names,
             force=force,
             hashed=inputs.hashed,
+            renders=lambda specs: kept_renders(
+                specs,
+                target,
+                templates_dir=project.templates_dir,
+                stacks_dir=project.stacks_dir,
+                project_root=project.root,
+                cache_dir=project.cache_dir,
+            ),
         )
         if not selection.report.ok:
             raise not_rendered(selection.report)
-        if selection.changed:
+        if selection.changed or selection.kept:
+            taken = (
+                f", {len(selection.kept)} taken as `mwaa-elt render` left them"
+                if selection.kept
+                else ""
+            )
             notify(
                 f"rendering {len(selection.changed)} changed pipeline(s) for {target.name} "
-                f"({len(selection.unchanged)} unchanged)…"
+                f"({len(selection.unchanged)} unchanged{taken})…"
             )
         return from_working_tree(
             project, target, selection, templates, environment, complete=not names

@@ -6,6 +6,11 @@ every file the spec references hash as recorded, and its files in the output fol
 the recorded bytes. Anything else is rendered anew. Validation is spec/'s (`validate_trusting`):
 the cache only records and compares inputs, and hands it the summaries it still vouches for.
 A record that is missing, unreadable or malformed is ignored.
+
+A promotion reuses what a record vouches for in the same way (`kept_renders`): a pipeline whose
+render into some folder is still what its inputs would give is neither validated alone nor
+rendered again; the record also keeps what promotion needs besides the files (the file names
+its bundle carries, its unchecked SQL).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import stat
 import sys
 from collections.abc import Mapping, Sequence
@@ -33,7 +39,7 @@ from mwaa_elt.render.result import (
     RenderResult,
     templates_digest,
 )
-from mwaa_elt.spec.folder import own_folder
+from mwaa_elt.spec.folder import own_folder, referenced_names
 from mwaa_elt.spec.problems import ValidationReport
 from mwaa_elt.spec.summary import SpecSummary, validate_trusting
 from mwaa_elt.stage import Stage
@@ -41,7 +47,8 @@ from mwaa_elt.stage import Stage
 if TYPE_CHECKING:
     from mwaa_elt.spec.model import Pipeline
 
-RECORD_FORMAT = 1
+# 2: the output folder, and each entry's bundle file names and unchecked SQL (for promotion).
+RECORD_FORMAT = 2
 # Libraries whose version can change what validation accepts or what a DAG file says.
 _LIBRARIES = (
     "jinja2",
@@ -65,6 +72,8 @@ class RecordEntry:
     summary: SpecSummary
     rendered: RenderedPipeline | None  # None: not in the output folder
     outputs: Mapping[str, str]  # output path -> sha256 of its bytes
+    named: tuple[str, ...]  # the files the tasks name, as written (`referenced_names`)
+    unchecked: tuple[str, ...]  # `spec.analysis.unchecked_sql` of the pipeline
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,7 @@ class RenderRecord:
 
     key: str
     specs: Mapping[str, RecordEntry]  # by spec path relative to the project root, posix
+    out: str  # the output folder's real path
 
 
 @dataclass(frozen=True)
@@ -187,20 +197,35 @@ def environment_key(
     stage: Stage, templates_dir: Path, stacks_dir: Path, project_root: Path, out_dir: Path
 ) -> str:
     """Digest of every input all pipelines share; a change anywhere re-renders every pipeline."""
-    parts = shared_inputs(stage, stacks_dir, project_root)
-    parts.update(
-        record=RECORD_FORMAT,
-        templates=templates_digest(templates_dir),
-        root=os.path.realpath(project_root),
-        out=os.path.realpath(out_dir),
-    )
-    return _sha(json.dumps(parts, sort_keys=True).encode())
+    return _KeyMaker(stage, templates_dir, stacks_dir, project_root).key(out_dir)
+
+
+class _KeyMaker:
+    """`environment_key` for any output folder, the shared inputs hashed once."""
+
+    def __init__(
+        self, stage: Stage, templates_dir: Path, stacks_dir: Path, project_root: Path
+    ) -> None:
+        self._parts = shared_inputs(stage, stacks_dir, project_root)
+        self._parts.update(
+            record=RECORD_FORMAT,
+            templates=templates_digest(templates_dir),
+            root=os.path.realpath(project_root),
+        )
+
+    def key(self, out_dir: Path | str) -> str:
+        parts = {**self._parts, "out": os.path.realpath(out_dir)}
+        return _sha(json.dumps(parts, sort_keys=True).encode())
+
+
+def _record_name(stage: str, out_dir: Path | str) -> str:
+    folder = _sha(os.path.realpath(out_dir).encode("utf-8", "surrogateescape"))[:16]
+    return f"render-{stage}-{folder}.json"
 
 
 def record_path(cache_dir: Path, stage: str, out_dir: Path) -> Path:
     """Where the record of rendering `stage` into `out_dir` is kept."""
-    folder = _sha(os.path.realpath(out_dir).encode("utf-8", "surrogateescape"))[:16]
-    return cache_dir / f"render-{stage}-{folder}.json"
+    return cache_dir / _record_name(stage, out_dir)
 
 
 # -- the record file ---------------------------------------------------------------------------
@@ -248,6 +273,8 @@ def _entry(raw: Any) -> RecordEntry:
         summary=summary,
         rendered=rendered,
         outputs=outputs,
+        named=_strings(raw["named"]),
+        unchecked=_strings(raw["unchecked"]),
     )
 
 
@@ -258,7 +285,7 @@ def load_record(path: Path) -> RenderRecord | None:
         if raw.get("format") != RECORD_FORMAT:
             return None
         specs = {str(spec): _entry(entry) for spec, entry in dict(raw["specs"]).items()}
-        return RenderRecord(key=str(raw["key"]), specs=specs)
+        return RenderRecord(key=str(raw["key"]), specs=specs, out=str(raw["out"]))
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return None
 
@@ -280,6 +307,8 @@ def _entry_json(entry: RecordEntry) -> dict[str, Any]:
         "produces": list(entry.summary.produces),
         "after": list(entry.summary.after),
         "render": render,
+        "named": list(entry.named),
+        "unchecked": list(entry.unchecked),
     }
 
 
@@ -288,6 +317,7 @@ def save_record(path: Path, record: RenderRecord) -> None:
     data = {
         "format": RECORD_FORMAT,
         "key": record.key,
+        "out": record.out,
         "specs": {spec: _entry_json(entry) for spec, entry in sorted(record.specs.items())},
     }
     text = json.dumps(data, separators=(",", ":")).encode("utf-8")
@@ -341,12 +371,9 @@ def _referenced(pipeline: Pipeline, root: Path) -> tuple[str, ...]:
     """Every file the spec names, as validation (posix separators) and rendering look it up."""
     folder = pipeline.source_dir
     found: set[str] = set()
-    for task in pipeline.tasks:
-        for attribute in ("sql_file", "script"):
-            name = getattr(task.step, attribute, None)
-            if isinstance(name, str) and name:
-                found.add(_relative(folder / PurePosixPath(name.replace("\\", "/")), root))
-                found.add(_relative(folder / name, root))
+    for name in referenced_names(pipeline):
+        found.add(_relative(folder / PurePosixPath(name.replace("\\", "/")), root))
+        found.add(_relative(folder / name, root))
     return tuple(sorted(found))
 
 
@@ -447,22 +474,97 @@ def render_incremental(
     for spec, summary in validation.summaries.items():
         relative = _relative(spec, root)
         if spec in trusted:
-            inputs, referenced = old[relative].inputs, old[relative].files
+            kept_entry = old[relative]
+            inputs, referenced = kept_entry.inputs, kept_entry.files
+            named, unchecked = kept_entry.named, kept_entry.unchecked
         else:
-            referenced = _referenced(fresh[summary.name], root)
+            from mwaa_elt.spec.analysis import unchecked_sql
+
+            pipeline = fresh[summary.name]
+            referenced = _referenced(pipeline, root)
             inputs = _inputs_digest(_Digests(), spec, referenced, root)
             if inputs != before[spec]:
                 continue
+            named, unchecked = referenced_names(pipeline), unchecked_sql(pipeline)
         rendered = pipelines.get(summary.name)
         outputs: dict[str, str] = {}
         if rendered is not None:
             for path in (rendered.dag_path, *rendered.script_paths):
                 outputs[path] = _sha(result.files[path])
-        entries[relative] = RecordEntry(inputs, referenced, summary, rendered, outputs)
+        entries[relative] = RecordEntry(
+            inputs, referenced, summary, rendered, outputs, named, unchecked
+        )
     return IncrementalRender(
         validation=validation.report,
         result=result,
-        record=RenderRecord(key=key, specs=entries),
+        record=RenderRecord(key=key, specs=entries, out=os.path.realpath(out_dir)),
         rendered=tuple(sorted(to_render)),
         reused=tuple(sorted(reusable)),
     )
+
+
+# -- reuse by a promotion ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KeptRender:
+    """A pipeline's render that a render record still vouches for, with its files' bytes."""
+
+    summary: SpecSummary
+    named: tuple[str, ...]  # the files its tasks name, as written: what its bundle carries
+    unchecked: tuple[str, ...]  # `spec.analysis.unchecked_sql`
+    rendered: RenderedPipeline
+    files: Mapping[str, bytes]  # output path (dags/..., scripts/...) -> its bytes
+
+
+def kept_renders(
+    specs: Sequence[Path],
+    stage: Stage,
+    *,
+    templates_dir: Path,
+    stacks_dir: Path,
+    project_root: Path,
+    cache_dir: Path,
+) -> dict[Path, KeptRender]:
+    """Of `specs`, those a render for `stage` into any folder still vouches for, as that
+    render itself would reuse them: every shared input (templates included) and the spec's own
+    files hash as its record says, and its files in that folder hold the recorded bytes.
+    Records are read newest first; one that cannot be trusted is passed over. Reads only.
+    """
+    if not specs:
+        return {}
+    pattern = re.compile(rf"render-{re.escape(stage.name)}-[0-9a-f]{{16}}\.json")
+    try:
+        candidates = [p for p in cache_dir.iterdir() if pattern.fullmatch(p.name)]
+    except OSError:
+        return {}
+    records = []
+    for path in candidates:
+        record = load_record(path)
+        if record is not None and path.name == _record_name(stage.name, record.out):
+            with_time = (path.stat().st_mtime_ns, path.name, record)
+            records.append(with_time)
+    if not records:
+        return {}
+    keys = _KeyMaker(stage, templates_dir, stacks_dir, project_root)
+    digests = _Digests()
+    pending = {_relative(spec, project_root): spec for spec in specs}
+    kept: dict[Path, KeptRender] = {}
+    for _, _, record in sorted(records, key=lambda r: (r[0], r[1]), reverse=True):
+        if not pending or record.key != keys.key(record.out):
+            continue
+        out = Path(record.out)
+        for relative in [r for r in pending if r in record.specs]:
+            entry, spec = record.specs[relative], pending[relative]
+            if entry.rendered is None:
+                continue
+            if _inputs_digest(digests, spec, entry.files, project_root) != entry.inputs:
+                continue
+            files = _kept_outputs(entry, out)
+            if files is None:
+                continue
+            kept[spec] = KeptRender(
+                entry.summary, entry.named, entry.unchecked, entry.rendered, files
+            )
+            del pending[relative]
+    return kept

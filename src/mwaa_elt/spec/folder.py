@@ -12,8 +12,12 @@ import os
 import stat
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from mwaa_elt.spec.problems import Problem
+
+if TYPE_CHECKING:
+    from mwaa_elt.spec.model import Pipeline
 
 # The spec and every file it references, together. Each SQL or script file is at most 1 MiB
 # (yaml_source.MAX_FILE_BYTES); a bundle is source code, not data: 4 MiB is far above the
@@ -33,6 +37,17 @@ def discover_specs(root: Path) -> list[Path]:
     found = [p for p in root.glob("*/*.yaml") if p.stem == p.parent.name]
     found += list(root.glob("*.yaml"))
     return sorted(found)
+
+
+def referenced_names(pipeline: Pipeline) -> tuple[str, ...]:
+    """The SQL and script files the pipeline's tasks name, as written, in task order: what its
+    bundle carries beside the spec."""
+    return tuple(
+        name
+        for task in pipeline.tasks
+        for attribute in ("sql_file", "script")
+        if isinstance(name := getattr(task.step, attribute, None), str) and name
+    )
 
 
 def own_folder(spec: Path) -> bool:
