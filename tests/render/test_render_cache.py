@@ -327,3 +327,41 @@ def test_a_file_edited_while_rendering_is_rendered_again_next_time(project, monk
 
     assert again["rendered"] == ["movielens_scifi"]
     assert "saved during the render" in (project / "build/dev/dags/movielens_scifi.py").read_text()
+
+
+def _kept(project: Path) -> dict[str, str]:
+    """What `kept_renders` (a promotion's view of the records) takes for stage dev: each
+    pipeline's DAG file, by name."""
+    from mwaa_elt.spec.folder import discover_specs
+
+    stages = load_all_stages(project / "stacks")
+    kept = render_cache.kept_renders(
+        discover_specs(project / "pipelines"),
+        stages["dev"],
+        templates_dir=project / "dag_templates",
+        stacks_dir=project / "stacks",
+        project_root=project,
+        cache_dir=project / "build" / ".cache",
+    )
+    return {k.summary.name: k.files[k.rendered.dag_path].decode() for k in kept.values()}
+
+
+def test_a_promotion_takes_each_pipeline_from_any_render_that_still_vouches_for_it(project):
+    first, second = project / "build" / "one", project / "build" / "two"
+    render(project, "--out", str(first))
+    render(project, "--out", str(second))
+    dags = {name: (first / f"dags/{name}.py").read_text() for name in ALL}
+    assert _kept(project) == dags
+
+    # The newer render's file was edited by hand: the older render still vouches for it.
+    append(second / "dags/movielens_emr.py", "# edited\n")
+    assert _kept(project) == dags
+    # Edited in both folders: neither does.
+    append(first / "dags/movielens_emr.py", "# edited\n")
+    assert sorted(_kept(project)) == ["movielens_scifi", "scifi_quality"]
+    # A record under another folder's name is not that folder's record.
+    shutil.rmtree(first)
+    assert sorted(_kept(project)) == ["movielens_scifi", "scifi_quality"]
+    record = record_path(project / "build" / ".cache", "dev", second)
+    record.rename(record.with_name("render-dev-0123456789abcdef.json"))
+    assert _kept(project) == {}

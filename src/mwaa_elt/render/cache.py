@@ -470,6 +470,8 @@ def render_incremental(
         pipelines=pipelines,
     )
 
+    if before:
+        from mwaa_elt.spec.analysis import unchecked_sql
     entries: dict[str, RecordEntry] = {}
     for spec, summary in validation.summaries.items():
         relative = _relative(spec, root)
@@ -478,8 +480,6 @@ def render_incremental(
             inputs, referenced = kept_entry.inputs, kept_entry.files
             named, unchecked = kept_entry.named, kept_entry.unchecked
         else:
-            from mwaa_elt.spec.analysis import unchecked_sql
-
             pipeline = fresh[summary.name]
             referenced = _referenced(pipeline, root)
             inputs = _inputs_digest(_Digests(), spec, referenced, root)
@@ -541,9 +541,12 @@ def kept_renders(
     records = []
     for path in candidates:
         record = load_record(path)
-        if record is not None and path.name == _record_name(stage.name, record.out):
-            with_time = (path.stat().st_mtime_ns, path.name, record)
-            records.append(with_time)
+        if record is None or path.name != _record_name(stage.name, record.out):
+            continue
+        try:
+            records.append((path.stat().st_mtime_ns, path.name, record))
+        except OSError:  # removed since it was read: the next render writes another
+            continue
     if not records:
         return {}
     keys = _KeyMaker(stage, templates_dir, stacks_dir, project_root)
