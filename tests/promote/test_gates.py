@@ -216,3 +216,26 @@ def test_the_dagbag_gate_loads_every_share_in_the_probe_started_ahead(
     assert probes.cancelled == [ahead, probes.started[1]]
     gates.dagbag_gate(_many(stage, 10), stage, ROOT, names)  # nothing started: one started now
     assert probes.loads[-1][0] is probes.started[2] and probes.started[2].niceness == 0
+
+
+def test_a_promotion_starts_airflow_from_the_stack_files_and_ends_it_when_refused(
+    stages: dict[str, Stage], monkeypatch, tmp_path: Path
+) -> None:
+    """`start_gates_of` starts each environment's probe from the stage's name alone (the CLI
+    calls it before importing what talks to AWS); a promotion refused before its gates, here on
+    its route, ends what was started."""
+    from mwaa_elt.project import Project
+    from mwaa_elt.promote.opening import PromoteRequest, open_promotion
+
+    probes = _Probes(monkeypatch, tmp_path)
+    stacks = ROOT / "stacks"
+    gates.start_gates_of("no-such-stage", stacks, ROOT)
+    gates.start_gates_of("dev", tmp_path / "no-stacks", ROOT)
+    assert probes.started == []
+    gates.start_gates_of("staging", stacks, ROOT)
+    (ahead,) = probes.started
+    assert ahead.airflow_version == stages["staging"].airflow.version and ahead.niceness > 0
+
+    with pytest.raises(ConfigError, match="promotes from dev"):
+        open_promotion(Project(ROOT), PromoteRequest(to="staging"))
+    assert probes.cancelled == [ahead] and probes.started == [ahead]

@@ -98,7 +98,7 @@ def promote(
     project_dir: ProjectDir = None,
 ) -> None:
     """Promote pipelines into a stage: plan, gates, ordered uploads, manifest; `--plan` first."""
-    from mwaa_elt.promote.opening import PromoteRequest, open_promotion
+    from mwaa_elt.promote.gates import start_gates_of
 
     if prune and pipelines:
         raise typer.BadParameter(
@@ -106,6 +106,12 @@ def promote(
             "drop the pipeline names",
             param_hint="--prune",
         )
+    project = project_at(project_dir)
+    # Airflow takes longer to import than anything before the gates: it starts before the
+    # modules that talk to AWS are imported.
+    start_gates_of(to, project.stacks_dir, project.root)
+    from mwaa_elt.promote.opening import PromoteRequest, open_promotion
+
     show_diffs = diff if diff is not None else (plan_only or not (yes or json_))
     request = PromoteRequest(
         to=to,
@@ -118,7 +124,6 @@ def promote(
         rollback_on_error=rollback_on_error,
         source_profile=source_profile,
     )
-    project = project_at(project_dir)
     # The target's first reads are sent before the rest of the promotion is imported: a
     # promotion that finds nothing to do mostly waits for them.
     opening = open_promotion(project, request)

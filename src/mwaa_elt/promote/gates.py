@@ -57,6 +57,22 @@ def start_dagbag_gate(airflow_version: str, project_root: Path) -> None:
         return
 
 
+def start_gates_of(stage_name: str, stacks_dir: Path, project_root: Path) -> None:
+    """`start_dagbag_gate` for each environment of the stage named `stage_name` (its own, and
+    a cutover's green one), from the stack files alone: a command starts Airflow with this
+    before it imports what talks to AWS. An unknown stage or unreadable stacks start nothing:
+    the command reports them in its turn."""
+    from mwaa_elt.stage import load_all_stages
+    from mwaa_elt.stage.green import environments
+
+    try:
+        stage = load_all_stages(stacks_dir).get(stage_name)
+    except MwaaEltError:
+        return
+    for environment in environments(stage) if stage is not None else []:
+        start_dagbag_gate(environment.airflow.version, project_root)
+
+
 def cancel_started_gates(keep: Collection[str] = ()) -> None:
     """End the probes started ahead of a gate that will not run (nothing to gate, or refused
     before it), all but those of the Airflow versions in `keep`."""

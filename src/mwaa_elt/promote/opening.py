@@ -111,11 +111,11 @@ def open_promotion(project: Project, request: PromoteRequest) -> Opening:
     from mwaa_elt.promote.gates import cancel_started_gates, start_dagbag_gate
     from mwaa_elt.stage.green import environments
 
-    stages = load_all_stages(project.stacks_dir)
-    target = check_route(stages, request.source, request.to)
-    for environment in environments(target):
-        start_dagbag_gate(environment.airflow.version, project.root)
-    try:
+    try:  # the gates' Airflow may have been started already (`gates.start_gates_of`)
+        stages = load_all_stages(project.stacks_dir)
+        target = check_route(stages, request.source, request.to)
+        for environment in environments(target):
+            start_dagbag_gate(environment.airflow.version, project.root)
         # One check for every environment: a cutover's green one lives in the stage's account.
         identity = identity_now(caller_arn(target))  # nothing of the stage is read before this
         reads = tuple(start_reads(env, identity) for env in environments(target))
