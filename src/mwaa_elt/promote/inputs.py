@@ -123,8 +123,7 @@ def select_working_tree(
         name, inputs = found
         if inputs.hash == inputs_hash(environment, folders[folder], templates_hash):
             trusted[spec] = SpecSummary(name, inputs.produces, inputs.after)
-    rendered = renders([spec for spec in specs if spec not in trusted]) if renders else {}
-    kept_by_spec = {spec: kept for spec, kept in rendered.items() if spec not in trusted}
+    kept_by_spec = dict(renders([s for s in specs if s not in trusted])) if renders else {}
     trusted.update((spec, kept.summary) for spec, kept in kept_by_spec.items())
 
     if len(trusted) == len(specs) and consistent(trusted.values()):
