@@ -725,6 +725,10 @@ def _tamper_dag(project: Path) -> None:
     dag_file.write_text(dag_file.read_text() + "\n# edited by hand\n")
 
 
+def _edit_sql(project: Path) -> None:
+    edit_sql(project, "after the render")
+
+
 def _edit_template(project: Path) -> None:
     template = project / "dag_templates/dag.py.j2"
     template.write_text("# rendered into every DAG file\n" + template.read_text())
@@ -753,7 +757,7 @@ def _what_dev_holds(stage: Stage) -> tuple[dict[str, bytes], dict[str, dict[str,
     [
         pytest.param("dev", None, [], id="nothing changed"),
         pytest.param("dev", _tamper_dag, ["movielens_emr"], id="a rendered file edited"),
-        pytest.param("dev", edit_sql, ["movielens_scifi"], id="an input edited"),
+        pytest.param("dev", _edit_sql, ["movielens_scifi"], id="an input edited"),
         pytest.param("dev", _edit_template, ALL, id="the templates edited"),
         pytest.param("staging", None, ALL, id="rendered for another stage"),
     ],
@@ -772,7 +776,7 @@ def test_a_first_promotion_takes_up_what_render_left_as_a_promotion_alone_would(
     code, _ = mwaa("render", "--stage", rendered_for)
     assert code == 0
     if after_render is not None:
-        after_render(*([project, "after the render"] if after_render is edit_sql else [project]))
+        after_render(project)
     taken = promote_json("--to", "dev")
     assert rendered[-1] == rendered_anew
     warm = _what_dev_holds(stages["dev"])
