@@ -30,6 +30,7 @@ from mwaa_elt.check import (
     cancel_probe,
     run_dagbag,
     run_started_each,
+    send_folders,
     start_probe,
 )
 from mwaa_elt.check.dagbag import PROBE, _end
@@ -176,7 +177,8 @@ def test_a_started_probe_loads_each_folder_in_a_forked_process_with_the_same_ver
 ) -> None:
     """`run_started_each` (the promotion's DagBag gate, one share per core): each folder is
     loaded in a process forked from the probe once Airflow is imported, and every file gets the
-    verdicts one fresh process over all of them gives."""
+    verdicts one fresh process over all of them gives. The folders can be sent ahead
+    (`send_folders`, as soon as the files are written) and collected later."""
     files = sorted(sample_dags.glob("*.py"))
     twins = [f for f in files if f.name.startswith("twin_")]  # a clash is seen within a folder
     others = [f for f in files if f not in twins]
@@ -188,6 +190,11 @@ def test_a_started_probe_loads_each_folder_in_a_forked_process_with_the_same_ver
             shutil.copy(source, folder / source.name)
         folders.append(folder)
     started = start_probe(airflow_version)
+    send_folders(started, folders)  # returns at once: the probe loads them when it can
+    with pytest.raises(ValueError, match="sent its folders already"):
+        send_folders(started, folders[:1])
+    with pytest.raises(ValueError, match="other folders"):
+        run_started_each(started, folders[:1])
     parts = run_started_each(started, folders, budget_seconds=BUDGET_SECONDS)
     assert [part.dags_folder for part in parts] == [folder.resolve() for folder in folders]
     assert [len(part.files) for part in parts] == [len(list(f.glob("*.py"))) for f in folders]

@@ -142,25 +142,34 @@ def _loaded(folder: Path, version: str, *, project_root: Path) -> CheckReport:
 
 
 class _Probes:
-    """`start_probe`, `run_started_each` and `cancel_probe` as the gate calls them, loading each
-    folder as `_loaded` does and remembering what was started, loaded and ended."""
+    """`start_probe`, `send_folders`, `run_started_each` and `cancel_probe` as the gates call
+    them, loading each folder as `_loaded` does and remembering what was started, sent ahead,
+    loaded and ended."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         self.tmp_path = tmp_path
         self.started: list[SimpleNamespace] = []
+        self.sent: list[tuple[SimpleNamespace, list[Path]]] = []
         self.loads: list[tuple[SimpleNamespace, list[Path]]] = []
         self.shares: list[int] = []  # DAG files per folder, at the last load
         self.cancelled: list[SimpleNamespace] = []
         monkeypatch.setattr(gates, "start_probe", self.start)
+        monkeypatch.setattr(gates, "send_folders", self.send)
         monkeypatch.setattr(gates, "run_started_each", self.run_each)
         monkeypatch.setattr(gates, "cancel_probe", self.cancelled.append)
 
     def start(self, version: str, *, project_root: Path, niceness: int = 0) -> SimpleNamespace:
-        probe = SimpleNamespace(airflow_version=version, niceness=niceness)
+        probe = SimpleNamespace(airflow_version=version, niceness=niceness, sent=None)
         self.started.append(probe)
         return probe
 
+    def send(self, probe: SimpleNamespace, folders: list[Path]) -> None:
+        assert probe.sent is None
+        probe.sent = tuple(folders)
+        self.sent.append((probe, list(folders)))
+
     def run_each(self, probe: SimpleNamespace, folders: list[Path]) -> tuple[CheckReport, ...]:
+        assert probe.sent in (None, tuple(folders))  # what was sent ahead is not sent again
         self.loads.append((probe, list(folders)))
         self.shares = [len(list(folder.iterdir())) for folder in folders]
         return tuple(_loaded(f, probe.airflow_version, project_root=ROOT) for f in folders)
@@ -239,3 +248,63 @@ def test_a_promotion_starts_airflow_from_the_stack_files_and_ends_it_when_refuse
     with pytest.raises(ConfigError, match="promotes from dev"):
         open_promotion(Project(ROOT), PromoteRequest(to="staging"))
     assert probes.cancelled == [ahead] and probes.started == [ahead]
+
+
+def test_the_dagbag_gate_takes_the_loads_sent_ahead_of_it_and_reports_on_its_own_files(
+    stages: dict[str, Stage], monkeypatch, tmp_path: Path
+) -> None:
+    """`start_dagbag_loads` sends a render's DAG files to the probe started ahead as soon as
+    the render is whole, so they load while the promotion bundles, plans and runs the
+    requirements gate; the gate then waits for those loads instead of writing and sending the
+    files itself, and reports on the files it gates only."""
+    monkeypatch.setenv("MWAA_ELT_WORKERS", "2")
+    probes = _Probes(monkeypatch, tmp_path)
+    stage, render = stages["dev"], _many(stages["dev"], 10)
+    gates.start_dagbag_loads(render, stage.airflow.version, ROOT)  # no probe started: no-op
+    assert probes.sent == []
+    gates.start_dagbag_gate(stage.airflow.version, ROOT)
+    gates.start_dagbag_loads(render, stage.airflow.version, ROOT)
+    gates.start_dagbag_loads(render, stage.airflow.version, ROOT)  # sent once
+    ((ahead, folders),) = probes.sent
+    assert ahead is probes.started[0] and ahead.niceness > 0
+    assert sorted(p.name for f in folders for p in f.iterdir()) == [
+        f"p{i:03d}.py" for i in range(10)
+    ]
+
+    # p007 fails to load, but the plan writes the other nine only: the gate passes on them.
+    names = [f"p{index:03d}" for index in range(10) if index != 7]
+    report = gates.dagbag_gate(render, stage, ROOT, names)
+    assert probes.loads == [(ahead, folders)] and len(probes.started) == 1
+    assert sorted(f.path.name for f in report.files) == sorted(f"{n}.py" for n in names)
+    assert report.ok and probes.cancelled == [ahead]
+    assert not any(folder.exists() for folder in folders)  # the files sent ahead are removed
+
+
+def test_loads_sent_ahead_of_other_bytes_are_ended_and_the_gate_loads_its_own(
+    stages: dict[str, Stage], monkeypatch, tmp_path: Path
+) -> None:
+    probes = _Probes(monkeypatch, tmp_path)
+    stage, render = stages["dev"], _many(stages["dev"], 10)
+    gates.start_dagbag_gate(stage.airflow.version, ROOT)
+    gates.start_dagbag_loads(render, stage.airflow.version, ROOT)
+    ((ahead, sent),) = probes.sent
+    changed = _many(stage, 10)
+    changed.files["dags/p003.py"] = b"# p003, edited since\n"
+    report = gates.dagbag_gate(changed, stage, ROOT, ["p003"])
+    assert probes.cancelled[0] is ahead and not any(folder.exists() for folder in sent)
+    ((probe, folders),) = probes.loads
+    assert probe is probes.started[1] and probe.niceness == 0 and folders != sent
+    assert [f.path.name for f in report.files] == ["p003.py"]
+
+
+def test_loads_sent_ahead_of_a_gate_that_never_runs_end_with_their_probe(
+    stages: dict[str, Stage], monkeypatch, tmp_path: Path
+) -> None:
+    probes = _Probes(monkeypatch, tmp_path)
+    stage = stages["dev"]
+    gates.start_dagbag_gate(stage.airflow.version, ROOT)
+    gates.start_dagbag_loads(_many(stage, 3), stage.airflow.version, ROOT)
+    gates.cancel_started_gates(keep=["2.0.0"])  # another version's gate runs: not this one
+    ((ahead, folders),) = probes.sent
+    assert probes.cancelled == [ahead] and not any(folder.exists() for folder in folders)
+    assert probes.loads == []

@@ -25,6 +25,7 @@ from mwaa_elt.check.dagbag import (
     run_dagbag,
     run_probe,
     run_started_each,
+    send_folders,
     start_probe,
 )
 
@@ -52,5 +53,6 @@ __all__ = [
     "run_dagbag",
     "run_probe",
     "run_started_each",
+    "send_folders",
     "start_probe",
 ]

@@ -190,6 +190,7 @@ class StartedProbe:
     process: subprocess.Popen[str]
     started: float
     scratch: tempfile.TemporaryDirectory[str]
+    sent: tuple[Path, ...] | None = None  # the folders `send_folders` asked it to load
 
 
 def start_probe(
@@ -225,16 +226,34 @@ def start_probe(
     return StartedProbe(airflow_version, python, folder, process, time.monotonic(), scratch)
 
 
+def send_folders(probe: StartedProbe, folders: Sequence[Path]) -> None:
+    """Ask the started probe to load each of `folders` in its own forked process as soon as
+    Airflow is imported, and return at once: `run_started_each` collects the reports. A probe
+    that has ended already is left for `run_started_each` to report."""
+    if probe.sent is not None:
+        raise ValueError("the probe was sent its folders already")
+    probe.sent = tuple(folders)
+    stdin = probe.process.stdin
+    assert stdin is not None  # started with a pipe
+    with contextlib.suppress(BrokenPipeError):  # `communicate` closes it
+        stdin.write(json.dumps([str(folder.resolve()) for folder in folders]) + "\n")
+        stdin.flush()
+
+
 def run_started_each(
     probe: StartedProbe, folders: Sequence[Path], *, budget_seconds: float = 1.0
 ) -> tuple[CheckReport, ...]:
     """Load each of `folders` in its own process forked from the started probe once Airflow is
     imported, all at once (one import, however many cores share the files); one report per
-    folder, in order, each what `run_dagbag` would give for it."""
-    line = json.dumps([str(folder.resolve()) for folder in folders])
+    folder, in order, each what `run_dagbag` would give for it. Folders sent ahead
+    (`send_folders`) are not sent again: `folders` must be those."""
+    if probe.sent is None:
+        send_folders(probe, folders)
+    elif probe.sent != tuple(folders):
+        raise ValueError("the probe was sent other folders than those asked for")
     try:
         try:
-            stdout, stderr = probe.process.communicate(line + "\n", timeout=PROBE_TIMEOUT_SECONDS)
+            stdout, stderr = probe.process.communicate(timeout=PROBE_TIMEOUT_SECONDS)
         except subprocess.TimeoutExpired as error:
             _end(probe.process)
             probe.process.communicate()

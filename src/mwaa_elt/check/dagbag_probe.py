@@ -237,6 +237,9 @@ def fill(folder: Path, startup_before: float = 0.0) -> tuple[Any, dict[str, Any]
 
     errors = {str(path): str(message) for path, message in dagbag.import_errors.items()}
     captured = getattr(dagbag, "captured_warnings", {}) or {}
+    dag_ids: dict[str, list[str]] = {}  # by file: one pass, not one per file
+    for dag in dagbag.dags.values():
+        dag_ids.setdefault(dag.fileloc, []).append(dag.dag_id)
     report_files = []
     for stat in dagbag.dagbag_stats:
         path = _stat_path(stat.file, folder)
@@ -244,7 +247,7 @@ def fill(folder: Path, startup_before: float = 0.0) -> tuple[Any, dict[str, Any]
             {
                 "path": path,
                 "parse_seconds": _seconds(stat.duration),
-                "dag_ids": sorted(d.dag_id for d in dagbag.dags.values() if d.fileloc == path),
+                "dag_ids": sorted(dag_ids.get(path, ())),
                 "task_count": stat.task_num,
                 "import_error": errors.get(path),
                 "warnings": [_warning_text(w) for w in captured.get(path, ())],

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -60,10 +60,12 @@ def from_working_tree(
     environment: str,
     *,
     complete: bool,
+    on_rendered: Callable[[RenderResult], None] = lambda _: None,
 ) -> Prepared:
     """Render the working-tree pipelines `selection` found changed for `target` (taking those
     an earlier render vouches for from it), bundle their folders and record their inputs; the
-    unchanged ones are passed on by name."""
+    unchanged ones are passed on by name. `on_rendered` is given the render as soon as it is
+    whole, before the bundles are built."""
     pipelines, kept = selection.changed, selection.kept
     taken = RenderResult(
         target.name,
@@ -74,6 +76,7 @@ def from_working_tree(
     render = _merge(
         target, [_render(dict(pipelines), target, project.templates_dir, project.root), taken]
     )
+    on_rendered(render)
     folders = {name: pipeline.source_dir for name, pipeline in pipelines.items()}
     folders.update((name, spec.parent) for name, (spec, _) in kept.items())
     commits = git_commits(project.root, folders, project.templates_dir) if folders else {}
@@ -106,12 +109,14 @@ def from_stage(
     target_manifest: Manifest | None = None,
     environment: str | None = None,
     force: Collection[str] = (),
+    on_rendered: Callable[[RenderResult], None] = lambda _: None,
 ) -> Prepared:
     """Re-render for `target` exactly the versions live in the source stage's manifest.
 
     With the target's manifest and the `environment` digest, a live version whose inputs the
     target already records is neither fetched nor rendered; the checks across specs still see
-    every live spec (the unchanged ones by their recorded summary).
+    every live spec (the unchanged ones by their recorded summary). `on_rendered` is given the
+    render as soon as it is whole.
     """
     source = source_store.stage.name
     manifest, _ = source_store.load_manifest()
@@ -168,6 +173,7 @@ def from_stage(
             templates_folder = root / "templates" / templates_hash
             renders.append(_render(group, target, templates_folder, root))
     render = _merge(target, renders)
+    on_rendered(render)
     commits = {name: manifest.pipelines[name].git_commit for name in to_render}
     chosen = {name: bundles[name] for name in to_render}
     by_name = {name: templates[manifest.pipelines[name].templates_hash] for name in to_render}

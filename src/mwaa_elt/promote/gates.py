@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import ast
 import atexit
+import contextlib
 import sys
-from collections.abc import Collection, Iterator
+import tempfile
+from collections.abc import Collection, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from packaging.utils import canonicalize_name
@@ -17,6 +20,7 @@ from mwaa_elt.check import (
     StartedProbe,
     cancel_probe,
     run_started_each,
+    send_folders,
     start_probe,
 )
 from mwaa_elt.errors import ConfigError, MwaaEltError
@@ -73,11 +77,47 @@ def start_gates_of(stage_name: str, stacks_dir: Path, project_root: Path) -> Non
         start_dagbag_gate(environment.airflow.version, project_root)
 
 
+@dataclass(frozen=True)
+class _SentAhead:
+    """DAG files a started probe loads ahead of their gate (`start_dagbag_loads`)."""
+
+    dags: dict[str, bytes]  # by file name, the bytes being loaded
+    folders: list[Path]  # one share per forked process
+    scratch: tempfile.TemporaryDirectory[str]
+
+
+_sent_ahead: dict[tuple[str, Path], _SentAhead] = {}
+
+
+def start_dagbag_loads(render: RenderResult, airflow_version: str, project_root: Path) -> None:
+    """Send the DAG files of `render` to the Airflow process started ahead of their gate
+    (`start_dagbag_gate`), so that they load while the promotion still bundles, plans and runs
+    the requirements gate. The gate takes these loads when they are of the files it gates (it
+    reports on those files only), and loads anew otherwise; a promotion that turns out to have
+    nothing to gate ends them (`cancel_started_gates`). Without a started, unsent probe of that
+    version, nothing is sent."""
+    key = (airflow_version, project_root)
+    probe = _started.get(key)
+    if probe is None or probe.sent is not None or not render.pipelines:
+        return
+    dags = _dag_files(render, render.pipelines)
+    scratch = scratch_folder("mwaa-elt-gate-", [len(data) for data in dags.values()])
+    try:
+        folders = _write_shares(dags, Path(scratch.name))
+        send_folders(probe, folders)
+    except OSError:  # the gate writes its files itself, in its turn
+        scratch.cleanup()
+        return
+    _sent_ahead[key] = _SentAhead(dags, folders, scratch)
+
+
 def cancel_started_gates(keep: Collection[str] = ()) -> None:
     """End the probes started ahead of a gate that will not run (nothing to gate, or refused
-    before it), all but those of the Airflow versions in `keep`."""
+    before it), and what they load, all but those of the Airflow versions in `keep`."""
     for key in [key for key in _started if key[0] not in keep]:
         cancel_probe(_started.pop(key))
+    for key in [key for key in _sent_ahead if key[0] not in keep]:
+        _sent_ahead.pop(key).scratch.cleanup()
 
 
 atexit.register(cancel_started_gates)
@@ -90,32 +130,37 @@ def dagbag_gate(
     stage's Airflow; ConfigError on failure. DAG ids are unique by validation already, so a
     large batch is split into one share per core (`parallel.process_count`), each loaded in a
     process forked from one Airflow probe once it has imported Airflow: the probe started ahead
-    (`start_dagbag_gate`) when there is one, else one started now."""
-    names = sorted(pipelines)
-    share = process_count(len(names))
+    (`start_dagbag_gate`) when there is one, else one started now. Files that probe was sent
+    ahead (`start_dagbag_loads`) are taken when they hold these bytes."""
     version = stage.airflow.version
-    probe = _started.pop((version, project_root), None) or start_probe(
-        version, project_root=project_root
-    )
+    key = (version, project_root)
+    dags = _dag_files(render, pipelines)
+    probe = _started.pop(key, None)
+    sent = _sent_ahead.pop(key, None)
+    if sent is not None and any(sent.dags.get(name) != data for name, data in dags.items()):
+        sent.scratch.cleanup()  # loading other files: start over
+        if probe is not None:
+            cancel_probe(probe)
+        probe, sent = None, None
+    probe = probe or start_probe(version, project_root=project_root)
     try:
-        dags = [PurePosixPath(render.pipelines[name].dag_path) for name in names]
-        sizes = [len(render.files[path.as_posix()]) for path in dags]
-        with scratch_folder("mwaa-elt-gate-", sizes) as scratch:
-            folders = [Path(scratch) / f"part-{index}" for index in range(share)]
-            for folder in folders:
-                folder.mkdir()
-            for index, dag_path in enumerate(dags):
-                folder = folders[index % share]
-                (folder / dag_path.name).write_bytes(render.files[dag_path.as_posix()])
+        with contextlib.ExitStack() as cleanup:
+            if sent is None:
+                sizes = [len(data) for data in dags.values()]
+                scratch = cleanup.enter_context(scratch_folder("mwaa-elt-gate-", sizes))
+                folders = _write_shares(dags, Path(scratch))
+            else:
+                cleanup.callback(sent.scratch.cleanup)
+                folders = sent.folders
             parts = run_started_each(probe, folders)
     finally:
         cancel_probe(probe)  # ends what it forked too, should the load have been cut short
     report = CheckReport(
         airflow_version=parts[0].airflow_version,
-        dags_folder=Path(scratch),
+        dags_folder=folders[0].parent,
         budget_seconds=parts[0].budget_seconds,
         probe_seconds=max(part.probe_seconds for part in parts),
-        files=tuple(file for part in parts for file in part.files),
+        files=tuple(file for part in parts for file in part.files if file.path.name in dags),
     )
     failures = [
         f"{file.path.name}: {finding.rule}: {finding.message}"
@@ -132,6 +177,24 @@ def dagbag_gate(
             ]
         )
     return report
+
+
+def _dag_files(render: RenderResult, pipelines: Collection[str]) -> dict[str, bytes]:
+    """The DAG file of each of `pipelines`, by file name (unique: one DAG file per pipeline,
+    named after its DAG id), in name order."""
+    paths = sorted(render.pipelines[name].dag_path for name in pipelines)
+    return {PurePosixPath(path).name: render.files[path] for path in paths}
+
+
+def _write_shares(dags: Mapping[str, bytes], scratch: Path) -> list[Path]:
+    """`dags` written into one folder per process that loads them (`parallel.process_count`),
+    dealt out in turn."""
+    folders = [scratch / f"part-{index}" for index in range(process_count(len(dags)))]
+    for folder in folders:
+        folder.mkdir()
+    for index, (name, data) in enumerate(dags.items()):
+        (folders[index % len(folders)] / name).write_bytes(data)
+    return folders
 
 
 def required_distributions(dag: bytes) -> set[str]:

@@ -30,6 +30,7 @@ from mwaa_elt.promote.plan import Identity, Plan, build_plan, keys_to_diff
 from mwaa_elt.promote.rollback import plan_rollback
 from mwaa_elt.promote.status import list_live, off_record
 from mwaa_elt.promote.store import StageStore, make_client, store_client
+from mwaa_elt.render.result import RenderResult
 from mwaa_elt.render.workflow import not_rendered
 from mwaa_elt.stage import Stage
 
@@ -401,6 +402,11 @@ def _prepare(
 
     names: Sequence[str] | None = list(request.names) or None
     environment, templates, force = inputs.environment, inputs.templates, inputs.force
+
+    def start_loads(render: RenderResult) -> None:
+        # The DagBag gate's loads run while the rest is bundled, planned and gated.
+        gate_checks.start_dagbag_loads(render, target.airflow.version, project.root)
+
     if request.source is None:
         assert templates is not None  # bundled for every promotion from the working tree
         selection = select_working_tree(
@@ -435,7 +441,13 @@ def _prepare(
                 f"({len(selection.unchanged)} unchanged{taken})…"
             )
         return from_working_tree(
-            project, target, selection, templates, environment, complete=not names
+            project,
+            target,
+            selection,
+            templates,
+            environment,
+            complete=not names,
+            on_rendered=start_loads,
         )
     notify(
         f"reading what is live in {request.source} and rendering what changed for {target.name}…"
@@ -449,4 +461,5 @@ def _prepare(
         target_manifest=manifest,
         environment=environment,
         force=force,
+        on_rendered=start_loads,
     )
