@@ -19,7 +19,6 @@ import hashlib
 import json
 import os
 import re
-import stat
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -103,18 +102,28 @@ def _sha(data: bytes) -> str:
 class _Digests:
     """Digests of a file's bytes and of where it really is (swapping in a symlink is a change).
 
-    Each folder's real path is looked up once: thousands of files share a few folders.
+    Each folder's real path is looked up once, from its parent's: thousands of folders share
+    the folders above them.
     """
 
     def __init__(self) -> None:
         self._folders: dict[str, str] = {}
 
+    def _real_folder(self, folder: str) -> str:
+        real = self._folders.get(folder)
+        if real is None:
+            parent, name = os.path.split(folder)
+            if name in {"", ".", ".."} or not parent:
+                real = os.path.realpath(folder)
+            else:
+                candidate = os.path.join(self._real_folder(parent), name)
+                real = os.path.realpath(candidate) if os.path.islink(candidate) else candidate
+            self._folders[folder] = real
+        return real
+
     def _real(self, path: str) -> str:
         folder, name = os.path.split(path)
-        real_folder = self._folders.get(folder)
-        if real_folder is None:
-            real_folder = self._folders[folder] = os.path.realpath(folder)
-        candidate = os.path.join(real_folder, name)
+        candidate = os.path.join(self._real_folder(folder), name)
         if name in {"", ".", ".."} or os.path.islink(candidate):
             return os.path.realpath(candidate)
         return candidate
@@ -347,15 +356,21 @@ def _listing(spec: Path) -> str:
     if not own_folder(spec):
         return ""
     entries: list[str] = []
-    for top, dirs, names in os.walk(spec.parent, followlinks=False):
-        for name in [*dirs, *names]:
-            path = os.path.join(top, name)
-            try:
-                mode = os.lstat(path).st_mode
-            except OSError:
-                continue
-            kind = "d" if stat.S_ISDIR(mode) else "f" if stat.S_ISREG(mode) else "x"
-            entries.append(f"{kind}:{os.path.relpath(path, spec.parent)}")
+    folders = [(os.fspath(spec.parent), "")]
+    while folders:  # the kinds come from the directory entries: no stat per file
+        folder, prefix = folders.pop()
+        try:
+            with os.scandir(folder) as found:
+                for entry in found:
+                    name = prefix + entry.name
+                    if entry.is_dir(follow_symlinks=False):
+                        entries.append(f"d:{name}")
+                        folders.append((entry.path, name + os.sep))
+                    else:
+                        regular = entry.is_file(follow_symlinks=False)
+                        entries.append(f"{'f' if regular else 'x'}:{name}")
+        except OSError:  # gone or unreadable: listed as far as it could be read
+            continue
     return "\n".join(sorted(entries))
 
 

@@ -33,9 +33,22 @@ _FIX_LINK = (
 
 
 def discover_specs(root: Path) -> list[Path]:
-    """Spec files under `root`: `<root>/<name>/<name>.yaml` and `<root>/<name>.yaml`."""
-    found = [p for p in root.glob("*/*.yaml") if p.stem == p.parent.name]
-    found += list(root.glob("*.yaml"))
+    """Spec files under `root`: `<root>/<name>/<name>.yaml` and `<root>/<name>.yaml`.
+
+    One listing of `root` and one existence check per folder (a glob of `*/*.yaml` lists every
+    file of every pipeline folder)."""
+    found: list[Path] = []
+    try:
+        with os.scandir(root) as entries:
+            for entry in entries:
+                if entry.name.endswith(".yaml"):
+                    found.append(root / entry.name)
+                if entry.is_dir() and os.path.lexists(
+                    os.path.join(entry.path, f"{entry.name}.yaml")
+                ):
+                    found.append(root / entry.name / f"{entry.name}.yaml")
+    except OSError:  # no such folder: no specs, as a glob finds none
+        return []
     return sorted(found)
 
 
