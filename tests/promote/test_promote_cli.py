@@ -789,3 +789,39 @@ def test_a_first_promotion_takes_up_what_render_left_as_a_promotion_alone_would(
     assert warm[1]["movielens_scifi"]["sql_unchecked"]
     assert warm == _what_dev_holds(stages["dev"])
     assert taken["pipelines"] == alone["pipelines"] and taken["uploaded"] == alone["uploaded"]
+
+
+def test_the_dag_files_are_sent_to_the_gates_airflow_as_soon_as_they_are_rendered(
+    project, stages, gated, monkeypatch
+):
+    """From the working tree and from a stage, the render goes to the DagBag gate's Airflow
+    process (`start_dagbag_loads`) before anything is bundled or gated, with the Airflow version
+    of the stage it is rendered for; the gate then asks for those DAG files."""
+    from mwaa_elt.promote import gates
+
+    events: list[tuple[str, Any]] = []
+    monkeypatch.setattr(
+        gates,
+        "start_dagbag_loads",
+        lambda render, version, root: events.append(("sent", (sorted(render.pipelines), version))),
+    )
+    monkeypatch.setattr(
+        gates,
+        "dagbag_gate",
+        lambda render, stage, root, names: events.append(("gated", sorted(names))),
+    )
+    monkeypatch.setattr(gates, "requirements_gate", lambda *args: events.append(("packages", ())))
+    everything = ["movielens_emr", "movielens_scifi", "scifi_quality"]
+    promote_json("--to", "dev")
+    assert events == [
+        ("sent", (everything, stages["dev"].airflow.version)),
+        ("packages", ()),
+        ("gated", everything),
+    ]
+    events.clear()
+    promote_json("--from", "dev", "--to", "staging")
+    assert events == [
+        ("sent", (everything, stages["staging"].airflow.version)),
+        ("packages", ()),
+        ("gated", everything),
+    ]
