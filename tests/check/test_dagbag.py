@@ -12,6 +12,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -33,7 +34,7 @@ from mwaa_elt.check import (
     send_folders,
     start_probe,
 )
-from mwaa_elt.check.dagbag import PROBE, _end
+from mwaa_elt.check.dagbag import PROBE, StartedProbe, _end
 from mwaa_elt.errors import ExternalError
 
 DAG_RULES = [
@@ -298,3 +299,18 @@ def test_every_kind_of_import_is_imported_before_the_files_are_timed(
         "airflow.utils.helpers",
         "airflow.utils.weight_rule",
     } <= imported
+
+
+def test_folders_are_recorded_as_sent_only_once_written(tmp_path: Path) -> None:
+    """A write the pipe refuses (other than a probe that has ended) leaves the probe unsent, so
+    the gate sends its own folders instead of waiting for a load that was never asked for."""
+
+    class RefusingPipe:
+        def write(self, text: str) -> None:
+            raise OSError(22, "Invalid argument")
+
+    process = SimpleNamespace(stdin=RefusingPipe())
+    probe = StartedProbe("3.0.6", Path("python"), tmp_path, process, 0.0, None)  # type: ignore[arg-type]
+    with pytest.raises(OSError, match="Invalid argument"):
+        send_folders(probe, [tmp_path])
+    assert probe.sent is None

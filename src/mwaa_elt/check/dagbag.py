@@ -232,12 +232,12 @@ def send_folders(probe: StartedProbe, folders: Sequence[Path]) -> None:
     that has ended already is left for `run_started_each` to report."""
     if probe.sent is not None:
         raise ValueError("the probe was sent its folders already")
-    probe.sent = tuple(folders)
     stdin = probe.process.stdin
     assert stdin is not None  # started with a pipe
     with contextlib.suppress(BrokenPipeError):  # `communicate` closes it
         stdin.write(json.dumps([str(folder.resolve()) for folder in folders]) + "\n")
         stdin.flush()
+    probe.sent = tuple(folders)  # only once written: a failed write leaves it to be sent again
 
 
 def run_started_each(

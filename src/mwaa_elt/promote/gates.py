@@ -82,8 +82,7 @@ class _SentAhead:
     """DAG files a started probe loads ahead of their gate (`start_dagbag_loads`)."""
 
     dags: dict[str, bytes]  # by file name, the bytes being loaded
-    folders: list[Path]  # one share per forked process
-    scratch: tempfile.TemporaryDirectory[str]
+    scratch: tempfile.TemporaryDirectory[str]  # the folders the probe was sent (`probe.sent`)
 
 
 _sent_ahead: dict[tuple[str, Path], _SentAhead] = {}
@@ -108,7 +107,7 @@ def start_dagbag_loads(render: RenderResult, airflow_version: str, project_root:
     except OSError:  # the gate writes its files itself, in its turn
         scratch.cleanup()
         return
-    _sent_ahead[key] = _SentAhead(dags, folders, scratch)
+    _sent_ahead[key] = _SentAhead(dags, scratch)
 
 
 def cancel_started_gates(keep: Collection[str] = ()) -> None:
@@ -151,7 +150,8 @@ def dagbag_gate(
                 folders = _write_shares(dags, Path(scratch))
             else:
                 cleanup.callback(sent.scratch.cleanup)
-                folders = sent.folders
+                assert probe.sent is not None  # registered only once sent
+                folders = list(probe.sent)
             parts = run_started_each(probe, folders)
     finally:
         cancel_probe(probe)  # ends what it forked too, should the load have been cut short
