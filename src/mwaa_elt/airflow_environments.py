@@ -23,7 +23,6 @@ from pathlib import Path
 
 from mwaa_elt.airflow_versions import MWAA_PREINSTALLED_PROVIDERS
 from mwaa_elt.errors import ConfigError, ExternalError
-from mwaa_elt.infra.documents.environment_files import line_requirements_path
 from mwaa_elt.mwaa_images import TOOL_ROOT, MwaaImage, canonical, mwaa_image
 
 # What the image installs that a local environment leaves out, and why. Both serve only the
@@ -128,6 +127,10 @@ def requirements_text(env: AirflowEnvironment) -> str:
 
 
 def _requirements(env: AirflowEnvironment) -> Iterable[str]:
+    # Here, not at the top: finding an environment's interpreter (`airflow_python`) imports
+    # nothing beyond the standard library, so a command can start one before anything else.
+    from mwaa_elt.infra.documents.environment_files import line_requirements_path
+
     for package in env.image.packages:
         package = _EXTRA_LEFT_OUT.get(package, package)
         if canonical(re.split(r"[\[=<>~!; ]", package, maxsplit=1)[0]) not in LEFT_OUT:

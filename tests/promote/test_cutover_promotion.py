@@ -19,6 +19,7 @@ from test_promote_cli import (  # noqa: F401  (fixtures)
     versions,
 )
 
+from mwaa_elt.promote import airflow_ahead
 from mwaa_elt.promote.store import make_client
 from mwaa_elt.stage import Stage
 from mwaa_elt.stage.green import GREEN_PATHS
@@ -89,6 +90,8 @@ def test_a_cutover_stage_gets_every_pipeline_in_both_environments(cutover, stage
     promote("--to", "dev")
     result = promote("--from", "dev", "--to", "staging")
     staging = stages["staging"]
+    # Both environments' Airflow start first in the next promotion into staging.
+    assert airflow_ahead.recorded(cutover, "staging") == [staging.airflow.version, GREEN_VERSION]
     blue = {p["pipeline"]: p for p in result["pipelines"]}
     green = {p["pipeline"]: p for p in result["cutover"]["pipelines"]}
     assert result["cutover"]["environment"] == "mwaa-elt-staging-green"

@@ -250,6 +250,36 @@ def test_a_promotion_starts_airflow_from_the_stack_files_and_ends_it_when_refuse
     assert probes.cancelled == [ahead] and probes.started == [ahead]
 
 
+def test_the_gate_takes_the_airflow_the_command_started_before_importing_itself(
+    stages: dict[str, Stage], monkeypatch, tmp_path: Path
+) -> None:
+    """A probe `airflow_ahead` started from the project's record is the gate's: none is started
+    anew; one no gate takes ends with the gates that were started."""
+    probes = _Probes(monkeypatch, tmp_path)
+    ended: list[SimpleNamespace] = []
+    monkeypatch.setattr(gates.airflow_ahead, "cancel_probe", ended.append)
+    monkeypatch.setattr(gates.airflow_ahead, "_ahead", {})
+    version = stages["dev"].airflow.version
+
+    def ahead(for_version: str) -> SimpleNamespace:
+        probe = SimpleNamespace(airflow_version=for_version, niceness=10, sent=None)
+        gates.airflow_ahead._ahead[for_version, ROOT] = probe
+        return probe
+
+    recorded = ahead(version)
+    untaken = ahead("2.11.0")  # a version no environment of the stage runs any more
+    gates.start_dagbag_gate(version, ROOT)
+    assert probes.started == [] and gates._started[version, ROOT] is recorded
+    gates.cancel_started_gates()
+    assert probes.cancelled == [recorded] and ended == [untaken]
+    assert gates.airflow_ahead._ahead == {}
+
+    gates.start_dagbag_gate(version, ROOT)  # nothing started ahead any more: started now
+    (started,) = probes.started
+    assert gates._started[version, ROOT] is started and started.niceness > 0
+    gates.cancel_started_gates()
+
+
 def test_the_dagbag_gate_takes_the_loads_sent_ahead_of_it_and_reports_on_its_own_files(
     stages: dict[str, Stage], monkeypatch, tmp_path: Path
 ) -> None:

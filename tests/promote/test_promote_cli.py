@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from mwaa_elt import cli
 from mwaa_elt.errors import MwaaEltError
-from mwaa_elt.promote import lock, workflow
+from mwaa_elt.promote import airflow_ahead, lock, workflow
 from mwaa_elt.promote.mwaa import MwaaEnvironment
 from mwaa_elt.promote.sandbox import create_stage_buckets
 from mwaa_elt.promote.store import StageStore, make_client
@@ -104,7 +104,10 @@ def edit_sql(project: Path, text: str) -> None:
 
 
 def test_first_promotion_writes_everything_and_a_second_writes_nothing(project, stages, gated):
+    assert airflow_ahead.recorded(project, "dev") == []
     first = promote_json("--to", "dev")
+    # Validated: the next promotion into dev starts this Airflow before its command line loads.
+    assert airflow_ahead.recorded(project, "dev") == [stages["dev"].airflow.version]
     assert first["stage"] == "dev" and first["from"] == "working-tree"
     assert {p["action"] for p in first["pipelines"]} == {"added"}
     assert (first["uploaded"], first["deleted"], first["unchanged"]) == (

@@ -26,6 +26,7 @@ from mwaa_elt.check import (
 from mwaa_elt.errors import ConfigError, MwaaEltError
 from mwaa_elt.infra.documents.environment_files import build_requirements, package_names
 from mwaa_elt.parallel import process_count
+from mwaa_elt.promote import airflow_ahead
 from mwaa_elt.render import RenderResult
 from mwaa_elt.scratch import scratch_folder
 from mwaa_elt.stage import Stage
@@ -42,7 +43,6 @@ _TWO_LEVEL = {"alibaba", "apache", "atlassian", "cncf", "common", "dbt", "micros
 # DagBag probes started ahead of their gate (`start_dagbag_gate`), by Airflow version and
 # project: the gate that runs next for them takes one instead of starting Airflow anew.
 _started: dict[tuple[str, Path], StartedProbe] = {}
-_STARTED_NICENESS = 10
 
 
 def start_dagbag_gate(airflow_version: str, project_root: Path) -> None:
@@ -53,9 +53,13 @@ def start_dagbag_gate(airflow_version: str, project_root: Path) -> None:
     key = (airflow_version, project_root)
     if key in _started:
         return
+    ahead = airflow_ahead.take(airflow_version, project_root)  # started by `mwaa-elt` first
+    if ahead is not None:
+        _started[key] = ahead
+        return
     try:
         _started[key] = start_probe(
-            airflow_version, project_root=project_root, niceness=_STARTED_NICENESS
+            airflow_version, project_root=project_root, niceness=airflow_ahead.NICENESS
         )
     except (MwaaEltError, OSError):
         return
@@ -113,6 +117,7 @@ def start_dagbag_loads(render: RenderResult, airflow_version: str, project_root:
 def cancel_started_gates(keep: Collection[str] = ()) -> None:
     """End the probes started ahead of a gate that will not run (nothing to gate, or refused
     before it), and what they load, all but those of the Airflow versions in `keep`."""
+    airflow_ahead.end_untaken()
     for key in [key for key in _started if key[0] not in keep]:
         cancel_probe(_started.pop(key))
     for key in [key for key in _sent_ahead if key[0] not in keep]:

@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 
 from mwaa_elt.errors import ConfigError, MwaaEltError
 from mwaa_elt.project import Project
+from mwaa_elt.promote import airflow_ahead
 from mwaa_elt.promote import gates as gate_checks
 from mwaa_elt.promote.apply import Progress
 from mwaa_elt.promote.builds import Prepared, from_stage, from_working_tree
@@ -163,6 +164,9 @@ def prepare_promotions(
     except BaseException:
         gate_checks.cancel_started_gates()
         raise
+    # Prepared, so validated: the next command into this stage starts their Airflow first.
+    versions = [promotion.target.airflow.version for promotion in promotions]
+    airflow_ahead.remember(project.cache_dir, project.stacks_dir, request.to, versions)
     gated = {
         gate.airflow_version
         for promotion in promotions
