@@ -215,6 +215,23 @@ def render(project: Path, out: Path, env: dict[str, str]) -> None:
         raise BenchError(f"mwaa-elt render failed:\n{done.stderr}")
 
 
+def plan_once(project: Path, env: dict[str, str]) -> None:
+    """`mwaa-elt promote --to dev --plan` into the emptied bucket, outside any timing, before the
+    first sequence: the working copy has planned a promotion into the stage, as a CI job's
+    `--plan` step does before its `--yes` one. Every sequence then finds the local records such
+    a run leaves (the Airflow of the stage's gates, started before the command line is imported:
+    `promote.airflow_ahead`), not only those after the first; a fresh clone hides them all."""
+    done = subprocess.run(
+        [_cli(), "promote", "--to", STAGE, "--plan", "--skip-mwaa-checks", "--json"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise BenchError(f"mwaa-elt promote --plan failed:\n{done.stderr}")
+
+
 def tree(folder: Path) -> dict[str, bytes]:
     """Every file under `folder` by posix path."""
     return {
@@ -670,6 +687,7 @@ def measure(
         states = render_states(project, edit, scratch / "rendered", base_env)
         stages = load_all_stages(project / "stacks")
         with running_sandbox(project, scratch, base_env) as endpoint:
+            plan_once(project, _environment(base_env, endpoint, stages[STAGE].region))
             for repetition in range(size.repetitions):
                 shift = repetition % len(tools)
                 for tool in tools[shift:] + tools[:shift]:

@@ -155,7 +155,7 @@ def _run_tool(tool: str, args: list[str]) -> int:
             from awscli.clidriver import main as aws_main
 
             return int(aws_main() or 0)
-        from mwaa_elt.cli import main as mwaa_elt_main
+        from mwaa_elt.__main__ import main as mwaa_elt_main
 
         mwaa_elt_main()
         return 0
@@ -172,6 +172,10 @@ def main(argv: list[str]) -> int:
     recorder = Recorder()
     if tool == "aws":
         import awscli  # noqa: F401  (makes the vendored botocore importable as `botocore`)
+    else:  # what `mwaa-elt` does first, before the hooks import botocore (`mwaa_elt.__main__`)
+        from mwaa_elt.promote.airflow_ahead import start_for_arguments
+
+        start_for_arguments(args)
     install(recorder)
     code = 1
     try:
