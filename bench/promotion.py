@@ -19,7 +19,9 @@ the way the MWAA CI/CD guides do it, with the AWS CLI from PyPI (.venv-bench-aws
   fresh checkout, where every file is newer than its object.
 
 After every run the bucket's dags/ and scripts/ are compared with the rendered folder (ETag =
-MD5 of single-part uploads). Each sequence starts from an emptied emulator.
+MD5 of single-part uploads). Each sequence starts from an emptied emulator; before the first,
+an untimed `mwaa-elt promote --plan` leaves the working copy the records a CI job's plan step
+leaves (the fresh-clone scenario hides them).
 
 Run alone: .venv/bin/python -m bench.promotion [--quick] [--json FILE]  (prints markdown)
 """
