@@ -206,15 +206,7 @@ def source_state() -> dict[str, Any]:
 
 def render(project: Path, out: Path, env: dict[str, str]) -> None:
     """`mwaa-elt render --stage dev --out OUT`, outside any timing."""
-    done = subprocess.run(
-        [_cli(), "render", "--stage", STAGE, "--out", str(out), "--json"],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        raise BenchError(f"mwaa-elt render failed:\n{done.stderr}")
+    run_untimed(project, env, "render", "--stage", STAGE, "--out", str(out), "--json")
 
 
 def plan_once(project: Path, env: dict[str, str]) -> None:
@@ -223,15 +215,14 @@ def plan_once(project: Path, env: dict[str, str]) -> None:
     `--plan` step does before its `--yes` one. Every sequence then finds the local records such
     a run leaves (the Airflow of the stage's gates, started before the command line is imported:
     `promote.airflow_ahead`), not only those after the first; a fresh clone hides them all."""
-    done = subprocess.run(
-        [_cli(), "promote", "--to", STAGE, "--plan", "--skip-mwaa-checks", "--json"],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    run_untimed(project, env, "promote", "--to", STAGE, "--plan", "--skip-mwaa-checks", "--json")
+
+
+def run_untimed(project: Path, env: dict[str, str], *args: str) -> None:
+    """`mwaa-elt ARGS` in `project`, outside any timing; BenchError with its errors if it fails."""
+    done = subprocess.run([_cli(), *args], cwd=project, env=env, capture_output=True, text=True)
     if done.returncode != 0:
-        raise BenchError(f"mwaa-elt promote --plan failed:\n{done.stderr}")
+        raise BenchError(f"mwaa-elt {args[0]} failed:\n{done.stderr}")
 
 
 def tree(folder: Path) -> dict[str, bytes]:
