@@ -127,8 +127,8 @@ def requirements_text(env: AirflowEnvironment) -> str:
 
 
 def _requirements(env: AirflowEnvironment) -> Iterable[str]:
-    # Here, not at the top: finding an environment's interpreter (`airflow_python`) imports
-    # nothing beyond the standard library, so a command can start one before anything else.
+    # Here, not at the top: finding an environment's interpreter (`airflow_python`) must not
+    # import the stage model, so that `mwaa-elt` can start one before anything else.
     from mwaa_elt.infra.documents.environment_files import line_requirements_path
 
     for package in env.image.packages:

@@ -172,3 +172,17 @@ def test_the_executable_starts_the_recorded_airflow_first_and_ends_it_with_itsel
     assert marker.is_file(), "the environment's interpreter was not started"
     with pytest.raises(ProcessLookupError):
         os.kill(int(marker.read_text()), 0)  # ended with the command
+
+
+def test_starting_ahead_imports_neither_the_command_line_nor_the_stage_model() -> None:
+    """What `mwaa-elt` imports before it starts a promotion's Airflow: were the stage model
+    (pydantic), Typer or botocore among it, the head start would be gone."""
+    code = (
+        "import sys; import mwaa_elt.promote.airflow_ahead; "
+        "print(sorted(m for m in ('pydantic', 'typer', 'rich', 'botocore', 'yaml') "
+        "if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]"
