@@ -12,9 +12,10 @@ import sys
 
 def main() -> None:
     """Console entry point (`mwaa_elt.cli.main` runs the command)."""
-    from mwaa_elt.promote.airflow_ahead import start_for_arguments
+    if sys.argv[1:2] == ["promote"]:  # other commands start no Airflow ahead: not imported
+        from mwaa_elt.promote.airflow_ahead import start_for_arguments
 
-    start_for_arguments(sys.argv[1:])
+        start_for_arguments(sys.argv[1:])
     from mwaa_elt.cli import main as run_command
 
     run_command()
