@@ -47,7 +47,14 @@ def find_project(start: Path | None = None) -> Project:
     explicit = os.environ.get("MWAA_ELT_PROJECT")
     here = Path(explicit or start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
-        if (folder / PROJECT_FILE).is_file() and (folder / "stacks").is_dir():
+        try:
+            found = (folder / PROJECT_FILE).is_file() and (folder / "stacks").is_dir()
+        except OSError as error:  # a name too long, a folder it may not look into...
+            raise ConfigError(
+                f"{folder}: cannot look for {PROJECT_FILE} there ({error.strerror}); run from "
+                "the project, or pass --project-dir with a folder that can be read"
+            ) from None
+        if found:
             return Project(folder)
     raise ConfigError(
         f"{here}: not inside an mwaa-elt project (no {PROJECT_FILE} with a stacks/ folder here "

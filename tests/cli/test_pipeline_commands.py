@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -96,6 +99,24 @@ def test_validate_reports_every_problem_with_location_and_exit_1(project):
 def test_validate_of_a_missing_path_is_a_clear_error(project):
     result = runner.invoke(app, ["validate", "pipelines/nope.yaml"])
     assert result.exit_code == 1 and "no such file or folder" in str(result.exception)
+
+
+def test_a_project_folder_that_cannot_be_looked_into_is_a_clear_error(tmp_path: Path) -> None:
+    """`--project-dir` naming a folder the system refuses to look up (here a name longer than
+    it allows) is an error message and exit code, not a traceback, for `promote` too, which
+    reads it before its command line is imported (`promote.airflow_ahead`)."""
+    too_long = tmp_path / ("a" * 300)
+    for args in (["validate"], ["promote", "--to", "dev"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "mwaa_elt", *args, "-C", str(too_long)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env={**os.environ, "NO_COLOR": "1", "COLUMNS": "2000"},
+        )
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        assert f"{too_long}: cannot look for Pulumi.yaml there (File name too long)" in done.stderr
 
 
 def test_schema_is_the_published_one(project, project_root):
