@@ -186,3 +186,20 @@ def test_starting_ahead_imports_neither_the_command_line_nor_the_stage_model() -
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_the_options_read_ahead_are_those_of_promote_that_take_a_value() -> None:
+    """`promotion_target` skips the value of each option that takes one; an option added to
+    `promote` later and left out here would have its value read as a word of its own."""
+    import typer.main
+
+    from mwaa_elt.cli import app
+
+    promote = typer.main.get_command(app).commands["promote"]
+    valued = {
+        name
+        for param in promote.params
+        if param.param_type_name == "option" and not param.is_flag
+        for name in param.opts
+    }
+    assert valued == airflow_ahead._VALUED
