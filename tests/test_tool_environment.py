@@ -2,8 +2,9 @@
 
 Where PYTHONDONTWRITEBYTECODE is set (this project's machines, most CI images and containers),
 an environment installed by uv without `--compile-bytecode` compiles every module a command
-imports on every start: a no-change promotion of 1,000 pipelines spent about 1 s of its 1.75 s
-compiling botocore, pydantic, Typer and rich (docs/performance.md).
+imports on every start: a no-change promotion of 1,000 pipelines took 1.75 s, of which about
+0.7 s compiling botocore, pydantic, Typer and rich and 0.3 s compiling mwaa-elt's own modules
+(docs/performance.md).
 """
 
 from __future__ import annotations
@@ -11,19 +12,24 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import struct
-import sys
 from pathlib import Path
 
 import pytest
 
 # What every `mwaa-elt` command, and a promotion in particular, imports from the environment.
-_LIBRARIES = ("botocore.client", "pydantic.main", "typer.main", "rich.console", "yaml")
+# (src/ is compiled by every `make` target; an edit since is compiled on its next import.)
+_MODULES = (
+    "botocore.client",
+    "pydantic.main",
+    "typer.main",
+    "rich.console",
+    "yaml",
+)
 
 
-@pytest.mark.parametrize("name", _LIBRARIES)
-def test_libraries_a_command_imports_are_byte_compiled(name: str) -> None:
+@pytest.mark.parametrize("name", _MODULES)
+def test_modules_a_command_imports_are_byte_compiled(name: str) -> None:
     source = Path(importlib.import_module(name).__file__ or "")
-    assert source.is_relative_to(sys.prefix), f"{name} is not from the tool's environment"
     cached = Path(importlib.util.cache_from_source(str(source)))
     assert cached.is_file(), (
         f"{cached} is missing: install the environment byte-compiled (`make setup` runs uv with "
