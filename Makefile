@@ -18,7 +18,7 @@ include make/evaluator.mk
 # src/ is compiled on every run (only what changed since): an editable install leaves it to
 # the interpreter, which does not write bytecode where PYTHONDONTWRITEBYTECODE is set.
 setup: $(STAMP)
-	@$(BIN)/python -m compileall -q src >/dev/null
+	@$(BIN)/python -m compileall -q src
 
 # uv is bootstrapped by pip from its own hashed pin, then installs the lock exactly (sync removes
 # anything the lock does not list) and the project itself, built with a pinned setuptools.
