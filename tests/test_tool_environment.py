@@ -3,7 +3,7 @@
 Where PYTHONDONTWRITEBYTECODE is set (this project's machines, most CI images and containers),
 an environment installed by uv without `--compile-bytecode` compiles every module a command
 imports on every start: a no-change promotion of 1,000 pipelines took 1.75 s, of which about
-0.7 s compiling botocore, pydantic, Typer and rich and 0.3 s compiling mwaa-elt's own modules
+0.65 s compiling botocore, pydantic, Typer and rich and 0.35 s compiling mwaa-elt's own modules
 (docs/performance.md).
 """
 
@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 # What every `mwaa-elt` command, and a promotion in particular, imports from the environment.
-# (src/ is compiled by every `make` target; an edit since is compiled on its next import.)
+# src/ is not checked: `make setup`, which every target runs, compiles it, and a file edited
+# since is compiled in memory on each import until the next `make`.
 _MODULES = (
     "botocore.client",
     "pydantic.main",
