@@ -12,6 +12,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mwaa_elt.airflow_environments import override_variable
 from mwaa_elt.project import Project
@@ -33,6 +35,12 @@ ROOT = Path(__file__).resolve().parents[2]
         (["promote", "--", "--to", "dev"], None),  # pipeline names after `--`
         (["promote", "--to"], None),
         (["promote", "--to", "dev", "--help"], None),
+        # short options: attached values and flags clustered before the one that takes a value
+        (["promote", "-Cproj", "--to", "dev"], ("dev", Path("proj"))),
+        (["promote", "-yC", "proj", "--to", "dev"], ("dev", Path("proj"))),
+        (["promote", "-yCproj", "--to=dev"], ("dev", Path("proj"))),
+        (["promote", "-C=proj", "--to", "dev"], ("dev", Path("=proj"))),  # as Click reads it
+        (["promote", "-x", "--to", "dev"], None),  # a letter promote has not
         (["promote", "--plan"], None),
         (["render", "--to", "dev"], None),
         ([], None),
@@ -188,6 +196,56 @@ def test_starting_ahead_imports_neither_the_command_line_nor_the_stage_model() -
     assert done.stdout.strip() == "[]"
 
 
+_WORDS = st.sampled_from(
+    [
+        "--to",
+        "--to=dev",
+        "--from",
+        "--source-profile",
+        "--project-dir",
+        "--project-dir=p",
+        "-C",
+        "-Cp",
+        "-C=p",
+        "-y",
+        "-yC",
+        "-yCq",
+        "-yy",
+        "--yes",
+        "--plan",
+        "--json",
+        "--diff",
+        "--no-diff",
+        "--prune",
+        "--",
+        "dev",
+        "prod",
+        "p",
+        "orders",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_WORDS, max_size=8))
+def test_what_is_read_ahead_is_what_the_command_line_reads(words: list[str]) -> None:
+    """For any arguments the command line accepts, the stage and project folder read ahead are
+    those it parses (or nothing is read ahead)."""
+    import typer.main
+    from typer._click.exceptions import UsageError  # Typer's own copy of Click
+
+    from mwaa_elt.cli import app
+
+    promote = typer.main.get_command(app).commands["promote"]
+    try:
+        parsed = promote.make_context("promote", list(words)).params
+    except UsageError:  # arguments the command line refuses: it says why in its turn
+        return
+    project_dir = parsed["project_dir"]
+    read = airflow_ahead.promotion_target(["promote", *words])
+    assert read is None or read == (parsed["to"], project_dir and Path(project_dir))
+
+
 def test_the_options_read_ahead_are_those_of_promote_that_take_a_value() -> None:
     """`promotion_target` skips the value of each option that takes one; an option added to
     `promote` later and left out here would have its value read as a word of its own."""
@@ -203,3 +261,11 @@ def test_the_options_read_ahead_are_those_of_promote_that_take_a_value() -> None
         for name in param.opts
     }
     assert valued == airflow_ahead._VALUED
+    short_flags = {
+        name
+        for param in promote.params
+        if param.param_type_name == "option" and param.is_flag
+        for name in param.opts
+        if not name.startswith("--")
+    }
+    assert short_flags == airflow_ahead._SHORT_FLAGS

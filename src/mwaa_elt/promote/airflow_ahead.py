@@ -34,8 +34,10 @@ RECORD_NAME = "gate-airflow.json"  # in the project's cache folder (`Project.cac
 # Below the command's priority: when there turns out to be nothing to gate, the probe has only
 # taken idle CPU before it is ended.
 NICENESS = 10
-# The options of `mwaa-elt promote` that take a value (all others are flags).
+# The options of `mwaa-elt promote` that take a value (all others are flags), and its short
+# flags, which a cluster such as `-yC dir` may hold before a short option that takes a value.
 _VALUED = {"--to", "--from", "--source-profile", "--project-dir", "-C"}
+_SHORT_FLAGS = {"-y"}
 
 _ahead: dict[tuple[str, Path], StartedProbe] = {}
 
@@ -111,10 +113,20 @@ def promotion_target(arguments: Sequence[str]) -> tuple[str, Path | None] | None
             break
         if word in ("--help", "-h"):
             return None
-        name, equals, value = word.partition("=")
+        if word.startswith("--"):
+            name, equals, value = word.partition("=")
+            attached = bool(equals)
+        elif len(word) > 1 and word.startswith("-"):
+            short = _short_option(word)
+            if short is None:
+                return None
+            name, value = short
+            attached = bool(value)
+        else:
+            continue  # a pipeline's name
         if name not in _VALUED:
             continue
-        if not equals:
+        if not attached:
             following = next(words, None)
             if following is None:
                 return None
@@ -124,6 +136,19 @@ def promotion_target(arguments: Sequence[str]) -> tuple[str, Path | None] | None
         elif name in ("--project-dir", "-C"):
             project_dir = Path(value)
     return (stage, project_dir) if stage else None
+
+
+def _short_option(word: str) -> tuple[str, str] | None:
+    """The option that takes a value in a word of short options (`-C`, `-Cdir`, `-yC`,
+    `-yCdir`: flags first, as the command line reads them) and the value attached to it ("" when
+    the next word is the value); ("", "") for flags only; None for a letter `promote` has not."""
+    for index, letter in enumerate(word[1:], start=2):
+        option = f"-{letter}"
+        if option in _VALUED:
+            return option, word[index:]
+        if option not in _SHORT_FLAGS:
+            return None
+    return "", ""
 
 
 def start_for_arguments(arguments: Sequence[str]) -> None:
