@@ -123,6 +123,19 @@ def test_first_promotion_writes_everything_and_a_second_writes_nothing(project, 
     assert versions(stages["dev"]) == before
 
 
+def test_the_plan_table_lists_what_changes_and_counts_the_rest(project, stages):
+    promote_json("--to", "dev")
+    code, output = mwaa("promote", "--to", "dev", "--yes", "--skip-mwaa-checks", stdout_only=True)
+    assert code == 0 and "┃ pipeline" not in output, output  # nothing changes: no table
+    assert "0 added, 0 updated, 3 unchanged, 0 removed; nothing to write" in output
+    assert "dev is up to date: nothing to promote" in output
+    edit_sql(project, "one row")
+    code, output = mwaa("promote", "--to", "dev", "--plan", stdout_only=True)
+    cells = [line.split("│")[1].strip() for line in output.splitlines() if line.startswith("│")]
+    assert code == 0 and [name for name in cells if name] == ["movielens_scifi"], output
+    assert "0 added, 1 updated, 2 unchanged, 0 removed;" in output
+
+
 def test_one_changed_sql_file_uploads_exactly_one_dag(project, stages, gated):
     promote_json("--to", "dev")
     assert gated == [["movielens_emr", "movielens_scifi", "scifi_quality"]]

@@ -236,14 +236,20 @@ def _print_plan(promotion: Promotion, *, diffs: bool) -> None:
     from mwaa_elt.promote.explain import kept_line, plan_diffs, plan_rows, plan_summary, plan_title
 
     plan = promotion.plan
-    table = Table(title=plan_title(plan), title_justify="left")
-    for column in ("pipeline", "action", "version (live → planned)", "DAG"):
-        table.add_column(column)
-    for row in plan_rows(plan):
-        colour = _ACTION_COLOURS.get(row.action)
-        action = f"[{colour}]{row.action}[/{colour}]" if colour else row.action
-        table.add_row(row.pipeline, action, row.versions, row.dag_key)
-    out.print(table)
+    # Like `terraform plan`, the table lists what changes; the summary counts the unchanged, and
+    # `--json` and `status` list every pipeline. A one-line edit among 1,000 is one row.
+    changing = [row for row in plan_rows(plan) if row.action != "unchanged"]
+    if changing:
+        table = Table(title=plan_title(plan), title_justify="left")
+        for column in ("pipeline", "action", "version (live → planned)", "DAG"):
+            table.add_column(column)
+        for row in changing:
+            colour = _ACTION_COLOURS.get(row.action)
+            action = f"[{colour}]{row.action}[/{colour}]" if colour else row.action
+            table.add_row(row.pipeline, action, row.versions, row.dag_key)
+        out.print(table)
+    else:
+        out.print(plan_title(plan))
     out.print(plan_summary(plan))
     if diffs:
         for diff in plan_diffs(plan):
