@@ -26,20 +26,26 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.parametrize(
     ("arguments", "target"),
     [
-        (["promote", "--to", "dev"], ("dev", None)),
-        (["promote", "--yes", "--json", "--to=prod", "orders", "users"], ("prod", None)),
-        (["promote", "--from", "dev", "--to", "staging", "-C", "proj"], ("staging", Path("proj"))),
-        (["promote", "--project-dir=proj", "--to", "dev", "--to", "prod"], ("prod", Path("proj"))),
+        (["promote", "--to", "dev"], ("dev", None, None)),
+        (["promote", "--yes", "--json", "--to=prod", "orders", "users"], ("prod", None, None)),
+        (
+            ["promote", "--from", "dev", "--to", "staging", "-C", "proj"],
+            ("staging", "dev", Path("proj")),
+        ),
+        (
+            ["promote", "--project-dir=proj", "--to", "dev", "--to", "prod"],
+            ("prod", None, Path("proj")),
+        ),
         # a value that looks like an option is still the value of the option before it
-        (["promote", "--source-profile", "--to", "--to", "dev"], ("dev", None)),
+        (["promote", "--source-profile", "--to", "--to", "dev"], ("dev", None, None)),
         (["promote", "--", "--to", "dev"], None),  # pipeline names after `--`
         (["promote", "--to"], None),
         (["promote", "--to", "dev", "--help"], None),
         # short options: attached values and flags clustered before the one that takes a value
-        (["promote", "-Cproj", "--to", "dev"], ("dev", Path("proj"))),
-        (["promote", "-yC", "proj", "--to", "dev"], ("dev", Path("proj"))),
-        (["promote", "-yCproj", "--to=dev"], ("dev", Path("proj"))),
-        (["promote", "-C=proj", "--to", "dev"], ("dev", Path("=proj"))),  # as Click reads it
+        (["promote", "-Cproj", "--to", "dev"], ("dev", None, Path("proj"))),
+        (["promote", "-yC", "proj", "--to", "dev"], ("dev", None, Path("proj"))),
+        (["promote", "-yCproj", "--to=dev"], ("dev", None, Path("proj"))),
+        (["promote", "-C=proj", "--to", "dev"], ("dev", None, Path("=proj"))),  # as Click has it
         (["promote", "-x", "--to", "dev"], None),  # a letter promote has not
         (["promote", "--plan"], None),
         (["render", "--to", "dev"], None),
@@ -47,7 +53,7 @@ ROOT = Path(__file__).resolve().parents[2]
     ],
 )
 def test_the_stage_is_read_from_a_promotions_arguments_only(
-    arguments: list[str], target: tuple[str, Path | None] | None
+    arguments: list[str], target: tuple[str, str | None, Path | None] | None
 ) -> None:
     assert airflow_ahead.promotion_target(arguments) == target
 
@@ -201,6 +207,7 @@ _WORDS = st.sampled_from(
         "--to",
         "--to=dev",
         "--from",
+        "--from=dev",
         "--source-profile",
         "--project-dir",
         "--project-dir=p",
@@ -229,7 +236,7 @@ _WORDS = st.sampled_from(
 @settings(max_examples=300, deadline=None)
 @given(st.lists(_WORDS, max_size=8))
 def test_what_is_read_ahead_is_what_the_command_line_reads(words: list[str]) -> None:
-    """For any arguments the command line accepts, the stage and project folder read ahead are
+    """For any arguments the command line accepts, the route and project folder read ahead are
     those it parses (or nothing is read ahead)."""
     import typer.main
     from typer._click.exceptions import UsageError  # Typer's own copy of Click
@@ -243,7 +250,11 @@ def test_what_is_read_ahead_is_what_the_command_line_reads(words: list[str]) -> 
         return
     project_dir = parsed["project_dir"]
     read = airflow_ahead.promotion_target(["promote", *words])
-    assert read is None or read == (parsed["to"], project_dir and Path(project_dir))
+    assert read is None or read == (
+        parsed["to"],
+        parsed["from_"],
+        project_dir and Path(project_dir),
+    )
 
 
 def test_the_options_read_ahead_are_those_of_promote_that_take_a_value() -> None:

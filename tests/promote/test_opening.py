@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from mwaa_elt.errors import ConfigError
-from mwaa_elt.project import Project
+from mwaa_elt.project import Project, find_project
 from mwaa_elt.promote import identity, opening
 from mwaa_elt.promote.manifest import Manifest
 from mwaa_elt.promote.opening import PromoteRequest, open_promotion
@@ -102,3 +102,84 @@ def test_a_refused_route_calls_no_aws_at_all(
     with pytest.raises(ConfigError, match=message):
         open_promotion(Project(scratch_project), request_)
     assert wire.sent == []
+
+
+def test_a_promotion_opened_ahead_is_taken_whole_and_nothing_is_sent_twice(
+    wire: Wire, scratch_project: Path
+) -> None:
+    opening.open_ahead(["promote", "--yes", "--to", "dev", "-C", str(scratch_project)])
+    assert wire.sent[0] == "GetCallerIdentity" and "ListObjectsV2" in wire.sent
+    opened = open_promotion(find_project(scratch_project), PromoteRequest(to="dev"))
+    (reads,) = opened.reads
+    assert reads.dag_etags.result() == {}
+    assert reads.manifest.result() == (Manifest(stage="dev"), None)
+    opened.finish()
+    assert wire.sent[0] == "GetCallerIdentity"  # once, before anything of the stage
+    assert sorted(wire.sent[1:]) == ["GetObject", "ListObjectsV2"]  # not read again
+    assert opening._opened_ahead == {}
+
+
+@pytest.mark.parametrize(
+    ("arguments", "request_", "message"),
+    [
+        (["--to", "qa"], PromoteRequest(to="qa"), "no stage 'qa'"),
+        (["--from=dev", "--to", "prod"], PromoteRequest(to="prod", source="dev"), "may not skip"),
+    ],
+)
+def test_what_opening_ahead_raised_is_raised_when_the_command_opens(
+    wire: Wire,
+    scratch_project: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    arguments: list[str],
+    request_: PromoteRequest,
+    message: str,
+) -> None:
+    loaded: list[Path] = []
+    load = opening.load_all_stages
+    monkeypatch.setattr(opening, "load_all_stages", lambda path: loaded.append(path) or load(path))
+    opening.open_ahead(["promote", *arguments, "--project-dir", str(scratch_project)])
+    with pytest.raises(ConfigError, match=message):
+        open_promotion(find_project(scratch_project), request_)
+    assert len(loaded) == 1 and wire.sent == []  # checked once, ahead; nothing of AWS
+    assert opening._opened_ahead == {}
+
+
+def test_credentials_refused_ahead_are_checked_once(
+    wire: Wire, scratch_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(identity, "emulated", lambda: False)  # moto's account is not dev's
+    opening.open_ahead(["promote", "--to", "dev", "-C", str(scratch_project)])
+    with pytest.raises(ConfigError, match="lives in 111111111111"):
+        open_promotion(find_project(scratch_project), PromoteRequest(to="dev"))
+    assert wire.sent == ["GetCallerIdentity"]
+
+
+def test_an_opening_ahead_for_another_route_ends_unused(
+    wire: Wire, scratch_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Were the arguments read ahead otherwise than the command line reads them, the command
+    opens its own route; what was opened ahead has finished its reads before that returns."""
+    opening.open_ahead(["promote", "--to", "dev", "-C", str(scratch_project)])
+    (ahead,) = opening._opened_ahead.values()
+    assert isinstance(ahead, opening.Opening)
+    opened = open_promotion(find_project(scratch_project), PromoteRequest(to="staging", source="dev"))
+    assert all(reads.threads._shutdown for reads in ahead.reads)
+    assert all(reads.dag_etags.done() and reads.manifest.done() for reads in ahead.reads)
+    assert opened is not ahead and opening._opened_ahead == {}
+
+
+def test_the_executable_opens_a_promotion_before_it_imports_the_command_line(
+    wire: Wire, scratch_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mwaa_elt.cli
+    from mwaa_elt import __main__
+
+    arguments = ["promote", "--to", "dev", "--plan", "-C", str(scratch_project)]
+    monkeypatch.setattr("sys.argv", ["mwaa-elt", *arguments])
+    seen: list[dict[Any, Any]] = []
+    monkeypatch.setattr(mwaa_elt.cli, "main", lambda: seen.append(dict(opening._opened_ahead)))
+    __main__.main()
+    root = find_project(scratch_project).root
+    assert list(seen[0]) == [(root, None, "dev")]
+    assert isinstance(seen[0][root, None, "dev"], opening.Opening)
+    open_promotion(find_project(scratch_project), PromoteRequest(to="dev")).finish()

@@ -23,7 +23,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from mwaa_elt.check.dagbag import StartedProbe, cancel_probe, start_probe
 from mwaa_elt.errors import MwaaEltError
@@ -99,13 +99,22 @@ def _stages_of(text: str, digest: str) -> dict[str, Any]:
     }
 
 
-def promotion_target(arguments: Sequence[str]) -> tuple[str, Path | None] | None:
-    """The stage and `--project-dir` of the arguments of `mwaa-elt promote`; None for another
+class PromotionTarget(NamedTuple):
+    """What the arguments of `mwaa-elt promote` say of its route and project."""
+
+    stage: str  # --to
+    source: str | None  # --from
+    project_dir: Path | None  # --project-dir, -C
+
+
+def promotion_target(arguments: Sequence[str]) -> PromotionTarget | None:
+    """The route and `--project-dir` of the arguments of `mwaa-elt promote`; None for another
     command, for help, and for arguments this cannot read for sure (the command line parses
     them in its turn, whatever this made of them)."""
     if not arguments or arguments[0] != "promote":
         return None
     stage: str | None = None
+    source: str | None = None
     project_dir: Path | None = None
     words = iter(arguments[1:])
     for word in words:
@@ -133,9 +142,11 @@ def promotion_target(arguments: Sequence[str]) -> tuple[str, Path | None] | None
             value = following
         if name == "--to":
             stage = value
+        elif name == "--from":
+            source = value
         elif name in ("--project-dir", "-C"):
             project_dir = Path(value)
-    return (stage, project_dir) if stage else None
+    return PromotionTarget(stage, source, project_dir) if stage else None
 
 
 def _short_option(word: str) -> tuple[str, str] | None:
@@ -158,12 +169,11 @@ def start_for_arguments(arguments: Sequence[str]) -> None:
     target = promotion_target(arguments)
     if target is None:
         return
-    stage, project_dir = target
     try:
-        root = find_project(project_dir).root
+        root = find_project(target.project_dir).root
     except MwaaEltError:
         return
-    for version in recorded(root, stage):
+    for version in recorded(root, target.stage):
         if (version, root) in _ahead:
             continue
         try:

@@ -8,18 +8,25 @@ are sent on their own threads; `promote.workflow` is imported, the working tree 
 shared inputs digested while they are answered. Before those reads, the Airflow process of the
 DagBag gates starts (`promote.gates.start_dagbag_gate`): importing Airflow takes longer than
 anything a promotion does before its gates. This module imports only what those steps need.
+
+`mwaa-elt promote` opens before its command line is imported (`open_ahead`, from
+`mwaa_elt.__main__`): the listing is answered while Typer, rich and the workflow load, instead
+of after. What that opening raised is raised when the command opens (`open_promotion`), where
+the command line reports it; nothing is read or checked twice.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from mwaa_elt.errors import ConfigError
-from mwaa_elt.project import Project
+from mwaa_elt.errors import ConfigError, MwaaEltError
+from mwaa_elt.project import Project, find_project
+from mwaa_elt.promote.airflow_ahead import promotion_target
 from mwaa_elt.promote.identity import caller_arn, identity_now
 from mwaa_elt.promote.manifest import Manifest
 from mwaa_elt.promote.plan import Identity
@@ -105,15 +112,52 @@ def check_route(stages: Mapping[str, Stage], source: str | None, target: str) ->
     return stage
 
 
+# The opening `open_ahead` made, or what it raised, by project root, source and target: the
+# promotion that asks for that route takes it; one that asks for another ends it unused.
+_opened_ahead: dict[tuple[Path, str | None, str], Opening | BaseException] = {}
+
+
+def open_ahead(arguments: Sequence[str]) -> None:
+    """For the arguments of `mwaa-elt promote --to <stage>`: open that promotion now, before the
+    command line is imported, for `open_promotion` to take. Never raises: what went wrong is
+    raised when the command opens the promotion, and reported as it reports it."""
+    target = promotion_target(arguments)
+    if target is None:
+        return
+    try:
+        project = find_project(target.project_dir)
+    except MwaaEltError:
+        return  # the command line says so in its turn
+    route = (project.root, target.source, target.stage)
+    try:
+        _opened_ahead[route] = _open(project, target.source, target.stage)
+    except BaseException as error:  # an interrupt too: the command reports it as its own
+        _opened_ahead[route] = error
+
+
 def open_promotion(project: Project, request: PromoteRequest) -> Opening:
     """Load the stages, check the route, and start the first reads of every environment of the
-    target; nothing is written."""
+    target, or take what `open_ahead` did for that route; nothing is written."""
+    from mwaa_elt.promote.gates import cancel_started_gates
+
+    ahead = _opened_ahead.pop((project.root, request.source, request.to), None)
+    for other in _opened_ahead.values():
+        if isinstance(other, Opening):
+            other.finish()
+    _opened_ahead.clear()
+    if isinstance(ahead, BaseException):
+        cancel_started_gates()  # the command started its gates' Airflow again meanwhile
+        raise ahead
+    return ahead if ahead is not None else _open(project, request.source, request.to)
+
+
+def _open(project: Project, source: str | None, to: str) -> Opening:
     from mwaa_elt.promote.gates import cancel_started_gates, start_dagbag_gate
     from mwaa_elt.stage.green import environments
 
     try:  # the gates' Airflow may have been started already (`gates.start_gates_of`)
         stages = load_all_stages(project.stacks_dir)
-        target = check_route(stages, request.source, request.to)
+        target = check_route(stages, source, to)
         for environment in environments(target):
             start_dagbag_gate(environment.airflow.version, project.root)
         # One check for every environment: a cutover's green one lives in the stage's account.
