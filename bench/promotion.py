@@ -74,6 +74,10 @@ STATE_OF = {
     SAME_SIZE: "same_size",
 }
 UNTRACKED_FILES = 2000
+# The no-change and untracked-files runs leave the bucket as it was, and each takes about a
+# second: a sequence runs them this many times, alternately, so that their medians rest on more
+# samples than a machine's passing slowness and each pair is measured under the same conditions.
+STEADY_RUNS = 3
 SCENARIO_TEXT = {
     FIRST_COLD: (
         "first promotion into an empty bucket from a tree with no local record (no earlier "
@@ -469,7 +473,7 @@ def run_sequence(
     scratch: Path,
     base_env: dict[str, str],
 ) -> dict[str, dict[str, Any]]:
-    """Every scenario in order for one tool, from an emptied emulator."""
+    """Every scenario in order for one tool, from an emptied emulator: each scenario's runs."""
     stage = stages[STAGE]
     env = _environment(base_env, endpoint, stage.region)
     reset(endpoint, stages)
@@ -477,8 +481,8 @@ def run_sequence(
     if folder.exists():
         shutil.rmtree(folder)
     record = scratch / "record.json"
-    results: dict[str, dict[str, Any]] = {}
-    for scenario in SCENARIOS:
+    results: dict[str, list[dict[str, Any]]] = {}
+    for scenario in sequence_order():
         state = STATE_OF[scenario]
         if scenario == FIRST:
             reset(endpoint, stages)
@@ -499,9 +503,15 @@ def run_sequence(
             finally:
                 shutil.rmtree(litter, ignore_errors=True)
         result["correct"] = matches(endpoint, stage, states[state])
-        results[scenario] = result
+        results.setdefault(scenario, []).append(result)
     edit.apply("base")
     return results
+
+
+def sequence_order() -> list[str]:
+    """The scenarios of one sequence in the order they run: the steady pair `STEADY_RUNS` times."""
+    steady = [NO_CHANGE, UNTRACKED] * STEADY_RUNS
+    return [FIRST_COLD, FIRST, *steady, ONE_CHANGE, SAME_SIZE]
 
 
 @contextmanager
@@ -694,8 +704,8 @@ def measure(
                         scratch=scratch,
                         base_env=base_env,
                     )
-                    for scenario, result in sequence.items():
-                        raw[scenario][tool.name].append(result)
+                    for scenario, results in sequence.items():
+                        raw[scenario][tool.name].extend(results)
         files = {
             state: {
                 "dags": sum(k.startswith("dags/") for k in files),
@@ -934,7 +944,8 @@ def markdown(result: dict[str, Any]) -> list[str]:
         f"{rendered['scripts']} EMR scripts, {_bytes(rendered['bytes'])}) pushed into the dev "
         "bucket of the sandbox (moto's server on loopback); "
         f"{result['repetitions']} sequence(s) per tool, every run a fresh process, each sequence "
-        f"from an emptied emulator; {result['cores']} cores, load average "
+        f"from an emptied emulator, its no-change and untracked-files runs {STEADY_RUNS} times "
+        f"each, alternately; {result['cores']} cores, load average "
         f"{result['load_average_before'][0]} before and {result['load_average_after'][0]} after; "
         f"Python {result['python']}; " + ", ".join(f"{k} {val}" for k, val in v.items()) + "; "
         f"mwaa-elt measured at commit {result['source']['commit']}"

@@ -124,8 +124,9 @@ def promote(
         rollback_on_error=rollback_on_error,
         source_profile=source_profile,
     )
-    # The target's first reads are sent before the rest of the promotion is imported: a
-    # promotion that finds nothing to do mostly waits for them.
+    # The target's first reads were sent before the command line was imported (`mwaa-elt`
+    # opens the promotion first: `opening.open_ahead`), or are sent now, before the rest of the
+    # promotion is imported: a promotion that finds nothing to do mostly waits for them.
     opening = open_promotion(project, request)
     from mwaa_elt.promote.explain import plan_json
     from mwaa_elt.promote.gates import cancel_started_gates
