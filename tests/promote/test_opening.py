@@ -162,8 +162,9 @@ def test_an_opening_ahead_for_another_route_ends_unused(
     opening.open_ahead(["promote", "--to", "dev", "-C", str(scratch_project)])
     (ahead,) = opening._opened_ahead.values()
     assert isinstance(ahead, opening.Opening)
-    opened = open_promotion(find_project(scratch_project), PromoteRequest(to="staging", source="dev"))
-    assert all(reads.threads._shutdown for reads in ahead.reads)
+    opened = open_promotion(
+        find_project(scratch_project), PromoteRequest(to="staging", source="dev")
+    )
     assert all(reads.dag_etags.done() and reads.manifest.done() for reads in ahead.reads)
     assert opened is not ahead and opening._opened_ahead == {}
 
