@@ -18,6 +18,7 @@ from mwaa_elt.promote.opening import PromoteRequest, open_promotion
 from mwaa_elt.promote.store import StageStore, store_client
 
 LISTING_PREPARED_SECONDS = 0.1
+UNUSED_LISTING_SECONDS = 1.0
 
 
 class Wire:
@@ -159,6 +160,16 @@ def test_an_opening_ahead_for_another_route_ends_unused(
 ) -> None:
     """Were the arguments read ahead otherwise than the command line reads them, the command
     opens its own route; what was opened ahead has finished its reads before that returns."""
+    # dev's listing (opened ahead) is still being prepared long after staging's opening returns
+    # unless `open_promotion` waits for it.
+    prepare = StageStore.current_etags
+
+    def slow_for_dev(self: StageStore, prefix: str) -> dict[str, str]:
+        if self.stage.name == "dev":
+            time.sleep(UNUSED_LISTING_SECONDS)
+        return prepare(self, prefix)
+
+    monkeypatch.setattr(StageStore, "current_etags", slow_for_dev)
     opening.open_ahead(["promote", "--to", "dev", "-C", str(scratch_project)])
     (ahead,) = opening._opened_ahead.values()
     assert isinstance(ahead, opening.Opening)

@@ -162,17 +162,28 @@ def _short_option(word: str) -> tuple[str, str] | None:
     return "", ""
 
 
+def promotion_in_project(arguments: Sequence[str]) -> tuple[PromotionTarget, Project] | None:
+    """What the arguments of `mwaa-elt promote` say, and the project they promote from; None
+    when `promotion_target` reads nothing or no project is found (the command line says why in
+    its turn)."""
+    target = promotion_target(arguments)
+    if target is None:
+        return None
+    try:
+        return target, find_project(target.project_dir)
+    except MwaaEltError:
+        return None
+
+
 def start_for_arguments(arguments: Sequence[str]) -> None:
     """For `mwaa-elt promote --to <stage>` in a project whose record knows that stage, start
     the Airflow of each of its environments; for anything else, start nothing. Never fails:
     the command reports its arguments' and its project's problems in its turn."""
-    target = promotion_target(arguments)
-    if target is None:
+    promotion = promotion_in_project(arguments)
+    if promotion is None:
         return
-    try:
-        root = find_project(target.project_dir).root
-    except MwaaEltError:
-        return
+    target, project = promotion
+    root = project.root
     for version in recorded(root, target.stage):
         if (version, root) in _ahead:
             continue

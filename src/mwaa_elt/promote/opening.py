@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mwaa_elt.errors import ConfigError, MwaaEltError
-from mwaa_elt.project import Project, find_project
-from mwaa_elt.promote.airflow_ahead import promotion_target
+from mwaa_elt.errors import ConfigError
+from mwaa_elt.project import Project
+from mwaa_elt.promote.airflow_ahead import promotion_in_project
 from mwaa_elt.promote.identity import caller_arn, identity_now
 from mwaa_elt.promote.manifest import Manifest
 from mwaa_elt.promote.plan import Identity
@@ -121,13 +121,10 @@ def open_ahead(arguments: Sequence[str]) -> None:
     """For the arguments of `mwaa-elt promote --to <stage>`: open that promotion now, before the
     command line is imported, for `open_promotion` to take. Never raises: what went wrong is
     raised when the command opens the promotion, and reported as it reports it."""
-    target = promotion_target(arguments)
-    if target is None:
+    promotion = promotion_in_project(arguments)
+    if promotion is None:
         return
-    try:
-        project = find_project(target.project_dir)
-    except MwaaEltError:
-        return  # the command line says so in its turn
+    target, project = promotion
     route = (project.root, target.source, target.stage)
     try:
         _opened_ahead[route] = _open(project, target.source, target.stage)
