@@ -228,11 +228,16 @@ def fill(folder: Path, startup_before: float = 0.0) -> tuple[Any, dict[str, Any]
     files = sorted(folder.rglob("*.py"))
     pre_imported = _pre_import(files)
     gc.freeze()  # out of every later collection (about 0.4 s of a 4 s start-up)
-    gc.enable()
     startup = startup_before + time.monotonic() - started
 
+    # Nor does a collection run while the bag fills: its DAGs and operators stay alive, and a
+    # full collection walks all of them each time the bag grows by a quarter (a tenth of the
+    # time of a 2,500-file bag), landing in the parse time of whichever file it interrupts.
     started = time.monotonic()
-    dagbag = DagBag(dag_folder=str(folder), include_examples=False, safe_mode=False)
+    try:
+        dagbag = DagBag(dag_folder=str(folder), include_examples=False, safe_mode=False)
+    finally:
+        gc.enable()
     fill_seconds = time.monotonic() - started
 
     errors = {str(path): str(message) for path, message in dagbag.import_errors.items()}
