@@ -122,6 +122,25 @@ def test_only_the_named_pipelines_are_checked(stages: dict[str, Stage]) -> None:
     )
 
 
+def test_the_imports_a_render_read_are_gated_without_parsing_the_file_again(
+    stages: dict[str, Stage],
+) -> None:
+    stage = stages["staging"]
+    pipeline = RenderedPipeline(
+        "sales",
+        "pipelines/sales/sales.yaml",
+        "dags/sales.py",
+        (),
+        "0",
+        dag_imports=("airflow.providers.snowflake.operators.snowflake", "json"),
+    )
+    # Not Python: the gate takes what the render read, and would fail parsing this.
+    render = RenderResult(stage.name, stage.airflow.version, {"dags/sales.py": b"("}, {"sales": pipeline})  # fmt: skip
+    with pytest.raises(ConfigError) as raised:
+        requirements_gate(render, stage, REQUIREMENTS)
+    assert raised.value.messages[0].startswith("sales: imports apache-airflow-providers-snowflake")
+
+
 def _many(stage: Stage, count: int) -> RenderResult:
     files, pipelines = {}, {}
     for index in range(count):

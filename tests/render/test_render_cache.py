@@ -17,6 +17,7 @@ from mwaa_elt.cli import app
 from mwaa_elt.errors import ConfigError
 from mwaa_elt.render import cache as render_cache
 from mwaa_elt.render.cache import environment_key, record_path
+from mwaa_elt.render.imports import imported_modules
 from mwaa_elt.stage import load_all_stages
 
 runner = CliRunner()
@@ -246,6 +247,10 @@ def test_rendering_a_selection_keeps_the_record_right_for_the_next_full_render(p
     assert_same_as_full_render(project)
 
 
+CURRENT = render_cache.RECORD_FORMAT
+FORMAT = f'"format":{CURRENT}'
+
+
 def record_file(project: Path) -> Path:
     return record_path(project / "build" / ".cache", "dev", project / "build" / "dev")
 
@@ -256,9 +261,10 @@ def record_file(project: Path) -> Path:
         pytest.param(lambda text: text[: len(text) // 2], id="truncated"),
         pytest.param(lambda text: "\x00garbage\xff", id="garbage"),
         pytest.param(lambda text: "[]", id="a list"),
-        pytest.param(lambda text: text.replace('"format":2', '"format":"2"'), id="other format"),
-        pytest.param(lambda text: text.replace('"format":2', '"format":1'), id="format 1"),
+        pytest.param(lambda text: text.replace(FORMAT, f'"format":"{CURRENT}"'), id="a string"),
+        pytest.param(lambda text: text.replace(FORMAT, f'"format":{CURRENT - 1}'), id="older"),
         pytest.param(lambda text: text.replace('"inputs":"', '"inputs":7,"x":"'), id="bad type"),
+        pytest.param(lambda text: text.replace('"dag_imports":[', '"x":['), id="no imports"),
         pytest.param(
             lambda text: text.replace('"dags/movielens_emr.py"', '"../../outside.py"'),
             id="path outside the folder",
@@ -365,3 +371,32 @@ def test_a_promotion_takes_each_pipeline_from_any_render_that_still_vouches_for_
     record = record_path(project / "build" / ".cache", "dev", second)
     record.rename(record.with_name("render-dev-0123456789abcdef.json"))
     assert _kept(project) == {}
+
+
+def test_the_record_keeps_the_modules_each_dag_file_imports_for_the_package_gate(project):
+    render(project)
+    from mwaa_elt.spec.folder import discover_specs
+
+    kept = render_cache.kept_renders(
+        discover_specs(project / "pipelines"),
+        load_all_stages(project / "stacks")["dev"],
+        templates_dir=project / "dag_templates",
+        stacks_dir=project / "stacks",
+        project_root=project,
+        cache_dir=project / "build" / ".cache",
+    )
+    assert sorted(k.summary.name for k in kept.values()) == ALL
+    for k in kept.values():
+        # Read from the text before ruff formatted it; the same as the file's own imports.
+        assert k.rendered.dag_imports == imported_modules(k.files[k.rendered.dag_path])
+        assert "airflow.sdk" in k.rendered.dag_imports
+
+
+def test_a_template_that_makes_invalid_python_is_an_error_and_writes_nothing(project):
+    template = project / "dag_templates" / "dag.py.j2"
+    template.write_text(template.read_text() + "\ndef broken(:\n")
+    messages = render_error(project)
+    assert len(messages) == len(ALL)
+    assert all("the DAG template made invalid Python" in m for m in messages)
+    assert "fix the template" in messages[0]
+    assert not (project / "build" / "dev").exists()

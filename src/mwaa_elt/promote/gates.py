@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import ast
 import atexit
 import contextlib
 import sys
 import tempfile
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -28,6 +27,7 @@ from mwaa_elt.infra.documents.environment_files import build_requirements, packa
 from mwaa_elt.parallel import process_count
 from mwaa_elt.promote import airflow_ahead
 from mwaa_elt.render import RenderResult
+from mwaa_elt.render.imports import imported_modules
 from mwaa_elt.scratch import scratch_folder
 from mwaa_elt.stage import Stage
 
@@ -204,32 +204,11 @@ def _write_shares(dags: Mapping[str, bytes], scratch: Path) -> list[Path]:
 
 def required_distributions(dag: bytes) -> set[str]:
     """The distributions a DAG file imports, beyond the standard library and Airflow's core."""
-    needed: set[str] = set()
-    for node in _statements(ast.parse(dag).body):
-        if isinstance(node, ast.Import):
-            modules = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            modules = [node.module]
-        else:
-            continue
-        for module in modules:
-            distribution = _distribution(module)
-            if distribution is not None:
-                needed.add(distribution)
-    return needed
+    return _distributions(imported_modules(dag))
 
 
-def _statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
-    """Every statement in `body`, nested ones included: an import is always a statement, so
-    the expressions (most of a DAG file's tree) need no visit."""
-    for node in body:
-        yield node
-        for field in ("body", "orelse", "finalbody"):
-            nested = getattr(node, field, None)
-            if isinstance(nested, list):
-                yield from _statements(nested)
-        for part in [*getattr(node, "handlers", ()), *getattr(node, "cases", ())]:
-            yield from _statements(part.body)
+def _distributions(modules: Iterable[str]) -> set[str]:
+    return {d for d in map(_distribution, modules) if d is not None}
 
 
 def _distribution(module: str) -> str | None:
@@ -257,7 +236,11 @@ def requirements_gate(
     for name, pipeline in render.pipelines.items():
         if pipelines is not None and name not in pipelines:
             continue
-        imported[name] = required_distributions(render.files[pipeline.dag_path])
+        imported[name] = (
+            required_distributions(render.files[pipeline.dag_path])
+            if pipeline.dag_imports is None
+            else _distributions(pipeline.dag_imports)
+        )
         for distribution in imported[name]:
             if distribution not in provided:
                 missing.setdefault(distribution, set()).add(name)

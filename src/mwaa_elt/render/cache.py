@@ -46,8 +46,9 @@ from mwaa_elt.stage import Stage
 if TYPE_CHECKING:
     from mwaa_elt.spec.model import Pipeline
 
-# 2: the output folder, and each entry's bundle file names and unchecked SQL (for promotion).
-RECORD_FORMAT = 2
+# 2: the output folder, and each entry's bundle file names and unchecked SQL (for promotion);
+# 3: the modules each DAG file imports (for promotion's package gate).
+RECORD_FORMAT = 3
 # Libraries whose version can change what validation accepts or what a DAG file says.
 _LIBRARIES = (
     "jinja2",
@@ -268,6 +269,7 @@ def _entry(raw: Any) -> RecordEntry:
             dag_path=_safe(str(info["dag_path"])),
             script_paths=tuple(_safe(p) for p in _strings(info["script_paths"])),
             content_hash=str(info["content_hash"]),
+            dag_imports=None if info["dag_imports"] is None else _strings(info["dag_imports"]),
         )
         if rendered.dag_path != f"{DAGS_DIR}/{summary.name}.py" or not all(
             p.startswith(f"{SCRIPTS_DIR}/") for p in rendered.script_paths
@@ -307,6 +309,7 @@ def _entry_json(entry: RecordEntry) -> dict[str, Any]:
             "dag_path": entry.rendered.dag_path,
             "script_paths": list(entry.rendered.script_paths),
             "content_hash": entry.rendered.content_hash,
+            "dag_imports": _optional_list(entry.rendered.dag_imports),
             "outputs": dict(sorted(entry.outputs.items())),
         }
     return {
@@ -319,6 +322,10 @@ def _entry_json(entry: RecordEntry) -> dict[str, Any]:
         "named": list(entry.named),
         "unchecked": list(entry.unchecked),
     }
+
+
+def _optional_list(values: tuple[str, ...] | None) -> list[str] | None:
+    return None if values is None else list(values)
 
 
 def save_record(path: Path, record: RenderRecord) -> None:

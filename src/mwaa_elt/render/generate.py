@@ -15,6 +15,7 @@ import jinja2
 from mwaa_elt.errors import ConfigError
 from mwaa_elt.parallel import map_chunks
 from mwaa_elt.render.format import format_python
+from mwaa_elt.render.imports import imported_modules
 from mwaa_elt.render.literal import comment_text, py_literal
 from mwaa_elt.render.result import (
     DAGS_DIR,
@@ -185,8 +186,21 @@ def _render_one(job: _Job, pipeline: Pipeline) -> tuple[RenderedPipeline, str, d
         dag_path=f"{DAGS_DIR}/{sp.dag_id}.py",
         script_paths=tuple(sorted(scripts)),
         content_hash=digest,
+        dag_imports=_dag_imports(text, source),
     )
     return rendered, text, scripts
+
+
+def _dag_imports(text: str, source: str) -> tuple[str, ...]:
+    """The modules a DAG file imports, read before it is formatted (formatting keeps every
+    statement); ConfigError if the template made something that is not Python."""
+    try:
+        return imported_modules(text)
+    except SyntaxError as error:
+        raise ConfigError(
+            f"{source}: the DAG template made invalid Python (line {error.lineno}: {error.msg}); "
+            "the templates in dag_templates/ must render Python — fix the template"
+        ) from None
 
 
 def render_pipelines(
