@@ -392,9 +392,10 @@ def test_the_record_keeps_the_modules_each_dag_file_imports_for_the_package_gate
         assert "airflow.sdk" in k.rendered.dag_imports
 
 
-def test_a_template_that_makes_invalid_python_is_an_error_and_writes_nothing(project):
+@pytest.mark.parametrize("tail", ["\ndef broken(:\n", "\n# a NUL byte: \x00\n"])
+def test_a_template_that_makes_invalid_python_is_an_error_and_writes_nothing(project, tail):
     template = project / "dag_templates" / "dag.py.j2"
-    template.write_text(template.read_text() + "\ndef broken(:\n")
+    template.write_text(template.read_text() + tail)
     messages = render_error(project)
     assert len(messages) == len(ALL)
     assert all("the DAG template made invalid Python" in m for m in messages)

@@ -196,9 +196,10 @@ def _dag_imports(text: str, source: str) -> tuple[str, ...]:
     statement); ConfigError if the template made something that is not Python."""
     try:
         return imported_modules(text)
-    except SyntaxError as error:
+    except (SyntaxError, ValueError) as error:  # ValueError: a NUL byte, before Python 3.12
+        where = f"line {error.lineno}: {error.msg}" if isinstance(error, SyntaxError) else error
         raise ConfigError(
-            f"{source}: the DAG template made invalid Python (line {error.lineno}: {error.msg}); "
+            f"{source}: the DAG template made invalid Python ({where}); "
             "the templates in dag_templates/ must render Python — fix the template"
         ) from None
 

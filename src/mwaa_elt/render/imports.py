@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 
 def imported_modules(source: str | bytes) -> tuple[str, ...]:
-    """The absolute modules `source` imports, sorted, each once; SyntaxError if it is not
-    Python."""
+    """The absolute modules `source` imports, sorted, each once; SyntaxError (or, before
+    Python 3.12, ValueError for a NUL byte) if it is not Python."""
     modules: set[str] = set()
     for node in _statements(ast.parse(source).body):
         if isinstance(node, ast.Import):
