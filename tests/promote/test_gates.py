@@ -13,6 +13,7 @@ from mwaa_elt.errors import ConfigError
 from mwaa_elt.promote import gates
 from mwaa_elt.promote.gates import required_distributions, requirements_gate
 from mwaa_elt.render import RenderedPipeline, RenderResult
+from mwaa_elt.render.imports import imported_modules
 from mwaa_elt.scratch import MEMORY_FOLDER, memory_folder
 from mwaa_elt.stage import Stage
 
@@ -21,7 +22,7 @@ REQUIREMENTS = ROOT / "infra" / "environment" / "requirements.txt"
 
 
 def _render(stage: Stage, dag: str) -> RenderResult:
-    pipeline = RenderedPipeline("sales", "pipelines/sales/sales.yaml", "dags/sales.py", (), "0")
+    pipeline = RenderedPipeline("sales", "pipelines/sales/sales.yaml", "dags/sales.py", (), "0", imported_modules(dag))  # fmt: skip
     return RenderResult(stage.name, stage.airflow.version, {"dags/sales.py": dag.encode()}, {"sales": pipeline})  # fmt: skip
 
 
@@ -37,7 +38,7 @@ from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperato
 import great_expectations as gx
 from .local import helper
 """
-    assert required_distributions(dag) == {
+    assert required_distributions(imported_modules(dag)) == {
         "apache-airflow-providers-amazon",
         "apache-airflow-providers-common-sql",
         "apache-airflow-providers-cncf-kubernetes",
@@ -72,11 +73,11 @@ match 1:
         import jinja2
 f = lambda: __import__("not_a_statement")
 """
-    found = required_distributions(dag)
+    found = required_distributions(imported_modules(dag))
     reference = set()
     for node in ast.walk(ast.parse(dag)):
         if isinstance(node, ast.Import | ast.ImportFrom):
-            reference |= required_distributions(ast.unparse(node).encode())
+            reference |= required_distributions(imported_modules(ast.unparse(node)))
     assert found == reference
     assert {"boto3", "great-expectations", "pandas", "scipy", "requests", "jinja2"} <= found
 
@@ -146,7 +147,7 @@ def _many(stage: Stage, count: int) -> RenderResult:
     for index in range(count):
         name, dag_path = f"p{index:03d}", f"dags/p{index:03d}.py"
         files[dag_path] = f"# {name}\n".encode()
-        pipelines[name] = RenderedPipeline(name, f"pipelines/{name}/{name}.yaml", dag_path, (), "0")
+        pipelines[name] = RenderedPipeline(name, f"pipelines/{name}/{name}.yaml", dag_path, (), "0", ())  # fmt: skip
     return RenderResult(stage.name, stage.airflow.version, files, pipelines)
 
 

@@ -27,7 +27,6 @@ from mwaa_elt.infra.documents.environment_files import build_requirements, packa
 from mwaa_elt.parallel import process_count
 from mwaa_elt.promote import airflow_ahead
 from mwaa_elt.render import RenderResult
-from mwaa_elt.render.imports import imported_modules
 from mwaa_elt.scratch import scratch_folder
 from mwaa_elt.stage import Stage
 
@@ -202,12 +201,9 @@ def _write_shares(dags: Mapping[str, bytes], scratch: Path) -> list[Path]:
     return folders
 
 
-def required_distributions(dag: bytes) -> set[str]:
-    """The distributions a DAG file imports, beyond the standard library and Airflow's core."""
-    return _distributions(imported_modules(dag))
-
-
-def _distributions(modules: Iterable[str]) -> set[str]:
+def required_distributions(modules: Iterable[str]) -> set[str]:
+    """The distributions `modules` (what a DAG file imports: `RenderedPipeline.dag_imports`)
+    belong to, beyond the standard library and Airflow's core."""
     return {d for d in map(_distribution, modules) if d is not None}
 
 
@@ -236,11 +232,7 @@ def requirements_gate(
     for name, pipeline in render.pipelines.items():
         if pipelines is not None and name not in pipelines:
             continue
-        imported[name] = (
-            required_distributions(render.files[pipeline.dag_path])
-            if pipeline.dag_imports is None
-            else _distributions(pipeline.dag_imports)
-        )
+        imported[name] = required_distributions(pipeline.dag_imports)
         for distribution in imported[name]:
             if distribution not in provided:
                 missing.setdefault(distribution, set()).add(name)

@@ -269,7 +269,7 @@ def _entry(raw: Any) -> RecordEntry:
             dag_path=_safe(str(info["dag_path"])),
             script_paths=tuple(_safe(p) for p in _strings(info["script_paths"])),
             content_hash=str(info["content_hash"]),
-            dag_imports=None if info["dag_imports"] is None else _strings(info["dag_imports"]),
+            dag_imports=_strings(info["dag_imports"]),
         )
         if rendered.dag_path != f"{DAGS_DIR}/{summary.name}.py" or not all(
             p.startswith(f"{SCRIPTS_DIR}/") for p in rendered.script_paths
@@ -309,7 +309,7 @@ def _entry_json(entry: RecordEntry) -> dict[str, Any]:
             "dag_path": entry.rendered.dag_path,
             "script_paths": list(entry.rendered.script_paths),
             "content_hash": entry.rendered.content_hash,
-            "dag_imports": _optional_list(entry.rendered.dag_imports),
+            "dag_imports": list(entry.rendered.dag_imports),
             "outputs": dict(sorted(entry.outputs.items())),
         }
     return {
@@ -322,10 +322,6 @@ def _entry_json(entry: RecordEntry) -> dict[str, Any]:
         "named": list(entry.named),
         "unchecked": list(entry.unchecked),
     }
-
-
-def _optional_list(values: tuple[str, ...] | None) -> list[str] | None:
-    return None if values is None else list(values)
 
 
 def save_record(path: Path, record: RenderRecord) -> None:

@@ -22,9 +22,7 @@ class RenderedPipeline:
     dag_path: str  # relative to the output folder, e.g. dags/sales.py
     script_paths: tuple[str, ...]
     content_hash: str  # sha256 of spec, SQL, scripts, stage settings, templates, renderer
-    # The modules its DAG file imports (`render.imports`), for the package gate; None when the
-    # render did not read them (the gate then parses the file).
-    dag_imports: tuple[str, ...] | None = None
+    dag_imports: tuple[str, ...]  # the modules its DAG file imports (`render.imports`)
 
 
 @dataclass(frozen=True)
