@@ -114,6 +114,9 @@ BAD_CONFIGS = [
     ("dev", {"mwaa-elt:dataLake": {"readPrefixes": ["prod/"]}}, "'prod/' is the stage 'prod''s own prefix"),
     ("dev", {"mwaa-elt:tags": {"stage": "x"}}, "mwaa-elt:tags: tag stage is set by mwaa-elt"),
     ("dev", {"mwaa-elt:minWorkers": "many"}, "mwaa-elt:minWorkers: Input should be a valid integer"),
+    # IAM role names are ASCII: a Unicode letter or digit is refused before Pulumi imports.
+    ("dev", {"mwaa-elt:adopt": {"environment": "mwaa-elt-dev", "bucket": "airflow-mwaa-elt-dev-111111111111", "executionRole": "rôle"}}, "mwaa-elt:adopt.executionRole: 'rôle' is not valid"),
+    ("dev", {"mwaa-elt:adopt": {"environment": "mwaa-elt-dev", "bucket": "airflow-mwaa-elt-dev-111111111111", "executionRole": "role_\u0663"}}, "mwaa-elt:adopt.executionRole: 'role_\u0663' is not valid"),
 ]  # fmt: skip
 
 
