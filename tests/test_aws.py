@@ -9,11 +9,14 @@ import pytest
 from botocore.exceptions import (
     ClientError,
     ConnectionClosedError,
+    DataNotFoundError,
     EndpointConnectionError,
     IncompleteReadError,
     NoCredentialsError,
     ReadTimeoutError,
+    UnknownServiceError,
 )
+from botocore.loaders import Loader
 from botocore.parsers import ResponseParserError
 
 from mwaa_elt import aws
@@ -134,3 +137,39 @@ def test_the_worst_case_duration_of_one_call_follows_from_the_policy():
     # 5 attempts * (10 s connect + 30 s read) + backoffs capped at 1 + 2 + 4 + 8 s.
     assert policy.worst_case_seconds() == 5 * 40 + 15
     assert policy.backoff(10, rng=lambda: 0.999) == policy.max_backoff_seconds
+
+
+@pytest.mark.parametrize(
+    ("service", "type_name"),
+    [("s3", "service-2"), ("sts", "endpoint-rule-set-1"), ("mwaa", "paginators-1")],
+)
+def test_the_model_loader_loads_what_botocore_does_without_listing_every_service(
+    monkeypatch: pytest.MonkeyPatch, service: str, type_name: str
+) -> None:
+    def listing(*_: Any) -> list[str]:
+        raise AssertionError("every service folder was listed")
+
+    botocore_own = Loader()
+    loader = aws.ModelLoader(
+        extra_search_paths=list(botocore_own.search_paths), include_default_search_paths=False
+    )
+    monkeypatch.setattr(loader, "list_available_services", listing)
+    assert loader.load_service_model(service, type_name) == botocore_own.load_service_model(
+        service, type_name
+    )
+
+
+def test_an_unknown_service_is_botocores_own_error() -> None:
+    with pytest.raises(UnknownServiceError, match="Unknown service: 'no-such-service'"):
+        aws.ModelLoader().load_service_model("no-such-service", "service-2")
+    with pytest.raises(DataNotFoundError):  # the service exists, this model type does not
+        aws.ModelLoader().load_service_model("sts", "waiters-2")
+
+
+def test_every_client_shares_the_model_loader(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    sts, s3 = aws.client("sts", "eu-west-1"), aws.client("s3", "eu-west-1")
+    assert sts.meta.service_model.service_name == "sts"
+    assert isinstance(aws._LOADER, aws.ModelLoader)
+    assert s3._loader is sts._loader is aws._LOADER

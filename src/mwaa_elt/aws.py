@@ -29,6 +29,7 @@ from botocore.exceptions import (
     BotoCoreError,
     ClientError,
     CredentialRetrievalError,
+    DataNotFoundError,
     HTTPClientError,
     IncompleteReadError,
     NoCredentialsError,
@@ -41,7 +42,7 @@ from botocore.exceptions import (
     TokenRetrievalError,
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
-from botocore.loaders import Loader
+from botocore.loaders import Loader, instance_cache
 from botocore.parsers import ResponseParserError  # a plain Exception, not a BotoCoreError
 
 from mwaa_elt.errors import ConfigError, ExternalError
@@ -173,17 +174,46 @@ class AwsCallError(ExternalError):
         self.kind = kind
 
 
+class ModelLoader(Loader):
+    """botocore's data loader, without the scan it makes before loading a model.
+
+    botocore lists every service folder it ships (about 420, each with its API versions) to
+    check that the one asked for exists, once for service models and once for endpoint rules:
+    40-70 ms of a command's start that only ever serves an error message (removed upstream in
+    boto/botocore#3687). This loads from the asked service's own folders, the lookup botocore
+    makes next anyway; a service or model type not found there goes through botocore's own
+    path, which raises its own error."""
+
+    @instance_cache
+    def load_service_model(
+        self, service_name: str, type_name: str, api_version: str | None = None
+    ) -> Any:
+        try:
+            version = api_version or self.determine_latest_version(service_name, type_name)
+            model = self.load_data(os.path.join(service_name, version, type_name))
+        except DataNotFoundError:
+            return super().load_service_model(service_name, type_name, api_version)
+        extras = self._find_extras(service_name, type_name, version)
+        self._extras_processor.process(model, extras)
+        return model
+
+
 _LOADER: Loader | None = None
 
 
 def _botocore_session(profile: str | None) -> botocore.session.Session:
     """A new botocore session for `profile` (its own credentials and configuration, read from
     the environment as boto3's are) that shares one data loader with every other: the service
-    models and endpoint rules are parsed once per process, not once per client."""
+    models and endpoint rules are parsed once per process, not once per client. The loader
+    searches the folders botocore's own would (`AWS_DATA_PATH`, ~/.aws/models, botocore's
+    data)."""
     global _LOADER
     session = botocore.session.Session(profile=profile)
     if _LOADER is None:
-        _LOADER = session.get_component("data_loader")
+        own = session.get_component("data_loader")
+        _LOADER = ModelLoader(
+            extra_search_paths=list(own.search_paths), include_default_search_paths=False
+        )
     session.register_component("data_loader", _LOADER)
     return session
 
