@@ -27,8 +27,9 @@ from mwaa_elt.errors import ConfigError
 from mwaa_elt.promote import lock
 from mwaa_elt.promote.apply import WORKERS, apply_plan
 from mwaa_elt.promote.bundle import pack
+from mwaa_elt.promote.identity import Identity
 from mwaa_elt.promote.manifest import empty_manifest
-from mwaa_elt.promote.plan import Identity, PipelineBuild, build_plan
+from mwaa_elt.promote.plan import PipelineBuild, build_plan
 from mwaa_elt.promote.sandbox import create_stage_buckets, sandbox
 from mwaa_elt.promote.store import StageStore, make_client
 from mwaa_elt.stage import Stage, load_all_stages

@@ -29,7 +29,7 @@ from mwaa_elt.lifecycle import mwaa_dr
 from mwaa_elt.lifecycle.airflow_api import AirflowApi, AirflowTarget
 from mwaa_elt.lifecycle.metadata import BackupManifest
 from mwaa_elt.lifecycle.upgrade import BackupMetadata, LiveUpgrade
-from mwaa_elt.promote.plan import Identity
+from mwaa_elt.promote.identity import Identity
 from mwaa_elt.render.format import ruff_command
 from mwaa_elt.stage import Stage
 

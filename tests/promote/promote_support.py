@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mwaa_elt.promote.bundle import pack
-from mwaa_elt.promote.plan import Identity, PipelineBuild
+from mwaa_elt.promote.identity import Identity
+from mwaa_elt.promote.plan import PipelineBuild
 from mwaa_elt.stage import Stage
 
 

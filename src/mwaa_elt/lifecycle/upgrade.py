@@ -280,7 +280,7 @@ class LiveUpgrade:
     stage: Stage
     mwaa: Any  # boto3 MWAA client
     s3: Any  # boto3 S3 client
-    identity: Any  # promote.plan.Identity
+    identity: Any  # promote.identity.Identity
     poll_seconds: float = 30.0
     on_wait: Callable[[EnvironmentState, float], None] | None = None
     backup_record: BackupRecord | None = None

@@ -9,9 +9,10 @@ from typing import Any
 from mwaa_elt.errors import ConfigError, MwaaEltError
 from mwaa_elt.promote import phases
 from mwaa_elt.promote.apply import ApplyResult, Progress, apply_plan
+from mwaa_elt.promote.identity import Identity
 from mwaa_elt.promote.lock import Lease, LockInfo, check_held, stage_lock
 from mwaa_elt.promote.mwaa import MwaaEnvironment, Verification, verify_parsed
-from mwaa_elt.promote.plan import Identity, Plan, WriteDag
+from mwaa_elt.promote.plan import Plan, WriteDag
 from mwaa_elt.promote.rollback import plan_rollback
 from mwaa_elt.promote.store import StageStore
 

@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version
 from typing import Any
 
 from mwaa_elt import aws
 from mwaa_elt.errors import ConfigError
-from mwaa_elt.promote.plan import Identity
 from mwaa_elt.promote.store import make_client
 from mwaa_elt.stage import Stage
 
 # Set when talking to an emulator; emulators answer with their own fixed account id.
 ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who promotes, when, and with which mwaa-elt; recorded in the manifest."""
+
+    promoted_by: str
+    promoted_at: str
+    tool_version: str
 
 
 def emulated() -> bool:

@@ -21,6 +21,7 @@ from mwaa_elt.promote.packs import SMALLEST_PACK, pack_bundles
 from mwaa_elt.stage import Stage
 
 if TYPE_CHECKING:
+    from mwaa_elt.promote.identity import Identity
     from mwaa_elt.promote.status import LiveDag
 
 # "repaired": the manifest's version is unchanged, but its DAG object holds other bytes (a raced
@@ -46,15 +47,6 @@ class PipelineBuild:
     def rendered_hash(self) -> str:
         """sha256 of everything rendered: the DAG file and its scripts, by key."""
         return content_hash({self.dag_key: self.dag, **self.scripts})
-
-
-@dataclass(frozen=True)
-class Identity:
-    """Who promotes, when, and with which mwaa-elt; recorded in the manifest."""
-
-    promoted_by: str
-    promoted_at: str
-    tool_version: str
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from mwaa_elt.errors import ConfigError
+from mwaa_elt.promote.identity import Identity
 from mwaa_elt.promote.manifest import Manifest, Release
-from mwaa_elt.promote.plan import Identity, Plan, build_rollback_plan, find_release
+from mwaa_elt.promote.plan import Plan, build_rollback_plan, find_release
 from mwaa_elt.promote.store import RENDERED_HASH_METADATA, StageStore
 
 

@@ -22,12 +22,12 @@ from mwaa_elt.promote.apply import Progress
 from mwaa_elt.promote.builds import Prepared, from_stage, from_working_tree
 from mwaa_elt.promote.bundle import Bundle, build_bundle
 from mwaa_elt.promote.execute import Outcome, Verify, execute
-from mwaa_elt.promote.identity import caller_arn, emulated, identity_now
+from mwaa_elt.promote.identity import Identity, caller_arn, emulated, identity_now
 from mwaa_elt.promote.lock import LockInfo, clear_stale, lock_owner
 from mwaa_elt.promote.manifest import Manifest
 from mwaa_elt.promote.mwaa import MwaaEnvironment, require_source_runs_succeeded
 from mwaa_elt.promote.opening import Opening, PromoteRequest, TargetReads, open_promotion
-from mwaa_elt.promote.plan import Identity, Plan, build_plan, keys_to_diff
+from mwaa_elt.promote.plan import Plan, build_plan, keys_to_diff
 from mwaa_elt.promote.rollback import plan_rollback
 from mwaa_elt.promote.status import list_live, off_record
 from mwaa_elt.promote.store import StageStore, make_client, store_client
