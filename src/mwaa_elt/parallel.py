@@ -9,12 +9,10 @@ how the work was split.
 from __future__ import annotations
 
 import gc
-import multiprocessing
 import os
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TypeVar
 
 Item = TypeVar("Item")
@@ -72,6 +70,10 @@ def map_chunks(
     workers = worker_count(len(items))
     if workers <= 1:
         return function(shared, items)
+    # Imported here, where a pool starts: a command that forks none does not pay for them.
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     chunks = min(len(items), workers * CHUNKS_PER_WORKER)
     bounds = [(len(items) * i // chunks, len(items) * (i + 1) // chunks) for i in range(chunks)]
     _job = (function, shared, items)

@@ -270,6 +270,31 @@ def test_a_promotion_starts_airflow_from_the_stack_files_and_ends_it_when_refuse
     assert probes.cancelled == [ahead] and probes.started == [ahead]
 
 
+def test_gates_the_opening_started_are_not_looked_up_again_by_the_command(
+    stages: dict[str, Stage], monkeypatch, tmp_path: Path
+) -> None:
+    """`mwaa-elt` opens the promotion before its command line, starting the gates' Airflow
+    (`opening._open`): the command's `start_gates_of` then reads no stack file again. Once
+    they are ended, it starts them anew."""
+    import mwaa_elt.stage
+
+    probes = _Probes(monkeypatch, tmp_path)
+    gates.start_dagbag_gate(stages["dev"].airflow.version, ROOT)  # as the opening does
+    loaded = mwaa_elt.stage.load_all_stages
+
+    def load_all_stages(*_: object) -> None:
+        raise AssertionError("the stack files were read again")
+
+    monkeypatch.setattr(mwaa_elt.stage, "load_all_stages", load_all_stages)
+    gates.start_gates_of("dev", ROOT / "stacks", ROOT)
+    assert len(probes.started) == 1
+    gates.cancel_started_gates()
+    monkeypatch.setattr(mwaa_elt.stage, "load_all_stages", loaded)
+    gates.start_gates_of("dev", ROOT / "stacks", ROOT)
+    assert len(probes.started) == 2
+    gates.cancel_started_gates()
+
+
 def test_the_gate_takes_the_airflow_the_command_started_before_importing_itself(
     stages: dict[str, Stage], monkeypatch, tmp_path: Path
 ) -> None:

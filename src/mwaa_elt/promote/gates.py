@@ -9,8 +9,7 @@ import tempfile
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-
-from packaging.utils import canonicalize_name
+from typing import TYPE_CHECKING
 
 from mwaa_elt.airflow_versions import MWAA_PREINSTALLED_PROVIDERS
 from mwaa_elt.check import (
@@ -23,12 +22,13 @@ from mwaa_elt.check import (
     start_probe,
 )
 from mwaa_elt.errors import ConfigError, MwaaEltError
-from mwaa_elt.infra.documents.environment_files import build_requirements, package_names
 from mwaa_elt.parallel import process_count
 from mwaa_elt.promote import airflow_ahead
-from mwaa_elt.render import RenderResult
 from mwaa_elt.scratch import scratch_folder
 from mwaa_elt.stage import Stage
+
+if TYPE_CHECKING:
+    from mwaa_elt.render import RenderResult
 
 # Modules that come with Airflow itself rather than from a distribution requirements.txt names.
 _AIRFLOW_CORE = {"airflow", "pendulum"}
@@ -68,8 +68,12 @@ def start_gates_of(stage_name: str, stacks_dir: Path, project_root: Path) -> Non
     """`start_dagbag_gate` for each environment of the stage named `stage_name` (its own, and
     a cutover's green one), from the stack files alone: a command starts Airflow with this
     before it imports what talks to AWS. An unknown stage or unreadable stacks start nothing:
-    the command reports them in its turn."""
+    the command reports them in its turn. Nor does a project whose gates were started already:
+    `mwaa-elt` opened the promotion before its command line (`opening.open_ahead`)."""
     from mwaa_elt.stage import load_all_stages
+
+    if any(root == project_root for _, root in _started):
+        return
     from mwaa_elt.stage.green import environments
 
     try:
@@ -204,17 +208,19 @@ def _write_shares(dags: Mapping[str, bytes], scratch: Path) -> list[Path]:
 def required_distributions(modules: Iterable[str]) -> set[str]:
     """The distributions `modules` (what a DAG file imports: `RenderedPipeline.dag_imports`)
     belong to, beyond the standard library and Airflow's core."""
-    return {d for d in map(_distribution, modules) if d is not None}
+    from packaging.utils import canonicalize_name  # only a promotion with DAGs to gate
+
+    return {canonicalize_name(d) for d in map(_distribution, modules) if d is not None}
 
 
 def _distribution(module: str) -> str | None:
     parts = module.split(".")
     if parts[:2] == ["airflow", "providers"] and len(parts) > 2:
         depth = 2 if parts[2] in _TWO_LEVEL and len(parts) > 3 else 1
-        return canonicalize_name("apache-airflow-providers-" + "-".join(parts[2 : 2 + depth]))
+        return "apache-airflow-providers-" + "-".join(parts[2 : 2 + depth])
     if parts[0] in _AIRFLOW_CORE or parts[0] in sys.stdlib_module_names:
         return None
-    return canonicalize_name(parts[0])
+    return parts[0]
 
 
 def requirements_gate(
@@ -225,6 +231,8 @@ def requirements_gate(
 ) -> dict[str, set[str]]:
     """Refuse DAGs (of `pipelines`, default all) that import a distribution the stage's MWAA
     environment does not install; per pipeline checked, the distributions it imports."""
+    from mwaa_elt.infra.documents.environment_files import build_requirements, package_names
+
     provided = package_names(build_requirements(stage, requirements_source))
     provided |= MWAA_PREINSTALLED_PROVIDERS.get(stage.airflow.major, frozenset())
     missing: dict[str, set[str]] = {}

@@ -5,9 +5,11 @@ A promotion that finds nothing to do spends most of its time waiting for the lis
 target's DAG prefix. So as soon as the target is known, who is promoting is checked (STS, against
 the stage's account: nothing of the stage is read before this), and the manifest and that listing
 are sent on their own threads; `promote.workflow` is imported, the working tree hashed and the
-shared inputs digested while they are answered. Before those reads, the Airflow process of the
-DagBag gates starts (`promote.gates.start_dagbag_gate`): importing Airflow takes longer than
-anything a promotion does before its gates. This module imports only what those steps need.
+shared inputs digested while they are answered. Once they are on the wire, the Airflow process of
+the DagBag gates starts (`promote.gates.start_dagbag_gate`), unless `mwaa-elt` started it
+already (`promote.airflow_ahead`): importing Airflow takes longer than anything a promotion does
+before its gates, but not longer than validating and rendering what they gate. This module
+imports only what the reads need: not the plan, not the gates.
 
 `mwaa-elt promote` opens before its command line is imported (`open_ahead`, from
 `mwaa_elt.__main__`): the listing is answered while Typer, rich and the workflow load, instead
@@ -27,9 +29,8 @@ from typing import Any
 from mwaa_elt.errors import ConfigError
 from mwaa_elt.project import Project
 from mwaa_elt.promote.airflow_ahead import promotion_in_project
-from mwaa_elt.promote.identity import caller_arn, identity_now
+from mwaa_elt.promote.identity import Identity, caller_arn, identity_now
 from mwaa_elt.promote.manifest import Manifest
-from mwaa_elt.promote.plan import Identity
 from mwaa_elt.promote.store import StageStore, store_client
 from mwaa_elt.stage import Stage, load_all_stages
 
@@ -149,18 +150,23 @@ def open_promotion(project: Project, request: PromoteRequest) -> Opening:
 
 
 def _open(project: Project, source: str | None, to: str) -> Opening:
-    from mwaa_elt.promote.gates import cancel_started_gates, start_dagbag_gate
     from mwaa_elt.stage.green import environments
 
     try:  # the gates' Airflow may have been started already (`gates.start_gates_of`)
         stages = load_all_stages(project.stacks_dir)
         target = check_route(stages, source, to)
-        for environment in environments(target):
-            start_dagbag_gate(environment.airflow.version, project.root)
         # One check for every environment: a cutover's green one lives in the stage's account.
         identity = identity_now(caller_arn(target))  # nothing of the stage is read before this
         reads = tuple(start_reads(env, identity) for env in environments(target))
+        # Then the gates' Airflow (when `mwaa-elt` has not started it ahead already): it is
+        # needed only once the promotion has validated and rendered, the reads at once.
+        from mwaa_elt.promote.gates import start_dagbag_gate
+
+        for environment in environments(target):
+            start_dagbag_gate(environment.airflow.version, project.root)
     except BaseException:
+        from mwaa_elt.promote.gates import cancel_started_gates
+
         cancel_started_gates()
         raise
     return Opening(stages, target, reads)
