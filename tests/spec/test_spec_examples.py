@@ -29,6 +29,25 @@ def test_the_three_examples_are_found() -> None:
     assert [p.stem for p in EXAMPLES] == ["movielens_emr", "movielens_scifi", "scifi_quality"]
 
 
+def test_specs_are_found_in_path_order_in_and_beside_their_folders(tmp_path: Path) -> None:
+    """`<name>/<name>.yaml` and `<name>.yaml`, sorted as paths sort ("a" before "a-b", though
+    "a-b/..." sorts before "a/..." as text); a folder without its spec holds none."""
+    for name in ("a-b", "a", "b_c", "B"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / f"{name}.yaml").write_text("")
+    (tmp_path / "a.yaml").write_text("")
+    (tmp_path / "no_spec").mkdir()
+    (tmp_path / "no_spec" / "other.yaml").write_text("")
+    expected = sorted([*tmp_path.glob("*/*.yaml"), *tmp_path.glob("*.yaml")])
+    expected.remove(tmp_path / "no_spec" / "other.yaml")
+    assert discover_specs(tmp_path) == expected
+    assert [p.relative_to(tmp_path).as_posix() for p in expected][:3] == [
+        "B/B.yaml",
+        "a/a.yaml",
+        "a-b/a-b.yaml",
+    ]
+
+
 def test_examples_validate_cleanly_for_every_stage(stages: dict[str, Stage]) -> None:
     report = validate_paths(EXAMPLES, stages)
     assert [str(p) for p in report.problems] == []

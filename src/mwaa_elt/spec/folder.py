@@ -36,20 +36,19 @@ def discover_specs(root: Path) -> list[Path]:
     """Spec files under `root`: `<root>/<name>/<name>.yaml` and `<root>/<name>.yaml`.
 
     One listing of `root` and one existence check per folder (a glob of `*/*.yaml` lists every
-    file of every pipeline folder)."""
-    found: list[Path] = []
+    file of every pipeline folder). Sorted as paths are, by their parts below `root`."""
+    found: list[tuple[str, ...]] = []
     try:
         with os.scandir(root) as entries:
             for entry in entries:
                 if entry.name.endswith(".yaml"):
-                    found.append(root / entry.name)
-                if entry.is_dir() and os.path.lexists(
-                    os.path.join(entry.path, f"{entry.name}.yaml")
-                ):
-                    found.append(root / entry.name / f"{entry.name}.yaml")
+                    found.append((entry.name,))
+                spec = f"{entry.name}.yaml"
+                if entry.is_dir() and os.path.lexists(os.path.join(entry.path, spec)):
+                    found.append((entry.name, spec))
     except OSError:  # no such folder: no specs, as a glob finds none
         return []
-    return sorted(found)
+    return [root.joinpath(*parts) for parts in sorted(found)]
 
 
 def referenced_names(pipeline: Pipeline) -> tuple[str, ...]:
