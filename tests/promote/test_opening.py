@@ -195,3 +195,35 @@ def test_the_executable_opens_a_promotion_before_it_imports_the_command_line(
     assert list(seen[0]) == [(root, None, "dev")]
     assert isinstance(seen[0][root, None, "dev"], opening.Opening)
     open_promotion(find_project(scratch_project), PromoteRequest(to="dev")).finish()
+
+
+def test_the_collector_is_off_while_the_command_line_loads_and_on_when_the_command_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What loads before the command is frozen out of the collector's passes, not collected."""
+    import gc
+
+    import mwaa_elt.cli
+    from mwaa_elt import __main__
+    from mwaa_elt.promote import airflow_ahead
+
+    enabled: list[tuple[str, bool]] = []
+    monkeypatch.setattr("sys.argv", ["mwaa-elt", "promote", "--to", "dev"])
+    monkeypatch.setattr(
+        airflow_ahead, "start_for_arguments", lambda _: enabled.append(("airflow", gc.isenabled()))
+    )
+    monkeypatch.setattr(
+        opening, "open_ahead", lambda _: enabled.append(("opening", gc.isenabled()))
+    )
+    monkeypatch.setattr(
+        mwaa_elt.cli,
+        "main",
+        lambda: enabled.append(("command", gc.isenabled() and gc.get_freeze_count() > 0)),
+    )
+    assert gc.isenabled()
+    try:
+        __main__.main()
+        assert enabled == [("airflow", False), ("opening", False), ("command", True)]
+        assert gc.isenabled()
+    finally:
+        gc.unfreeze()
