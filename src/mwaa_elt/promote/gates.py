@@ -70,10 +70,9 @@ def start_gates_of(stage_name: str, stacks_dir: Path, project_root: Path) -> Non
     before it imports what talks to AWS. An unknown stage or unreadable stacks start nothing:
     the command reports them in its turn. Nor does a project whose gates were started already:
     `mwaa-elt` opened the promotion before its command line (`opening.open_ahead`)."""
-    from mwaa_elt.stage import load_all_stages
-
     if any(root == project_root for _, root in _started):
         return
+    from mwaa_elt.stage import load_all_stages
     from mwaa_elt.stage.green import environments
 
     try:
