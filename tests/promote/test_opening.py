@@ -80,6 +80,19 @@ def test_the_listing_is_on_the_wire_when_the_promotion_opens(
     assert sorted(wire.sent[1:]) == ["GetObject", "ListObjectsV2"]
 
 
+def test_the_gates_airflow_starts_once_the_listing_is_on_the_wire(
+    wire: Wire, scratch_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Airflow is needed only after validation and rendering; the reads are needed at once."""
+    from mwaa_elt.promote import gates
+
+    monkeypatch.setattr(gates, "start_dagbag_gate", lambda version, root: wire.add("Airflow"))
+    open_promotion(Project(scratch_project), PromoteRequest(to="dev")).finish()
+    assert wire.sent.count("Airflow") == 1
+    assert wire.sent.index("GetCallerIdentity") < wire.sent.index("ListObjectsV2")
+    assert wire.sent.index("ListObjectsV2") < wire.sent.index("Airflow")
+
+
 def test_credentials_of_another_account_read_nothing_of_the_stage(
     wire: Wire, scratch_project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
