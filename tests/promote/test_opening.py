@@ -3,8 +3,10 @@ anything of the stage is read, and the DAG prefix's listing is on the wire when 
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +56,14 @@ def wire(monkeypatch: pytest.MonkeyPatch, endpoint: str) -> Wire:
 
     monkeypatch.setattr(opening, "caller_arn", caller_arn)
     return recorded
+
+
+@pytest.fixture
+def entry_point_frozen() -> Iterator[None]:
+    """`mwaa_elt.__main__.main` freezes what it loaded out of the collector's passes: thawed
+    after the test, so the worker's later tests are collected as before."""
+    yield
+    gc.unfreeze()
 
 
 def test_the_listing_is_on_the_wire_when_the_promotion_opens(
@@ -194,7 +204,7 @@ def test_an_opening_ahead_for_another_route_ends_unused(
 
 
 def test_the_executable_opens_a_promotion_before_it_imports_the_command_line(
-    wire: Wire, scratch_project: Path, monkeypatch: pytest.MonkeyPatch
+    wire: Wire, scratch_project: Path, monkeypatch: pytest.MonkeyPatch, entry_point_frozen: None
 ) -> None:
     import mwaa_elt.cli
     from mwaa_elt import __main__
@@ -211,11 +221,9 @@ def test_the_executable_opens_a_promotion_before_it_imports_the_command_line(
 
 
 def test_the_collector_is_off_while_the_command_line_loads_and_on_when_the_command_runs(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, entry_point_frozen: None
 ) -> None:
     """What loads before the command is frozen out of the collector's passes, not collected."""
-    import gc
-
     import mwaa_elt.cli
     from mwaa_elt import __main__
     from mwaa_elt.promote import airflow_ahead
@@ -234,9 +242,6 @@ def test_the_collector_is_off_while_the_command_line_loads_and_on_when_the_comma
         lambda: enabled.append(("command", gc.isenabled() and gc.get_freeze_count() > 0)),
     )
     assert gc.isenabled()
-    try:
-        __main__.main()
-        assert enabled == [("airflow", False), ("opening", False), ("command", True)]
-        assert gc.isenabled()
-    finally:
-        gc.unfreeze()
+    __main__.main()
+    assert enabled == [("airflow", False), ("opening", False), ("command", True)]
+    assert gc.isenabled()
