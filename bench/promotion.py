@@ -52,6 +52,7 @@ from bench.generation import make_project
 
 ROOT = Path(__file__).resolve().parent.parent
 HOOKS = Path(__file__).resolve().parent / "promotion_hooks.py"
+FIRST_CPU = Path(__file__).resolve().parent / "first_promotion_cpu.py"
 AWSCLI_VENV = ROOT / ".venv-bench-awscli"
 STAGE = "dev"
 TIMES, DASH = "\u00d7", "\u2013"
@@ -380,6 +381,7 @@ def hooked(
         "wall_s": end - start,
         "aws_s": in_flight(data["timeline"]),
         "span_s": last - first,
+        "writes_s": writes_span(data["timeline"]),
         "operations": data["operations"],
         "stdout": done.stdout,
         "load": load,
@@ -401,6 +403,13 @@ def in_flight(timeline: list[list[Any]]) -> float:
     return busy
 
 
+def writes_span(timeline: list[list[Any]]) -> float:
+    """Seconds from the first request that writes (`_WRITES`) leaving to the last one's answer
+    arriving: the part of a run spent writing, once everything before it was decided."""
+    moments = [event[0] for event in timeline if event[2] in _WRITES]
+    return max(moments) - min(moments) if moments else 0.0
+
+
 def _combine(parts: list[dict[str, Any]]) -> dict[str, Any]:
     operations: dict[str, dict[str, Any]] = {}
     for part in parts:
@@ -417,6 +426,7 @@ def _combine(parts: list[dict[str, Any]]) -> dict[str, Any]:
         "wall_s": sum(p["wall_s"] for p in parts),
         "aws_s": sum(p["aws_s"] for p in parts),
         "span_s": sum(p["span_s"] for p in parts),
+        "writes_s": sum(p["writes_s"] for p in parts),
         "operations": dict(sorted(operations.items())),
         "load": max(p["load"] for p in parts),
     }
@@ -575,6 +585,7 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "aws": _stats([run["aws_s"] for run in runs]),
         "rest": _stats([run["wall_s"] - run["aws_s"] for run in runs]),
         "first_to_last_request": _stats([run["span_s"] for run in runs]),
+        "writing": _stats([run["writes_s"] for run in runs]),
         "requests": _median(totals),
         "requests_min": min(totals),
         "requests_max": max(totals),
@@ -673,9 +684,12 @@ def _check_awscli() -> Path:
 
 def measure(
     size: Size, tools: tuple[Tool, ...]
-) -> tuple[dict[str, dict[str, Any]], Edit, dict[str, dict[str, int]], dict[str, Any]]:
+) -> tuple[
+    dict[str, dict[str, Any]], Edit, dict[str, dict[str, int]], dict[str, Any], dict[str, Any]
+]:
     """Every tool of `tools` in every scenario on a project of `size`: the table of summaries,
-    the edit, the rendered files' counts and the source measured."""
+    the edit, the rendered files' counts, the source measured and the CPU a first promotion
+    spends before its first write (`first_promotion_cpu`)."""
     from mwaa_elt.stage import load_all_stages
 
     raw: dict[str, dict[str, list[dict[str, Any]]]] = {
@@ -688,6 +702,7 @@ def measure(
         source = source_state()
         base_env = frozen_package(scratch)
         states = render_states(project, edit, scratch / "rendered", base_env)
+        before_writes = first_promotion_cpu(project, base_env)
         stages = load_all_stages(project / "stacks")
         with running_sandbox(project, scratch, base_env) as endpoint:
             plan_once(project, _environment(base_env, endpoint, stages[STAGE].region))
@@ -715,7 +730,30 @@ def measure(
             for state, files in states.items()
         }
     table = {s: {t: summarize(runs) for t, runs in by_tool.items()} for s, by_tool in raw.items()}
-    return table, edit, files, source
+    return table, edit, files, source, before_writes
+
+
+def first_promotion_cpu(project: Path, env: dict[str, str]) -> dict[str, Any]:
+    """`bench.first_promotion_cpu` on `project` (its base state), untimed, nothing else running:
+    the CPU seconds of validation and rendering, and of the DagBag gate, with the cores that
+    share them."""
+    done = subprocess.run(
+        [sys.executable, str(FIRST_CPU), str(project), STAGE],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise BenchError(f"measuring a first promotion's CPU failed:\n{done.stderr[-3000:]}")
+    return {**json.loads(done.stdout), "cores": _cores()}
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def requested_sizes(default: int) -> list[int]:
@@ -741,7 +779,7 @@ def run(
     awscli_python = _check_awscli()
     load = os.getloadavg()
     started = time.monotonic()
-    table, edit, files, source = measure(size, tools)
+    table, edit, files, source, before_writes = measure(size, tools)
     ratios = {
         scenario: {
             tool.name: {
@@ -758,11 +796,12 @@ def run(
         }
         for scenario in SCENARIOS
     }
-    floors = {size.pipelines: floor_row(table)}
+    floors = {size.pipelines: floor_row(table, before_writes)}
     for pipelines in sizes or requested_sizes(size.pipelines):
         if pipelines != size.pipelines:
             larger = Size(pipelines, 1 if quick else repetitions or LARGE_REPETITIONS)
-            floors[pipelines] = floor_row(measure(larger, (MWAA_ELT, SYNC))[0])
+            measured = measure(larger, (MWAA_ELT, SYNC))
+            floors[pipelines] = floor_row(measured[0], measured[4])
     return {
         "quick": quick,
         "pipelines": size.pipelines,
@@ -802,8 +841,12 @@ UNTRACKED_SLACK = 1.10
 FLAT = 1.25  # per-pipeline cost from the smallest to the largest size: at most this ratio
 
 
-def floor_row(table: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """mwaa-elt and `aws s3 sync` medians per scenario, with the load average they ran under."""
+def floor_row(
+    table: Mapping[str, Mapping[str, Any]], before_writes: Mapping[str, Any]
+) -> dict[str, Any]:
+    """mwaa-elt and `aws s3 sync` medians per scenario, with the load average they ran under;
+    for the fresh-clone first promotion, also the least time its design allows on this machine
+    (`fresh_clone_floor`)."""
     row = {}
     for scenario in FLOOR_TARGETS:
         ours, theirs = table[scenario][MWAA_ELT.name], table[scenario][SYNC.name]
@@ -815,7 +858,30 @@ def floor_row(table: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
             "runs": ours["runs"],
             "correct": ours["correct_runs"] == ours["runs"],
         }
+    row[FIRST_COLD]["floor"] = fresh_clone_floor(
+        before_writes,
+        writes_s=table[FIRST_COLD][MWAA_ELT.name]["writing"]["median_s"],
+        sync_s=row[FIRST_COLD]["sync_s"],
+    )
     return row
+
+
+def fresh_clone_floor(
+    before_writes: Mapping[str, Any], *, writes_s: float, sync_s: float
+) -> dict[str, Any]:
+    """The least a first promotion from a fresh clone can take here: validation, rendering and
+    the DagBag gate (CPU seconds measured one process each, `first_promotion_cpu`) spread
+    perfectly over the cores, since nothing may be written before they pass; then its writes,
+    as long as they took in the runs measured. As a multiple of sync's median in those runs."""
+    cpu = before_writes["validate_render_cpu_s"] + before_writes["dagbag_gate_cpu_s"]
+    before = cpu / before_writes["cores"]
+    return {
+        **before_writes,
+        "before_writes_s": round(before, 3),
+        "writes_s": writes_s,
+        "floor_s": round(before + writes_s, 3),
+        "ratio": _ratio(before + writes_s, sync_s),
+    }
 
 
 def floor_targets(floors: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
@@ -884,6 +950,7 @@ def floor_markdown(floor: Mapping[str, Any]) -> list[str]:
                 f"({cell['load_average']:.1f})"
             )
         lines.append(f"| {scenario} | " + " | ".join(cells) + f" | {text} |")
+    lines += ["", *fresh_clone_floor_markdown(floor)]
     if floor["per_pipeline"]:
         small, large = sizes[0], sizes[-1]
         parts = [
@@ -895,6 +962,28 @@ def floor_markdown(floor: Mapping[str, Any]) -> list[str]:
             f"mwaa-elt's cost per pipeline at {int(large):,} \u00f7 at {int(small):,} (flat = "
             f"\u2264 {FLAT}\u00d7): " + "; ".join(parts) + ".",
         ]
+    return lines
+
+
+def fresh_clone_floor_markdown(floor: Mapping[str, Any]) -> list[str]:
+    """Per size, the least time a fresh-clone first promotion can take here, and why."""
+    lines = [
+        "A first promotion from a fresh clone validates, renders and loads every DAG in the "
+        "stage's Airflow before it may write (the plan is gated, then applied). The least time "
+        "that allows on this machine, with that work (CPU seconds, one process each) spread "
+        "perfectly over the cores and the writes as long as they took:",
+        "",
+    ]
+    for n, row in floor["sizes"].items():
+        bound = row[FIRST_COLD]["floor"]
+        lines.append(
+            f"- {int(n):,} pipelines: validation and rendering "
+            f"{bound['validate_render_cpu_s']:.1f} CPU-s + the DagBag gate "
+            f"{bound['dagbag_gate_cpu_s']:.1f} CPU-s on {bound['cores']} cores = "
+            f"{bound['before_writes_s']:.2f} s, then the writes {bound['writes_s']:.2f} s: "
+            f"{bound['floor_s']:.2f} s = {_ratio_text(bound['ratio'])} sync "
+            f"({row[FIRST_COLD]['sync_s']:.2f} s)."
+        )
     return lines
 
 
