@@ -392,10 +392,17 @@ def test_the_record_keeps_the_modules_each_dag_file_imports_for_the_package_gate
         assert "airflow.sdk" in k.rendered.dag_imports
 
 
-@pytest.mark.parametrize("tail", ["\ndef broken(:\n", "\n# a NUL byte: \x00\n"])
-def test_a_template_that_makes_invalid_python_is_an_error_and_writes_nothing(project, tail):
+@pytest.mark.parametrize(
+    ("head", "tail"),
+    [
+        ("", "\ndef broken(:\n"),  # after the imports: ruff refuses it, the render says where
+        ("", "\n# a NUL byte: \x00\n"),  # which ruff would let pass
+        ("def broken(:\n", ""),  # before the imports: found while reading them
+    ],
+)
+def test_a_template_that_makes_invalid_python_is_an_error_and_writes_nothing(project, head, tail):
     template = project / "dag_templates" / "dag.py.j2"
-    template.write_text(template.read_text() + tail)
+    template.write_text(head + template.read_text() + tail)
     messages = render_error(project)
     assert len(messages) == len(ALL)
     assert all("the DAG template made invalid Python" in m for m in messages)

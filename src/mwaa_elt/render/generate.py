@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import hashlib
 import json
@@ -193,15 +194,28 @@ def _render_one(job: _Job, pipeline: Pipeline) -> tuple[RenderedPipeline, str, d
 
 def _dag_imports(text: str, source: str) -> tuple[str, ...]:
     """The modules a DAG file imports, read before it is formatted (formatting keeps every
-    statement); ConfigError if the template made something that is not Python."""
+    statement); ConfigError if the part read (up to its last import) is not Python."""
     try:
         return imported_modules(text)
     except (SyntaxError, ValueError) as error:  # ValueError: a NUL byte, before Python 3.12
-        where = f"line {error.lineno}: {error.msg}" if isinstance(error, SyntaxError) else error
-        raise ConfigError(
-            f"{source}: the DAG template made invalid Python ({where}); "
-            "the templates in dag_templates/ must render Python — fix the template"
-        ) from None
+        raise ConfigError(_invalid_python(source, error)) from None
+
+
+def _python_problems(text: str, source: str) -> list[str]:
+    """What makes the whole of a DAG file's text invalid Python, if anything."""
+    try:
+        ast.parse(text)
+    except (SyntaxError, ValueError) as error:
+        return [_invalid_python(source, error)]
+    return []
+
+
+def _invalid_python(source: str, error: SyntaxError | ValueError) -> str:
+    where = f"line {error.lineno}: {error.msg}" if isinstance(error, SyntaxError) else error
+    return (
+        f"{source}: the DAG template made invalid Python ({where}); "
+        "the templates in dag_templates/ must render Python — fix the template"
+    )
 
 
 def render_pipelines(
@@ -227,22 +241,41 @@ def render_pipelines(
     # Compiled once here, not once per forked worker; an error is reported per pipeline.
     with contextlib.suppress(jinja2.TemplateError):
         job.env.get_template(DAG_TEMPLATE)
-    errors: list[str] = []
     rendered: dict[str, RenderedPipeline] = {}
     sources: dict[str, str] = {}
     files: dict[str, bytes] = {}
     names = sorted(pipelines)
-    for name, outcome in zip(names, map_chunks(_render_chunk, job, names), strict=True):
+    outcomes = dict(zip(names, map_chunks(_render_chunk, job, names), strict=True))
+    for name, outcome in outcomes.items():
         if isinstance(outcome, list):
-            errors.extend(outcome)
             continue
         item, text, scripts = outcome
         rendered[name] = item
         sources[item.dag_path] = text
         files.update(scripts)
-    if errors:
-        raise ConfigError(errors)
-    formatted = format_python(sources)
+
+    def problems() -> list[str]:
+        """Every pipeline that cannot be rendered, in name order: its template's error, or
+        what in its whole text is not Python (only the imports were parsed so far)."""
+        return [
+            message
+            for outcome in outcomes.values()
+            for message in (
+                outcome
+                if isinstance(outcome, list)
+                else _python_problems(outcome[1], outcome[0].source)
+            )
+        ]
+
+    if any(isinstance(outcome, list) for outcome in outcomes.values()):
+        raise ConfigError(problems())
+    try:
+        formatted = format_python(sources)
+    except RuntimeError:  # ruff refuses what Python's parser refuses: say where, per pipeline
+        found = problems()
+        if found:
+            raise ConfigError(found) from None
+        raise
     files.update({path: text.encode("utf-8") for path, text in formatted.items()})
     return RenderResult(
         stage=stage.name,
