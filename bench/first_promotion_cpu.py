@@ -29,8 +29,10 @@ def cpu_seconds() -> float:
 
 def measure(project: Path, stage_name: str) -> dict[str, float | int]:
     """CPU seconds of validating and rendering every pipeline of `project` for `stage_name`,
-    and of the DagBag gate over every DAG rendered; ValueError when validation fails."""
+    and of the DagBag gate over every DAG rendered, and the cores a promotion here spreads
+    them over; ValueError when validation fails."""
     os.environ["MWAA_ELT_WORKERS"] = "1"  # one process each: the least CPU the work takes
+    from mwaa_elt.parallel import cores
     from mwaa_elt.promote.gates import dagbag_gate
     from mwaa_elt.render.generate import render_pipelines
     from mwaa_elt.spec.folder import discover_specs
@@ -53,6 +55,7 @@ def measure(project: Path, stage_name: str) -> dict[str, float | int]:
         "pipelines": len(render.pipelines),
         "validate_render_cpu_s": round(rendered - started, 3),
         "dagbag_gate_cpu_s": round(gated - rendered, 3),
+        "cores": cores(),
     }
 
 

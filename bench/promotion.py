@@ -735,7 +735,7 @@ def measure(
 
 def first_promotion_cpu(project: Path, env: dict[str, str]) -> dict[str, Any]:
     """`bench.first_promotion_cpu` on `project` (its base state), untimed, nothing else running:
-    the CPU seconds of validation and rendering, and of the DagBag gate, with the cores that
+    the CPU seconds of validation and rendering, and of the DagBag gate, and the cores that
     share them."""
     done = subprocess.run(
         [sys.executable, str(FIRST_CPU), str(project), STAGE],
@@ -746,14 +746,7 @@ def first_promotion_cpu(project: Path, env: dict[str, str]) -> dict[str, Any]:
     )
     if done.returncode != 0:
         raise BenchError(f"measuring a first promotion's CPU failed:\n{done.stderr[-3000:]}")
-    return {**json.loads(done.stdout), "cores": _cores()}
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+    return json.loads(done.stdout)
 
 
 def requested_sizes(default: int) -> list[int]:

@@ -26,7 +26,8 @@ CHUNKS_PER_WORKER = 4  # smaller chunks even out specs of unequal cost
 _job: tuple[Callable[[Any, Sequence[Any]], list[Any]], Any, Sequence[Any]] | None = None
 
 
-def _cores() -> int:
+def cores() -> int:
+    """The cores this process may run on."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
@@ -47,7 +48,7 @@ def process_count(items: int) -> int:
     configured = os.environ.get(WORKERS_VARIABLE, "").strip()
     if configured.isdigit() and int(configured) >= 1:
         return max(1, min(int(configured), items))
-    return max(1, min(_cores(), items)) if items >= MIN_ITEMS else 1
+    return max(1, min(cores(), items)) if items >= MIN_ITEMS else 1
 
 
 def _run_chunk(start: int, stop: int) -> list[Any]:
