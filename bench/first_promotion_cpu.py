@@ -9,8 +9,8 @@ start (importing Airflow) to the last file loaded. Spread perfectly over the mac
 the two cannot take less than their CPU time divided by the cores: the floor under the
 promotion's time before its first write, whatever it overlaps.
 
-Run by bench.promotion in the benchmark's project (its frozen code, its Airflow environments):
-.venv/bin/python -m bench.first_promotion_cpu PROJECT STAGE  (prints JSON)
+Run by bench.promotion as a script in the benchmark's project (its frozen code, its Airflow
+environments): .venv/bin/python bench/first_promotion_cpu.py PROJECT STAGE  (prints JSON)
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def measure(project: Path, stage_name: str) -> dict[str, float | int]:
     stages = load_all_stages(project / "stacks")
     stage = stages[stage_name]
     started = cpu_seconds()
-    report = validate_paths(list(discover_specs(project / "pipelines")), stages)
+    report = validate_paths(discover_specs(project / "pipelines"), stages)
     if not report.ok:
         raise ValueError(f"the benchmark's project does not validate: {report.problems[:3]}")
     render = render_pipelines(

@@ -793,8 +793,8 @@ def run(
     for pipelines in sizes or requested_sizes(size.pipelines):
         if pipelines != size.pipelines:
             larger = Size(pipelines, 1 if quick else repetitions or LARGE_REPETITIONS)
-            measured = measure(larger, (MWAA_ELT, SYNC))
-            floors[pipelines] = floor_row(measured[0], measured[4])
+            larger_table, *_, larger_before_writes = measure(larger, (MWAA_ELT, SYNC))
+            floors[pipelines] = floor_row(larger_table, larger_before_writes)
     return {
         "quick": quick,
         "pipelines": size.pipelines,
