@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from mwaa_elt.parallel import WORKERS_VARIABLE
+
 # In a process of its own: workers are forked only from a single-threaded parent, and a test
 # process may have threads about.
 _MAP_IN_A_FRESH_PROCESS = """
@@ -36,11 +38,12 @@ print(json.dumps({
 def test_workers_start_without_a_collection_and_the_parent_is_thawed_after() -> None:
     done = subprocess.run(
         [sys.executable, "-c", _MAP_IN_A_FRESH_PROCESS],
-        env={**os.environ, "MWAA_ELT_WORKERS": "2"},
+        env={**os.environ, WORKERS_VARIABLE: "2"},
         capture_output=True,
         text=True,
-        check=True,
+        check=False,
     )
+    assert done.returncode == 0, done.stderr
     seen = json.loads(done.stdout)
     assert seen["values"] == [item + 1000 for item in seen["items"]]  # input order
     assert seen["workers"] == 2  # two forked workers did the work
